@@ -1,0 +1,98 @@
+//! The one error shape of the HTTP API: a status and
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use crate::registry::RegistryError;
+use crate::runtime::InvokeError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer of the API.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = matches!(self.status, StatusCode::SERVICE_UNAVAILABLE);
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        let message = err.to_string();
+        let (status, code) = match err {
+            RegistryError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name".to_string()),
+            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "skill_not_found".into()),
+            RegistryError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "skill_unavailable".into())
+            }
+            RegistryError::Rejected(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component".into())
+            }
+            RegistryError::NothingToRollBack(_) => {
+                (StatusCode::CONFLICT, "nothing_to_roll_back".into())
+            }
+            RegistryError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input".into()),
+            RegistryError::InvalidOutput(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "invalid_output".into())
+            }
+            RegistryError::Storage(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "storage_error".into())
+            }
+            RegistryError::Invoke(invoke) => {
+                return match invoke {
+                    InvokeError::Skill { code, message } => {
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+                    }
+                    InvokeError::Trap(_) => {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", message)
+                    }
+                    InvokeError::MemoryLimit { .. } => ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "memory_limit_exceeded",
+                        message,
+                    ),
+                    InvokeError::DeadlineExceeded(_) => {
+                        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", message)
+                    }
+                    InvokeError::Busy(_) => {
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+                    }
+                }
+            }
+        };
+        ApiError::new(status, code, message)
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP API: thin axum handlers over the registry.
+//!
+//! Every error is a status plus `{"error": {"code", "message"}}` (see
+//! [`ApiError`]), including the ones axum would answer in plain text
+//! (unknown route, wrong method, body too large).
+
+mod auth;
+mod error;
+mod skills;
+
+pub use error::ApiError;
+
+use crate::registry::Registry;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Largest component `PUT /api/skills/{name}` accepts.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The skills.
+    pub registry: Arc<Registry>,
+    /// The bearer token required by mutating endpoints, when set.
+    pub token: Option<Arc<str>>,
+    /// Largest invoke body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    let invoke_limit = DefaultBodyLimit::max(state.max_body_bytes);
+    Router::new()
+        .route("/healthz", get(skills::healthz))
+        .route("/api/skills", get(skills::list))
+        .route(
+            "/api/skills/{name}",
+            get(skills::describe)
+                .put(skills::deploy)
+                .delete(skills::remove)
+                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route(
+            "/api/skills/{name}/invoke",
+            post(skills::invoke).layer(invoke_limit),
+        )
+        .route("/api/skills/{name}/rollback", post(skills::rollback))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see the README for the API",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}

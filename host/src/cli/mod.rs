@@ -1,0 +1,93 @@
+//! The `darkfactory` command line: `serve`, `inspect`, and client commands
+//! for a running host. Each command is one file that parses its arguments
+//! and calls the library; nothing clever lives here.
+
+mod client;
+mod inspect;
+mod serve;
+mod skills;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Dark Factory: a WebAssembly plugin host for synthesised skills.
+#[derive(Debug, Parser)]
+#[command(name = "darkfactory", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the host: load the skills directory, watch it, serve the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Show a component's sha256, imports, exports and manifest without running it.
+    Inspect(inspect::InspectArgs),
+    /// List or show the skills of a running host.
+    Skills(skills::SkillsArgs),
+    /// Call a skill on a running host: `invoke NAME [JSON|-]`.
+    Invoke(skills::InvokeArgs),
+    /// Upload a component to a running host (validated before it is written).
+    Deploy(skills::DeployArgs),
+    /// Go back to a skill's previous version on a running host.
+    Rollback(skills::RollbackArgs),
+    /// Delete a skill from a running host.
+    Remove(skills::RemoveArgs),
+}
+
+/// How to reach a running host.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Base URL of the host.
+    #[arg(long, env = "DARKFACTORY_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Bearer token, when the host requires one.
+    #[arg(long, env = "DARKFACTORY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Inspect(args) => inspect::run(args),
+        Command::Skills(args) => skills::list_or_show(args).await,
+        Command::Invoke(args) => skills::invoke(args).await,
+        Command::Deploy(args) => skills::deploy(args).await,
+        Command::Rollback(args) => skills::rollback(args).await,
+        Command::Remove(args) => skills::remove(args).await,
+    }
+}
+
+/// The skill name a file would get: its stem, with `_` as `-` and a leading
+/// `skill-` dropped (so `target/.../skill_echo.wasm` deploys as `echo`).
+pub fn name_from_path(path: &std::path::Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?.replace('_', "-");
+    Some(stem.strip_prefix("skill-").unwrap_or(&stem).to_string())
+}
+
+/// Default skills directory, relative to the working directory.
+pub const DEFAULT_SKILLS_DIR: &str = ".darkfactory/skills";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".darkfactory/data";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_build_outputs() {
+        let p = |s: &str| name_from_path(std::path::Path::new(s)).unwrap();
+        assert_eq!(p("target/wasm32-wasip2/release/skill_echo.wasm"), "echo");
+        assert_eq!(p("skill_text_stats.wasm"), "text-stats");
+        assert_eq!(p("/x/summarise.wasm"), "summarise");
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,82 @@
+//! `darkfactory serve`.
+
+use crate::registry::RegistryConfig;
+use crate::runtime::RuntimeConfig;
+use crate::server::{Server, ServerConfig};
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `serve`; each can also come from the environment.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Non-loopback addresses require --token.
+    #[arg(long, env = "DARKFACTORY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The skills directory: `NAME.wasm` (and optional `NAME.toml`) per skill.
+    #[arg(long, env = "DARKFACTORY_SKILLS", default_value = super::DEFAULT_SKILLS_DIR)]
+    skills: PathBuf,
+    /// The host's data directory: state database, version blobs, compiled artifacts.
+    #[arg(long, env = "DARKFACTORY_DATA", default_value = super::DEFAULT_DATA_DIR)]
+    data: PathBuf,
+    /// Bearer token required on every request that changes or runs skills.
+    #[arg(long, env = "DARKFACTORY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Largest invoke request body, in bytes.
+    #[arg(long, env = "DARKFACTORY_MAX_BODY", default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Deadline of a call when the skill's manifest sets none, in milliseconds.
+    #[arg(long, env = "DARKFACTORY_DEFAULT_DEADLINE_MS", default_value_t = 10_000)]
+    default_deadline_ms: u64,
+    /// Memory limit of a call when the skill's manifest sets none, in MiB.
+    #[arg(long, env = "DARKFACTORY_DEFAULT_MEMORY_MIB", default_value_t = 64)]
+    default_memory_mib: u64,
+    /// Skill instances that may run at once (sizes the pooling allocator).
+    #[arg(long, env = "DARKFACTORY_MAX_INSTANCES", default_value_t = 256)]
+    max_instances: u32,
+}
+
+pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = RuntimeConfig {
+        max_instances: args.max_instances,
+        default_deadline: Duration::from_millis(args.default_deadline_ms),
+        default_memory_bytes: args.default_memory_mib << 20,
+        ..RuntimeConfig::default()
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        registry: RegistryConfig::new(args.skills, args.data),
+        runtime,
+        token: args.token,
+        max_body_bytes: args.max_body,
+    };
+    let server = Server::start(config).await.context("cannot start the host")?;
+    println!("darkfactory listening on http://{}", server.local_addr);
+    server.run(shutdown_signal()).await.context("server error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down; letting in-flight requests finish");
+}

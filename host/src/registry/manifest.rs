@@ -1,0 +1,237 @@
+//! A skill's manifest: what it is and what one call of it may use.
+//!
+//! Two sources, merged key by key: the `darkfactory:manifest` custom section
+//! the SDK embeds (a `[package]` table from Cargo.toml and a `[skill]` table
+//! from `export_skill!`), then the optional sidecar `NAME.toml` in the skills
+//! directory, which wins. Unknown keys are errors, so a typo never silently
+//! leaves a limit at its default.
+
+use crate::runtime::{CallLimits, RuntimeConfig};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The merged manifest of one skill version.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Manifest {
+    /// Name of the crate (or tool) that built the component, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// What the skill does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The skill author's version string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// JSON Schema every input must satisfy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+    /// Deadline of one call, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Memory limit of one call, in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
+/// The keys a manifest may set (sidecar file, or `[skill]` of the section).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    description: Option<String>,
+    version: Option<String>,
+    input_schema: Option<toml::Value>,
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Embedded {
+    #[serde(default)]
+    package: Package,
+    #[serde(default)]
+    skill: Fields,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Package {
+    name: Option<String>,
+    version: Option<String>,
+    description: Option<String>,
+}
+
+/// A manifest ready to use: limits resolved, schema compiled.
+#[derive(Clone)]
+pub struct ResolvedManifest {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// The limits of one call.
+    pub limits: CallLimits,
+    /// The compiled input schema.
+    pub schema: Option<Arc<jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for ResolvedManifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedManifest")
+            .field("manifest", &self.manifest)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manifest {
+    /// Merges the embedded section (if any) with the sidecar text (if any).
+    pub fn merge(embedded: Option<&str>, sidecar: Option<&str>) -> Result<Self, String> {
+        let mut manifest = Manifest::default();
+        if let Some(text) = embedded {
+            let e: Embedded = toml::from_str(text)
+                .map_err(|e| format!("the embedded manifest is invalid: {}", e.message()))?;
+            manifest.package = e.package.name;
+            manifest.version = e.package.version;
+            manifest.description = e.package.description.filter(|d| !d.is_empty());
+            manifest.apply(e.skill, "embedded manifest")?;
+        }
+        if let Some(text) = sidecar {
+            let fields: Fields = toml::from_str(text).map_err(|e| {
+                let at = e
+                    .span()
+                    .map(|s| {
+                        let line = text[..s.start].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default();
+                format!("the sidecar manifest is invalid{at}: {}", e.message().trim())
+            })?;
+            manifest.apply(fields, "sidecar manifest")?;
+        }
+        Ok(manifest)
+    }
+
+    fn apply(&mut self, fields: Fields, source: &str) -> Result<(), String> {
+        if let Some(d) = fields.description {
+            self.description = Some(d);
+        }
+        if let Some(v) = fields.version {
+            self.version = Some(v);
+        }
+        if let Some(ms) = fields.deadline_ms {
+            self.deadline_ms = Some(ms);
+        }
+        if let Some(mib) = fields.memory_mib {
+            self.memory_mib = Some(mib);
+        }
+        if let Some(schema) = fields.input_schema {
+            let json = match schema {
+                toml::Value::String(text) => serde_json::from_str(&text).map_err(|e| {
+                    format!("{source}: `input_schema` is not valid JSON: {e}")
+                })?,
+                other => serde_json::to_value(other)
+                    .map_err(|e| format!("{source}: `input_schema` cannot be read: {e}"))?,
+            };
+            self.input_schema = Some(json);
+        }
+        Ok(())
+    }
+
+    /// Checks the limits against the host's bounds and compiles the schema.
+    pub fn resolve(self, config: &RuntimeConfig) -> Result<ResolvedManifest, String> {
+        let mut limits = config.default_limits();
+        if let Some(ms) = self.deadline_ms {
+            let max = config.max_deadline.as_millis() as u64;
+            if ms == 0 || ms > max {
+                return Err(format!(
+                    "`deadline_ms` is {ms}; it must be between 1 and {max} on this host"
+                ));
+            }
+            limits.deadline = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.memory_mib {
+            let max = config.max_memory_bytes >> 20;
+            if mib == 0 || mib > max {
+                return Err(format!(
+                    "`memory_mib` is {mib}; it must be between 1 and {max} on this host"
+                ));
+            }
+            limits.memory_bytes = mib << 20;
+        }
+        let schema = match &self.input_schema {
+            Some(schema) => Some(Arc::new(
+                jsonschema::validator_for(schema)
+                    .map_err(|e| format!("`input_schema` is not a valid JSON Schema: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(ResolvedManifest {
+            manifest: self,
+            limits,
+            schema,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMBEDDED: &str = "[package]\nname = '''skill-echo'''\nversion = '''0.1.0'''\n\
+        description = ''''''\n[skill]\ndeadline_ms = 1000\nmemory_mib = 16\n";
+
+    #[test]
+    fn sidecar_overrides_embedded_keys() {
+        let m = Manifest::merge(Some(EMBEDDED), Some("deadline_ms = 2500\ndescription = \"x\""))
+            .unwrap();
+        assert_eq!(m.package.as_deref(), Some("skill-echo"));
+        assert_eq!(m.version.as_deref(), Some("0.1.0"));
+        assert_eq!(m.description.as_deref(), Some("x"));
+        assert_eq!(m.deadline_ms, Some(2500));
+        assert_eq!(m.memory_mib, Some(16));
+        let r = m.resolve(&RuntimeConfig::default()).unwrap();
+        assert_eq!(r.limits.deadline, Duration::from_millis(2500));
+        assert_eq!(r.limits.memory_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn defaults_apply_without_a_manifest() {
+        let r = Manifest::merge(None, None)
+            .unwrap()
+            .resolve(&RuntimeConfig::default())
+            .unwrap();
+        assert_eq!(r.limits, RuntimeConfig::default().default_limits());
+        assert!(r.schema.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = Manifest::merge(None, Some("deadline = 5")).unwrap_err();
+        assert!(err.contains("unknown field `deadline`"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        let err = Manifest::merge(None, Some("memory_mib = 999999"))
+            .unwrap()
+            .resolve(&RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("memory_mib"), "{err}");
+        let err = Manifest::merge(None, Some("deadline_ms = 0"))
+            .unwrap()
+            .resolve(&RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn input_schema_as_json_text_or_toml_table() {
+        let text = Manifest::merge(None, Some(r#"input_schema = '{"type":"object"}'"#)).unwrap();
+        let table = Manifest::merge(None, Some("[input_schema]\ntype = \"object\"")).unwrap();
+        assert_eq!(text.input_schema, table.input_schema);
+        let r = text.resolve(&RuntimeConfig::default()).unwrap();
+        let schema = r.schema.unwrap();
+        assert!(schema.is_valid(&serde_json::json!({})));
+        assert!(!schema.is_valid(&serde_json::json!([1])));
+        let err = Manifest::merge(None, Some(r#"input_schema = '{"type": 5}'"#))
+            .unwrap()
+            .resolve(&RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("not a valid JSON Schema"), "{err}");
+    }
+}

@@ -1,0 +1,885 @@
+//! The skills directory: what is loaded, which version serves, and how a new
+//! version replaces the old one.
+//!
+//! `NAME.wasm` in the skills directory is skill `NAME` (with an optional
+//! sidecar manifest `NAME.toml`). A file becomes a [`Version`] through one
+//! pipeline, whether it arrived by the watcher, at start-up, through
+//! `PUT /api/skills/NAME` or by a rollback:
+//!
+//! sha256 → inspect (is it a component? its embedded manifest) → merge the
+//! manifest → compile (artifact cache hit by sha256 and engine hash) →
+//! resolve imports and check the `run` export → instantiate once → publish.
+//!
+//! Publishing is one atomic pointer store ([`ArcSwapOption`]): a call clones
+//! the `Arc` of the version it starts on and finishes on it, whatever is
+//! published meanwhile. A failure at any step leaves the serving version in
+//! place and is kept as the skill's `last_error`.
+
+mod inspect;
+mod manifest;
+mod name;
+mod stats;
+mod store;
+mod watch;
+
+pub use inspect::{inspect_component, ComponentInfo, MANIFEST_SECTION};
+pub use manifest::{Manifest, ResolvedManifest};
+pub use name::{SkillName, MAX_NAME_LEN};
+pub use stats::StatsSnapshot;
+pub use store::write_atomically;
+pub use watch::WatchHandle;
+
+use crate::runtime::{InvokeError, Runtime, SkillPre, SkillState};
+use crate::state::{StateStore, VersionRow};
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use stats::Stats;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::ArtifactStore;
+use tracing::Instrument;
+
+/// Where the registry lives and how it watches.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The skills directory users drop `NAME.wasm` files into.
+    pub skills_dir: PathBuf,
+    /// The host's data directory (state database, blobs, artifact cache).
+    pub data_dir: PathBuf,
+    /// Versions kept per skill for rollback, the serving one included.
+    pub history_limit: usize,
+    /// Quiet time after the last change to a file before it is loaded.
+    pub debounce: Duration,
+    /// Period of the full directory rescan that backs up the watcher.
+    pub rescan_interval: Duration,
+}
+
+impl RegistryConfig {
+    /// A configuration with the default history, debounce and rescan period.
+    pub fn new(skills_dir: PathBuf, data_dir: PathBuf) -> Self {
+        RegistryConfig {
+            skills_dir,
+            data_dir,
+            history_limit: 5,
+            debounce: Duration::from_millis(50),
+            rescan_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What went wrong with a registry operation.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is not a valid skill name.
+    #[error("{0}")]
+    InvalidName(String),
+    /// No skill of that name is loaded.
+    #[error("no skill named `{0}` is loaded")]
+    NotFound(String),
+    /// The skill exists but no version of it loads.
+    #[error("skill `{name}` has no version that loads: {reason}")]
+    Unavailable {
+        /// The skill.
+        name: String,
+        /// Its last load error.
+        reason: String,
+    },
+    /// A component was refused; nothing was written or swapped.
+    #[error("{0}")]
+    Rejected(String),
+    /// Rollback has no earlier version to go to.
+    #[error("skill `{0}` has no earlier version to roll back to")]
+    NothingToRollBack(String),
+    /// The input does not satisfy the skill's input schema.
+    #[error("the input does not match the skill's input schema: {0}")]
+    InvalidInput(String),
+    /// The skill answered with something that is not JSON.
+    #[error("the skill's output is not valid JSON: {0}")]
+    InvalidOutput(String),
+    /// The call failed.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// The skills directory or data directory could not be read or written.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// How a version arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Found in the skills directory.
+    File,
+    /// Uploaded through the HTTP API.
+    Api,
+    /// Restored by a rollback.
+    Rollback,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Api => "api",
+            Source::Rollback => "rollback",
+        }
+    }
+}
+
+/// One loaded, runnable version of a skill.
+pub struct Version {
+    /// sha256 of the component bytes, hex.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// When this version started serving.
+    pub loaded_at: SystemTime,
+    /// How it arrived.
+    pub source: Source,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// Its manifest, limits and schema.
+    pub resolved: ResolvedManifest,
+    sidecar: Option<String>,
+    pre: SkillPre<SkillState>,
+}
+
+/// A skill: its serving version, its last error and its counters.
+pub struct Slot {
+    name: SkillName,
+    tag: Arc<str>,
+    active: ArcSwapOption<Version>,
+    failure: Mutex<Failure>,
+    stats: Stats,
+    /// Serialises loads, deploys, rollbacks and deletes of this skill.
+    load: tokio::sync::Mutex<()>,
+    /// File stamps of the last sync, so a rescan skips unchanged files.
+    seen: Mutex<Option<Stamp>>,
+}
+
+#[derive(Default)]
+struct Failure {
+    error: Option<String>,
+    at: Option<SystemTime>,
+    /// (sha256, sidecar) of the input that failed, so it is not retried
+    /// until the file changes.
+    key: Option<(String, Option<String>)>,
+}
+
+type Stamp = (Option<(SystemTime, u64)>, Option<(SystemTime, u64)>);
+
+impl Slot {
+    fn new(name: SkillName) -> Self {
+        Slot {
+            tag: Arc::from(name.as_str()),
+            name,
+            active: ArcSwapOption::empty(),
+            failure: Mutex::new(Failure::default()),
+            stats: Stats::default(),
+            load: tokio::sync::Mutex::new(()),
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// The version serving now, if any.
+    pub fn active(&self) -> Option<Arc<Version>> {
+        self.active.load_full()
+    }
+
+    fn fail(&self, key: (String, Option<String>), error: String) {
+        let mut f = lock(&self.failure);
+        f.error = Some(error);
+        f.at = Some(SystemTime::now());
+        f.key = Some(key);
+    }
+
+    fn clear_failure(&self) {
+        *lock(&self.failure) = Failure::default();
+    }
+}
+
+/// The summary of a skill that `GET /api/skills` lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkillSummary {
+    /// Skill name.
+    pub name: String,
+    /// `ready`, `degraded` (serving, but the newest file failed) or `failed`
+    /// (nothing serving).
+    pub status: &'static str,
+    /// sha256 of the serving version.
+    pub sha256: Option<String>,
+    /// When the serving version was loaded (RFC 3339).
+    pub loaded_at: Option<String>,
+    /// The author's version string of the serving version.
+    pub version: Option<String>,
+    /// What the skill does.
+    pub description: Option<String>,
+    /// The last load error, if the newest file did not load.
+    pub last_error: Option<String>,
+    /// When that error happened (RFC 3339).
+    pub last_error_at: Option<String>,
+    /// Calls and latency.
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+}
+
+/// Everything `GET /api/skills/NAME` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkillDetails {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub summary: SkillSummary,
+    /// The serving version's manifest.
+    pub manifest: Option<Manifest>,
+    /// Effective deadline of a call, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// Effective memory limit of a call, in bytes.
+    pub memory_limit_bytes: Option<u64>,
+    /// Versions kept for rollback, newest (serving) first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One entry of a skill's version history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// sha256 of the component.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was published (RFC 3339).
+    pub published_at: String,
+    /// `file`, `api` or `rollback`.
+    pub source: String,
+    /// Whether a sidecar manifest was part of the version.
+    pub sidecar: bool,
+}
+
+/// What a successful deploy or rollback published.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    /// Skill name.
+    pub name: String,
+    /// sha256 of the serving component.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+}
+
+/// The skills directory and every loaded skill.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    config: RegistryConfig,
+    slots: RwLock<BTreeMap<SkillName, Arc<Slot>>>,
+    artifacts: Arc<ArtifactStore>,
+    state: StateStore,
+}
+
+impl Registry {
+    /// Opens the directories and state, and loads every skill in the
+    /// skills directory. Skills that fail are listed with their error.
+    pub async fn open(
+        runtime: Arc<Runtime>,
+        config: RegistryConfig,
+    ) -> Result<Arc<Self>, RegistryError> {
+        let storage = |what: &str, path: &Path, e: std::io::Error| {
+            RegistryError::Storage(format!("cannot create {what} `{}`: {e}", path.display()))
+        };
+        std::fs::create_dir_all(&config.skills_dir)
+            .map_err(|e| storage("the skills directory", &config.skills_dir, e))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| storage("the data directory", &config.data_dir, e))?;
+        let artifacts = ArtifactStore::open(&config.data_dir)
+            .map_err(|e| storage("the artifact store in", &config.data_dir, e))?;
+        let state = StateStore::open(&config.data_dir.join("state.db"))
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let registry = Arc::new(Registry {
+            runtime,
+            config,
+            slots: RwLock::new(BTreeMap::new()),
+            artifacts: Arc::new(artifacts),
+            state,
+        });
+        let started = Instant::now();
+        let names = registry.names_on_disk()?;
+        for name in &names {
+            registry.sync(name).await;
+        }
+        tracing::info!(
+            skills = names.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            dir = %registry.config.skills_dir.display(),
+            "skills directory loaded"
+        );
+        Ok(registry)
+    }
+
+    /// Starts watching the skills directory; stops when the handle drops.
+    pub fn watch(self: &Arc<Self>) -> Result<WatchHandle, RegistryError> {
+        watch::start(self.clone())
+    }
+
+    /// The registry's configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// The runtime skills run on.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    fn wasm_path(&self, name: &SkillName) -> PathBuf {
+        self.config.skills_dir.join(format!("{name}.wasm"))
+    }
+
+    fn sidecar_path(&self, name: &SkillName) -> PathBuf {
+        self.config.skills_dir.join(format!("{name}.toml"))
+    }
+
+    /// Names of the skills whose `NAME.wasm` is in the skills directory.
+    fn names_on_disk(&self) -> Result<Vec<SkillName>, RegistryError> {
+        let entries = std::fs::read_dir(&self.config.skills_dir).map_err(|e| {
+            RegistryError::Storage(format!(
+                "cannot read the skills directory `{}`: {e}",
+                self.config.skills_dir.display()
+            ))
+        })?;
+        let mut names: Vec<SkillName> = entries
+            .flatten()
+            .filter_map(|e| skill_file_name(&e.path()))
+            .filter(|(_, kind)| *kind == FileKind::Wasm)
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The skill of that name, if loaded (or failed to load).
+    pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
+        let name = SkillName::parse(name).ok()?;
+        read(&self.slots).get(&name).cloned()
+    }
+
+    fn slot_or_create(&self, name: &SkillName) -> Arc<Slot> {
+        if let Some(slot) = read(&self.slots).get(name) {
+            return slot.clone();
+        }
+        write(&self.slots)
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Slot::new(name.clone())))
+            .clone()
+    }
+
+    /// Brings skill `name` in line with the skills directory: loads a new or
+    /// changed file, unloads a deleted one, does nothing for an unchanged one.
+    pub async fn sync(&self, name: &SkillName) {
+        let wasm_path = self.wasm_path(name);
+        if !wasm_path.exists() && self.get(name.as_str()).is_none() {
+            return;
+        }
+        let slot = self.slot_or_create(name);
+        let _guard = slot.load.lock().await;
+        let stamp = (file_stamp(&wasm_path), file_stamp(&self.sidecar_path(name)));
+        let bytes = match std::fs::read(&wasm_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.unload(&slot);
+                return;
+            }
+            Err(e) => {
+                let msg = format!("cannot read `{}`: {e}", wasm_path.display());
+                tracing::warn!(skill = %name, error = %msg, "skill file unreadable");
+                slot.fail((String::new(), None), msg);
+                return;
+            }
+        };
+        *lock(&slot.seen) = Some(stamp);
+        let sidecar = match self.read_sidecar(name) {
+            Ok(sidecar) => sidecar,
+            Err(msg) => {
+                slot.fail((sha256_hex(&bytes), None), msg);
+                return;
+            }
+        };
+        let sha = sha256_hex(&bytes);
+        if let Some(active) = slot.active() {
+            if active.sha256 == sha && active.sidecar == sidecar {
+                slot.clear_failure();
+                return;
+            }
+        }
+        let key = (sha.clone(), sidecar.clone());
+        if lock(&slot.failure).key.as_ref() == Some(&key) {
+            return;
+        }
+        let span = tracing::info_span!("swap", skill = %name, sha256 = %&sha[..12]);
+        async {
+            match self
+                .build_version(&slot, bytes.clone(), sha, sidecar, Source::File)
+                .await
+            {
+                Ok(version) => {
+                    if let Err(e) = self.publish(&slot, version, &bytes, true) {
+                        tracing::error!(error = %e, "cannot record the new version");
+                        slot.fail(key, e.to_string());
+                    }
+                }
+                Err(msg) => {
+                    let serving = slot.active().map(|v| v.sha256[..12].to_string());
+                    tracing::warn!(error = %msg, serving = ?serving, "skill file rejected; the serving version stays");
+                    slot.fail(key, msg);
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn read_sidecar(&self, name: &SkillName) -> Result<Option<String>, String> {
+        let path = self.sidecar_path(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        }
+    }
+
+    /// The load pipeline: from bytes to a runnable, health-checked version.
+    async fn build_version(
+        &self,
+        slot: &Slot,
+        bytes: Vec<u8>,
+        sha: String,
+        sidecar: Option<String>,
+        source: Source,
+    ) -> Result<Version, String> {
+        let started = Instant::now();
+        let info = inspect_component(&bytes)?;
+        let resolved = Manifest::merge(info.manifest.as_deref(), sidecar.as_deref())?
+            .resolve(self.runtime.config())?;
+        let size = bytes.len() as u64;
+        let (runtime, artifacts, sha_c) =
+            (self.runtime.clone(), self.artifacts.clone(), sha.clone());
+        let (pre, from_cache) = tokio::task::spawn_blocking(move || {
+            let (component, from_cache) = artifacts
+                .compile(&runtime, &sha_c, &bytes)
+                .map_err(|e| e.to_string())?;
+            let pre = runtime.prepare(&component).map_err(|e| e.to_string())?;
+            Ok::<_, String>((pre, from_cache))
+        })
+        .await
+        .map_err(|e| format!("the compiler thread failed: {e}"))??;
+        self.runtime
+            .health_check(&pre, &slot.tag, &resolved.limits)
+            .await
+            .map_err(|e| format!("the component does not start: {e}"))?;
+        tracing::debug!(
+            from_cache,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "version built"
+        );
+        Ok(Version {
+            sha256: sha,
+            size,
+            loaded_at: SystemTime::now(),
+            source,
+            from_cache,
+            resolved,
+            sidecar,
+            pre,
+        })
+    }
+
+    /// Records the version (unless it is already the newest in the history)
+    /// and swaps it in.
+    fn publish(
+        &self,
+        slot: &Slot,
+        version: Version,
+        bytes: &[u8],
+        record: bool,
+    ) -> Result<Published, RegistryError> {
+        let storage = |e: String| RegistryError::Storage(e);
+        self.artifacts
+            .put_blob(&version.sha256, bytes)
+            .map_err(|e| storage(format!("cannot keep the component bytes: {e}")))?;
+        if record {
+            let latest = self
+                .state
+                .latest(slot.name.as_str())
+                .map_err(|e| storage(e.to_string()))?;
+            let same = latest
+                .as_ref()
+                .is_some_and(|r| r.sha256 == version.sha256 && r.sidecar == version.sidecar);
+            if !same {
+                let row = VersionRow {
+                    id: 0,
+                    name: slot.name.to_string(),
+                    sha256: version.sha256.clone(),
+                    size: version.size,
+                    sidecar: version.sidecar.clone(),
+                    published_at_ms: unix_ms(version.loaded_at),
+                    source: version.source.as_str().to_string(),
+                };
+                let (_, orphans) = self
+                    .state
+                    .push_version(&row, self.config.history_limit)
+                    .map_err(|e| storage(e.to_string()))?;
+                for sha in orphans {
+                    self.artifacts.remove(&sha);
+                }
+            }
+        }
+        let published = Published {
+            name: slot.name.to_string(),
+            sha256: version.sha256.clone(),
+            size: version.size,
+            from_cache: version.from_cache,
+        };
+        let previous = slot.active.swap(Some(Arc::new(version)));
+        slot.clear_failure();
+        tracing::info!(
+            skill = %slot.name,
+            sha256 = %published.sha256,
+            previous = ?previous.map(|p| p.sha256[..12].to_string()),
+            from_cache = published.from_cache,
+            "skill version published"
+        );
+        Ok(published)
+    }
+
+    fn unload(&self, slot: &Slot) {
+        write(&self.slots).remove(&slot.name);
+        slot.active.store(None);
+        tracing::info!(skill = %slot.name, "skill unloaded");
+    }
+
+    /// Validates `bytes` as a new version of `name`, writes it into the skills
+    /// directory atomically and publishes it. A refused component changes
+    /// nothing.
+    pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<Published, RegistryError> {
+        let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
+        let slot = self.slot_or_create(&name);
+        let _guard = slot.load.lock().await;
+        let result = async {
+            let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
+            let sha = sha256_hex(&bytes);
+            let version = self
+                .build_version(&slot, bytes.clone(), sha, sidecar, Source::Api)
+                .await
+                .map_err(RegistryError::Rejected)?;
+            write_atomically(&self.wasm_path(&name), &bytes).map_err(|e| {
+                RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
+            })?;
+            *lock(&slot.seen) = Some((
+                file_stamp(&self.wasm_path(&name)),
+                file_stamp(&self.sidecar_path(&name)),
+            ));
+            self.publish(&slot, version, &bytes, true)
+        }
+        .await;
+        if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
+            // A refused first upload leaves no trace of a skill.
+            write(&self.slots).remove(&name);
+        }
+        result
+    }
+
+    /// Goes back to the previous version in the history and makes the skills
+    /// directory match it.
+    pub async fn rollback(&self, name: &str) -> Result<Published, RegistryError> {
+        let slot = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
+        let _guard = slot.load.lock().await;
+        let storage = |e: String| RegistryError::Storage(e);
+        let history = self
+            .state
+            .history(slot.name.as_str(), self.config.history_limit)
+            .map_err(|e| storage(e.to_string()))?;
+        let (Some(current), Some(target)) = (history.first(), history.get(1)) else {
+            return Err(RegistryError::NothingToRollBack(name.to_string()));
+        };
+        let bytes = self
+            .artifacts
+            .blob(&target.sha256)
+            .map_err(|e| storage(format!("the bytes of version {} are gone: {e}", target.sha256)))?;
+        let version = self
+            .build_version(
+                &slot,
+                bytes.clone(),
+                target.sha256.clone(),
+                target.sidecar.clone(),
+                Source::Rollback,
+            )
+            .await
+            .map_err(|e| RegistryError::Rejected(format!("the previous version no longer loads: {e}")))?;
+        write_atomically(&self.wasm_path(&slot.name), &bytes)
+            .map_err(|e| storage(format!("cannot write into the skills directory: {e}")))?;
+        let sidecar_path = self.sidecar_path(&slot.name);
+        match &target.sidecar {
+            Some(text) => write_atomically(&sidecar_path, text.as_bytes()),
+            None => match std::fs::remove_file(&sidecar_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+        .map_err(|e| storage(format!("cannot restore the sidecar manifest: {e}")))?;
+        *lock(&slot.seen) = Some((
+            file_stamp(&self.wasm_path(&slot.name)),
+            file_stamp(&sidecar_path),
+        ));
+        if let Some(orphan) = self
+            .state
+            .remove_version(current.id)
+            .map_err(|e| storage(e.to_string()))?
+        {
+            self.artifacts.remove(&orphan);
+        }
+        self.publish(&slot, version, &bytes, false)
+    }
+
+    /// Deletes the skill's files from the skills directory and unloads it.
+    /// Its version history stays in the state database.
+    pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
+        let slot = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
+        let _guard = slot.load.lock().await;
+        for path in [self.wasm_path(&slot.name), self.sidecar_path(&slot.name)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(RegistryError::Storage(format!(
+                        "cannot delete `{}`: {e}",
+                        path.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        self.unload(&slot);
+        Ok(())
+    }
+
+    /// Calls skill `name` with JSON text `input`.
+    pub async fn invoke(&self, name: &str, input: &str) -> Result<String, RegistryError> {
+        let slot = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
+        let Some(version) = slot.active() else {
+            let reason = lock(&slot.failure)
+                .error
+                .clone()
+                .unwrap_or_else(|| "it is still loading".into());
+            return Err(RegistryError::Unavailable {
+                name: name.to_string(),
+                reason,
+            });
+        };
+        if let Some(schema) = &version.resolved.schema {
+            let value: serde_json::Value = serde_json::from_str(input)
+                .map_err(|e| RegistryError::InvalidInput(e.to_string()))?;
+            let problems: Vec<String> = schema
+                .iter_errors(&value)
+                .take(5)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    if at.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("at `{at}`: {e}")
+                    }
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err(RegistryError::InvalidInput(problems.join("; ")));
+            }
+        }
+        let started = Instant::now();
+        let result = self
+            .runtime
+            .invoke(&version.pre, &slot.tag, &version.resolved.limits, input)
+            .await;
+        let result = match result {
+            Ok(output) => match serde_json::from_str::<serde::de::IgnoredAny>(&output) {
+                Ok(_) => Ok(output),
+                Err(e) => Err(RegistryError::InvalidOutput(e.to_string())),
+            },
+            Err(e) => Err(RegistryError::Invoke(e)),
+        };
+        let elapsed = started.elapsed();
+        slot.stats.record(elapsed, result.is_ok());
+        match &result {
+            Ok(_) => tracing::debug!(skill = %name, elapsed_us = elapsed.as_micros() as u64, "invoked"),
+            Err(e) => tracing::info!(skill = %name, elapsed_us = elapsed.as_micros() as u64, error = %e, "invocation failed"),
+        }
+        result
+    }
+
+    /// Every skill, by name.
+    pub fn list(&self) -> Vec<SkillSummary> {
+        let slots: Vec<Arc<Slot>> = read(&self.slots).values().cloned().collect();
+        slots.iter().map(|s| summary(s)).collect()
+    }
+
+    /// One skill with its manifest and version history.
+    pub fn describe(&self, name: &str) -> Result<SkillDetails, RegistryError> {
+        let slot = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
+        let history = self
+            .state
+            .history(slot.name.as_str(), self.config.history_limit)
+            .map_err(|e| RegistryError::Storage(e.to_string()))?
+            .into_iter()
+            .map(|row| HistoryEntry {
+                sha256: row.sha256,
+                size: row.size,
+                published_at: rfc3339(UNIX_EPOCH + Duration::from_millis(row.published_at_ms as u64)),
+                source: row.source,
+                sidecar: row.sidecar.is_some(),
+            })
+            .collect();
+        let active = slot.active();
+        Ok(SkillDetails {
+            summary: summary(&slot),
+            manifest: active.as_ref().map(|v| v.resolved.manifest.clone()),
+            deadline_ms: active
+                .as_ref()
+                .map(|v| v.resolved.limits.deadline.as_millis() as u64),
+            memory_limit_bytes: active.as_ref().map(|v| v.resolved.limits.memory_bytes),
+            history,
+        })
+    }
+
+    /// Re-syncs every skill whose files changed since its last sync, and
+    /// unloads skills whose file is gone. Backs up the watcher.
+    pub async fn rescan(&self) {
+        let Ok(on_disk) = self.names_on_disk() else {
+            return;
+        };
+        let loaded: Vec<Arc<Slot>> = read(&self.slots).values().cloned().collect();
+        for slot in &loaded {
+            if !on_disk.contains(&slot.name) {
+                self.sync(&slot.name).await;
+            }
+        }
+        for name in &on_disk {
+            let stamp = (
+                file_stamp(&self.wasm_path(name)),
+                file_stamp(&self.sidecar_path(name)),
+            );
+            let changed = match self.get(name.as_str()) {
+                Some(slot) => *lock(&slot.seen) != Some(stamp),
+                None => true,
+            };
+            if changed {
+                self.sync(name).await;
+            }
+        }
+    }
+}
+
+fn summary(slot: &Slot) -> SkillSummary {
+    let active = slot.active();
+    let failure = lock(&slot.failure);
+    let status = match (&active, &failure.error) {
+        (Some(_), None) => "ready",
+        (Some(_), Some(_)) => "degraded",
+        (None, _) => "failed",
+    };
+    SkillSummary {
+        name: slot.name.to_string(),
+        status,
+        sha256: active.as_ref().map(|v| v.sha256.clone()),
+        loaded_at: active.as_ref().map(|v| rfc3339(v.loaded_at)),
+        version: active
+            .as_ref()
+            .and_then(|v| v.resolved.manifest.version.clone()),
+        description: active
+            .as_ref()
+            .and_then(|v| v.resolved.manifest.description.clone()),
+        last_error: failure.error.clone(),
+        last_error_at: failure.at.map(rfc3339),
+        stats: slot.stats.snapshot(),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FileKind {
+    Wasm,
+    Sidecar,
+}
+
+/// `NAME.wasm` or `NAME.toml` with a valid name; dotfiles (temporary files)
+/// and everything else are not skill files.
+fn skill_file_name(path: &Path) -> Option<(SkillName, FileKind)> {
+    let file = path.file_name()?.to_str()?;
+    if file.starts_with('.') {
+        return None;
+    }
+    let (stem, kind) = if let Some(stem) = file.strip_suffix(".wasm") {
+        (stem, FileKind::Wasm)
+    } else if let Some(stem) = file.strip_suffix(".toml") {
+        (stem, FileKind::Sidecar)
+    } else {
+        return None;
+    };
+    SkillName::parse(stem).ok().map(|name| (name, kind))
+}
+
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_skill_files() {
+        let p = |s: &str| skill_file_name(Path::new(s));
+        assert_eq!(p("/d/echo.wasm").unwrap().1, FileKind::Wasm);
+        assert_eq!(p("/d/echo.toml").unwrap().1, FileKind::Sidecar);
+        assert!(p("/d/.echo.wasm.1.0.tmp").is_none());
+        assert!(p("/d/.echo.wasm").is_none());
+        assert!(p("/d/Echo.wasm").is_none());
+        assert!(p("/d/echo.wat").is_none());
+        assert!(p("/d/notes.md").is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! Watching the skills directory.
+//!
+//! inotify (through `notify`) reports changes; each skill name waits for a
+//! quiet period (the debounce) after its last event before it is synced, so
+//! a file copied in many writes is read once it is complete. Events can be
+//! lost (queue overflow, network filesystems), so a periodic rescan compares
+//! file stamps and syncs whatever the events missed.
+
+use super::{skill_file_name, Registry, RegistryError, SkillName};
+use notify::{RecursiveMode, Watcher};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Keeps the watcher running; dropping it stops watching.
+pub struct WatchHandle {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryError> {
+    let (tx, rx) = mpsc::unbounded_channel::<SkillName>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        match event {
+            Ok(event) => {
+                for path in &event.paths {
+                    if let Some((name, _)) = skill_file_name(path) {
+                        let _ = tx.send(name);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "skills directory watcher error; the rescan will catch up"),
+        }
+    })
+    .map_err(|e| RegistryError::Storage(format!("cannot watch the skills directory: {e}")))?;
+    watcher
+        .watch(&registry.config.skills_dir, RecursiveMode::NonRecursive)
+        .map_err(|e| {
+            RegistryError::Storage(format!(
+                "cannot watch `{}`: {e}",
+                registry.config.skills_dir.display()
+            ))
+        })?;
+    let task = tokio::spawn(debounce_loop(registry, rx));
+    Ok(WatchHandle {
+        _watcher: watcher,
+        task,
+    })
+}
+
+async fn debounce_loop(registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<SkillName>) {
+    let debounce = registry.config.debounce;
+    let mut pending: HashMap<SkillName, Instant> = HashMap::new();
+    let mut rescan = tokio::time::interval(registry.config.rescan_interval);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    rescan.tick().await;
+    loop {
+        let next_due = pending.values().min().copied();
+        tokio::select! {
+            name = rx.recv() => match name {
+                Some(name) => {
+                    pending.insert(name, Instant::now() + debounce);
+                }
+                None => return,
+            },
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                let now = Instant::now();
+                let due: Vec<SkillName> = pending
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in due {
+                    pending.remove(&name);
+                    let registry = registry.clone();
+                    tokio::spawn(async move { registry.sync(&name).await });
+                }
+            }
+            _ = rescan.tick() => {
+                let registry = registry.clone();
+                tokio::spawn(async move { registry.rescan().await });
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Limits and sizing of the runtime, with the defaults a fresh host uses.
+
+use super::RuntimeError;
+use std::time::Duration;
+
+/// Sizing of the engine, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Instances that may run at once; sizes the pooling allocator.
+    pub max_instances: u32,
+    /// Deadline of a call when the skill's manifest does not set one.
+    pub default_deadline: Duration,
+    /// Linear-memory limit of a call when the manifest does not set one.
+    pub default_memory_bytes: u64,
+    /// The largest deadline a manifest may ask for.
+    pub max_deadline: Duration,
+    /// The largest memory limit a manifest may ask for.
+    pub max_memory_bytes: u64,
+    /// Granularity of deadlines.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 256,
+            default_deadline: Duration::from_secs(10),
+            default_memory_bytes: 64 << 20,
+            max_deadline: Duration::from_secs(300),
+            max_memory_bytes: 1 << 30,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Checks that the numbers make sense together.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let bad = |m: String| Err(RuntimeError::Config(m));
+        if self.max_instances == 0 {
+            return bad("max_instances must be at least 1".into());
+        }
+        if self.default_memory_bytes > self.max_memory_bytes {
+            return bad(format!(
+                "the default memory limit ({} bytes) is above the maximum ({} bytes)",
+                self.default_memory_bytes, self.max_memory_bytes
+            ));
+        }
+        if self.default_deadline > self.max_deadline || self.default_deadline.is_zero() {
+            return bad(format!(
+                "the default deadline ({:?}) must be above zero and at most the maximum ({:?})",
+                self.default_deadline, self.max_deadline
+            ));
+        }
+        if self.epoch_tick.is_zero() {
+            return bad("epoch_tick must be above zero".into());
+        }
+        Ok(())
+    }
+
+    /// The limits of a skill whose manifest sets nothing.
+    pub fn default_limits(&self) -> CallLimits {
+        CallLimits {
+            deadline: self.default_deadline,
+            memory_bytes: self.default_memory_bytes,
+        }
+    }
+}
+
+/// What one call of one skill may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Wall-clock time from instantiation to the answer.
+    pub deadline: Duration,
+    /// Bytes of linear memory, per memory.
+    pub memory_bytes: u64,
+}

@@ -1,0 +1,88 @@
+//! Errors of compiling, linking and calling a skill.
+
+use super::CallLimits;
+use std::time::Duration;
+
+/// Why a component could not be turned into a runnable skill.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime configuration is inconsistent.
+    #[error("invalid runtime configuration: {0}")]
+    Config(String),
+    /// The engine could not be created.
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+    /// A host capability could not be added to the linker.
+    #[error("cannot link host capabilities: {0}")]
+    Link(String),
+    /// The bytes are not a valid component for this engine.
+    #[error("not a valid component: {0}")]
+    Compile(String),
+    /// The component imports something the host does not provide (or does
+    /// not grant).
+    #[error("unsatisfied import: {0}")]
+    Imports(String),
+    /// The component does not export `run` with the expected signature.
+    #[error("missing or mistyped export (expected `run: func(input: string) -> result<string, skill-error>`): {0}")]
+    Exports(String),
+}
+
+/// Why a call did not produce the skill's output.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The skill returned its own error.
+    #[error("{code}: {message}")]
+    Skill {
+        /// The skill's code.
+        code: String,
+        /// The skill's message.
+        message: String,
+    },
+    /// The guest trapped (panic, unreachable, out-of-bounds, ...).
+    #[error("the skill trapped: {0}")]
+    Trap(String),
+    /// The call ran past its deadline and was stopped.
+    #[error("the skill did not answer within its deadline of {0:?}")]
+    DeadlineExceeded(Duration),
+    /// The guest tried to grow its memory past the limit.
+    #[error("the skill exceeded its memory limit of {limit_bytes} bytes: {detail}")]
+    MemoryLimit {
+        /// The limit in force.
+        limit_bytes: u64,
+        /// Wasmtime's description.
+        detail: String,
+    },
+    /// No instance slot was free; try again later.
+    #[error("the host is at its instance capacity: {0}")]
+    Busy(String),
+}
+
+impl InvokeError {
+    /// Classifies an error that wasmtime returned from instantiate or call.
+    pub(crate) fn from_wasmtime(err: wasmtime::Error, limits: &CallLimits) -> Self {
+        if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+            if *trap == wasmtime::Trap::Interrupt {
+                return InvokeError::DeadlineExceeded(limits.deadline);
+            }
+        }
+        // The root cause says what happened; the wasm backtrace (context)
+        // says where. Lead with the cause so the first line is the answer.
+        let cause = err.root_cause().to_string();
+        let detail = match err.downcast_ref::<wasmtime::WasmBacktrace>() {
+            Some(backtrace) => format!("{cause}\n{backtrace}"),
+            None => format!("{err:#}"),
+        };
+        if cause.contains("forcing trap when growing memory")
+            || detail.contains("forcing a memory growth failure")
+        {
+            return InvokeError::MemoryLimit {
+                limit_bytes: limits.memory_bytes,
+                detail,
+            };
+        }
+        if detail.contains("maximum concurrent limit of") {
+            return InvokeError::Busy(cause);
+        }
+        InvokeError::Trap(detail)
+    }
+}

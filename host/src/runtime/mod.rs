@@ -1,0 +1,268 @@
+//! The one place that talks to wasmtime.
+//!
+//! A [`Runtime`] owns the process-wide [`Engine`] (pooling allocator when the
+//! address space allows it, epoch interruption for deadlines), the
+//! [`Linker`] with WASI and every host capability, and the code that turns a
+//! component into a [`SkillPre`] and runs one call in a fresh [`Store`].
+//! A fresh store per call means no state leaks from one call to the next; the
+//! pre-instantiation means a call costs an instantiation, not a link.
+//!
+//! Nothing in here knows about the skills directory or HTTP.
+
+pub mod bindings;
+mod config;
+mod error;
+mod state;
+mod stdio;
+
+pub use bindings::{SkillError as WitSkillError, SkillPre};
+pub use config::{CallLimits, RuntimeConfig};
+pub use error::{InvokeError, RuntimeError};
+pub use state::SkillState;
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// Adds host capabilities (the `darkfactory:skill` imports) to a linker.
+pub type CapabilityLinker =
+    dyn Fn(&mut Linker<SkillState>) -> Result<(), RuntimeError> + Send + Sync;
+
+/// The process-wide Wasm engine, linker and call machinery.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<SkillState>,
+    config: RuntimeConfig,
+    pooling: bool,
+    compatibility_hash: String,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    stop_ticker: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine and linker; `add_capabilities` links the host imports.
+    ///
+    /// The pooling allocator is tried first; when the address space cannot be
+    /// reserved (a `ulimit -v`, a small VM) the engine falls back to on-demand
+    /// allocation and says so in the log.
+    pub fn new(
+        config: RuntimeConfig,
+        add_capabilities: &CapabilityLinker,
+    ) -> Result<Self, RuntimeError> {
+        config.validate()?;
+        let (engine, pooling) = match Engine::new(&engine_config(&config, true)) {
+            Ok(engine) => (engine, true),
+            Err(err) => {
+                tracing::warn!(
+                    error = %format!("{err:#}"),
+                    "pooling allocator unavailable (address space too small?); \
+                     falling back to on-demand instance allocation"
+                );
+                let engine = Engine::new(&engine_config(&config, false))
+                    .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+                (engine, false)
+            }
+        };
+
+        let mut linker = Linker::<SkillState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        add_capabilities(&mut linker)?;
+
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compatibility_hash = format!("{:016x}", hasher.finish());
+
+        let stop_ticker = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = spawn_epoch_ticker(&engine, config.epoch_tick, stop_ticker.clone())?;
+        tracing::debug!(
+            pooling,
+            max_instances = config.max_instances,
+            "wasm engine ready"
+        );
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            pooling,
+            compatibility_hash,
+            ticker: Some(ticker),
+            stop_ticker,
+        })
+    }
+
+    /// The engine every component of this host is compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// A short hex key that changes whenever compiled artifacts stop being
+    /// loadable by this engine (other wasmtime version, other settings).
+    pub fn compatibility_hash(&self) -> &str {
+        &self.compatibility_hash
+    }
+
+    /// Compiles a component. CPU-heavy: call it off the async threads.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, RuntimeError> {
+        Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+
+    /// Serializes a compiled component for the artifact cache.
+    pub fn serialize(&self, component: &Component) -> Result<Vec<u8>, RuntimeError> {
+        component
+            .serialize()
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+
+    /// Loads a component that [`Runtime::serialize`] wrote.
+    ///
+    /// # Safety
+    ///
+    /// `path` must hold bytes produced by `serialize` of a runtime with the same
+    /// [`Runtime::compatibility_hash`], and must not be modified while the
+    /// component lives (the file is memory-mapped).
+    pub unsafe fn deserialize_file(&self, path: &Path) -> Result<Component, RuntimeError> {
+        // SAFETY: forwarded to the caller, see above.
+        unsafe { Component::deserialize_file(&self.engine, path) }
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+
+    /// Resolves every import and checks the `run` export: the load-time gate.
+    ///
+    /// Errors name the offending import or export.
+    pub fn prepare(&self, component: &Component) -> Result<SkillPre<SkillState>, RuntimeError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::Imports(format!("{e:#}")))?;
+        SkillPre::new(pre).map_err(|e| RuntimeError::Exports(format!("{e:#}")))
+    }
+
+    /// Instantiates once without calling anything: proves the skill starts
+    /// within its limits before it is published.
+    pub async fn health_check(
+        &self,
+        pre: &SkillPre<SkillState>,
+        skill: &Arc<str>,
+        limits: &CallLimits,
+    ) -> Result<(), InvokeError> {
+        let mut store = self.new_store(skill, limits);
+        let deadline = limits.deadline;
+        match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
+            Err(_) => Err(InvokeError::DeadlineExceeded(deadline)),
+        }
+    }
+
+    /// Runs `run(input)` of a skill in a fresh store.
+    pub async fn invoke(
+        &self,
+        pre: &SkillPre<SkillState>,
+        skill: &Arc<str>,
+        limits: &CallLimits,
+        input: &str,
+    ) -> Result<String, InvokeError> {
+        let mut store = self.new_store(skill, limits);
+        let deadline = limits.deadline;
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, input).await
+        };
+        // The epoch deadline stops guest code; the timer also covers time
+        // spent in host imports, with a little slack so the trap wins a race.
+        let started = Instant::now();
+        match tokio::time::timeout(deadline + Duration::from_millis(100), call).await {
+            Ok(Ok(Ok(output))) => Ok(output),
+            Ok(Ok(Err(skill_error))) => Err(InvokeError::Skill {
+                code: skill_error.code,
+                message: skill_error.message,
+            }),
+            Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
+            Err(_) => {
+                tracing::warn!(skill = %skill, elapsed = ?started.elapsed(), "host-side deadline hit");
+                Err(InvokeError::DeadlineExceeded(deadline))
+            }
+        }
+    }
+
+    fn new_store(&self, skill: &Arc<str>, limits: &CallLimits) -> Store<SkillState> {
+        let mut store = Store::new(&self.engine, SkillState::new(skill.clone(), limits));
+        store.limiter(|state| state.limiter());
+        let ticks = limits
+            .deadline
+            .as_micros()
+            .div_ceil(self.config.epoch_tick.as_micros().max(1)) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+fn engine_config(config: &RuntimeConfig, pooling: bool) -> wasmtime::Config {
+    let mut cfg = wasmtime::Config::new();
+    cfg.epoch_interruption(true);
+    cfg.wasm_component_model(true);
+    if pooling {
+        let n = config.max_instances;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memories_per_module(2)
+            .max_tables_per_module(4)
+            .max_memory_size(config.max_memory_bytes as usize)
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20)
+            .max_unused_warm_slots(n.min(100))
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    cfg
+}
+
+fn spawn_epoch_ticker(
+    engine: &Engine,
+    tick: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, RuntimeError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))
+}

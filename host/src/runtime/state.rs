@@ -1,0 +1,58 @@
+//! The data of one skill call's [`wasmtime::Store`].
+//!
+//! Built fresh for every call: WASI denies by default (no filesystem, no
+//! sockets, no environment, no arguments, no stdin), stdout and stderr go to
+//! the host log tagged with the skill's name, and the store limiter enforces
+//! the call's memory limit.
+
+use super::stdio::SkillOutput;
+use super::CallLimits;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Host state reachable from a skill's imports during one call.
+pub struct SkillState {
+    skill: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl SkillState {
+    pub(crate) fn new(skill: Arc<str>, limits: &CallLimits) -> Self {
+        let wasi = WasiCtx::builder()
+            .stdout(SkillOutput::new(skill.clone(), "stdout"))
+            .stderr(SkillOutput::new(skill.clone(), "stderr"))
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
+            .trap_on_grow_failure(true)
+            .build();
+        SkillState {
+            skill,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+
+    /// The name of the skill this store runs.
+    pub fn skill(&self) -> &str {
+        &self.skill
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+}
+
+impl WasiView for SkillState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

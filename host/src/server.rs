@@ -1,0 +1,112 @@
+//! Assembles a running host: runtime, registry, watcher and HTTP server.
+//!
+//! Used by `darkfactory serve`, the end-to-end tests and the benchmarks, so
+//! all three run the same wiring.
+
+use crate::api::{self, AppState};
+use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
+use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where skills live and where the host keeps its data.
+    pub registry: RegistryConfig,
+    /// Engine sizing and default limits.
+    pub runtime: RuntimeConfig,
+    /// Bearer token for the endpoints that change or run skills.
+    pub token: Option<String>,
+    /// Largest invoke body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Listening on a non-loopback address without a token.
+    #[error(
+        "refusing to listen on {0} without a bearer token: anyone who can reach it could \
+         deploy code. Set --token (or DARKFACTORY_TOKEN), or listen on 127.0.0.1"
+    )]
+    UnprotectedPublicAddress(SocketAddr),
+    /// The engine could not be built.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The skills or data directory could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A host that is loaded and listening.
+pub struct Server {
+    /// The address actually bound (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The registry, for in-process use.
+    pub registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    _watch: WatchHandle,
+}
+
+impl Server {
+    /// Builds the engine, loads the skills directory, starts watching it and
+    /// binds the address. Nothing is served until [`Server::run`].
+    pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let token = config.token.filter(|t| !t.is_empty());
+        if token.is_none() && !config.listen.ip().is_loopback() {
+            return Err(ServerError::UnprotectedPublicAddress(config.listen));
+        }
+        let runtime = Arc::new(Runtime::new(
+            config.runtime,
+            &crate::capabilities::add_to_linker,
+        )?);
+        let registry = Registry::open(runtime, config.registry).await?;
+        let watch = registry.watch()?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let state = AppState {
+            registry: registry.clone(),
+            token: token.map(Arc::from),
+            max_body_bytes: config.max_body_bytes,
+        };
+        Ok(Server {
+            local_addr,
+            registry,
+            listener,
+            state,
+            _watch: watch,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr, "listening");
+        let app = api::router(self.state);
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        drop(self._watch);
+        result
+    }
+}
