@@ -2,6 +2,7 @@
 //! hands over to the library's `cli` module.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -11,6 +12,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = darkfactory::cli::Cli::parse();
     match darkfactory::cli::run(cli).await {

@@ -49,9 +49,8 @@ pub(super) async fn invoke(
         ));
     }
     // Valid JSON is valid UTF-8.
-    let input = std::str::from_utf8(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
-    })?;
+    let input = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     let output = state.registry.invoke(&name, input).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], output).into_response())
 }

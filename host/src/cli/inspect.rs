@@ -22,19 +22,24 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read `{}`", args.file.display()))?;
     let sha = sha256_hex(&bytes);
-    let info = inspect_component(&bytes)
-        .map_err(|e| anyhow::anyhow!("`{}`: {e}", args.file.display()))?;
+    let info =
+        inspect_component(&bytes).map_err(|e| anyhow::anyhow!("`{}`: {e}", args.file.display()))?;
     let sidecar_path = args.file.with_extension("toml");
     let sidecar = std::fs::read_to_string(&sidecar_path).ok();
     let manifest = Manifest::merge(info.manifest.as_deref(), sidecar.as_deref());
     // Compiling and linking checks the imports against what this host
     // provides; nothing is instantiated or run.
-    let verdict = Runtime::new(RuntimeConfig::default(), &crate::capabilities::add_to_linker)
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            let component = rt.compile(&bytes).map_err(|e| e.to_string())?;
-            rt.prepare(&component).map(|_| ()).map_err(|e| e.to_string())
-        });
+    let verdict = Runtime::new(
+        RuntimeConfig::default(),
+        &crate::capabilities::add_to_linker,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|rt| {
+        let component = rt.compile(&bytes).map_err(|e| e.to_string())?;
+        rt.prepare(&component)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
     if args.json {
         let out = json!({
             "file": args.file,

@@ -28,7 +28,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DARKFACTORY_MAX_BODY", default_value_t = 1 << 20)]
     max_body: usize,
     /// Deadline of a call when the skill's manifest sets none, in milliseconds.
-    #[arg(long, env = "DARKFACTORY_DEFAULT_DEADLINE_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "DARKFACTORY_DEFAULT_DEADLINE_MS",
+        default_value_t = 10_000
+    )]
     default_deadline_ms: u64,
     /// Memory limit of a call when the skill's manifest sets none, in MiB.
     #[arg(long, env = "DARKFACTORY_DEFAULT_MEMORY_MIB", default_value_t = 64)]
@@ -52,9 +56,14 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         token: args.token,
         max_body_bytes: args.max_body,
     };
-    let server = Server::start(config).await.context("cannot start the host")?;
+    let server = Server::start(config)
+        .await
+        .context("cannot start the host")?;
     println!("darkfactory listening on http://{}", server.local_addr);
-    server.run(shutdown_signal()).await.context("server error")?;
+    server
+        .run(shutdown_signal())
+        .await
+        .context("server error")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -151,8 +151,12 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
 pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let name = match args.name {
         Some(name) => name,
-        None => super::name_from_path(&args.file)
-            .with_context(|| format!("cannot derive a skill name from `{}`; pass --name", args.file.display()))?,
+        None => super::name_from_path(&args.file).with_context(|| {
+            format!(
+                "cannot derive a skill name from `{}`; pass --name",
+                args.file.display()
+            )
+        })?,
     };
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read `{}`", args.file.display()))?;

@@ -32,9 +32,11 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
         });
     }
     if Parser::is_core_wasm(bytes) {
-        return Err("the file is a core Wasm module, not a component; build the skill with \
+        return Err(
+            "the file is a core Wasm module, not a component; build the skill with \
              `--target wasm32-wasip2` (or run `wasm-tools component new`)"
-            .to_string());
+                .to_string(),
+        );
     }
     let mut info = ComponentInfo::default();
     // Depth of nested modules/components: only depth 0 is the top level, but

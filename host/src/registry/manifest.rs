@@ -102,7 +102,10 @@ impl Manifest {
                         format!(" (line {line})")
                     })
                     .unwrap_or_default();
-                format!("the sidecar manifest is invalid{at}: {}", e.message().trim())
+                format!(
+                    "the sidecar manifest is invalid{at}: {}",
+                    e.message().trim()
+                )
             })?;
             manifest.apply(fields, "sidecar manifest")?;
         }
@@ -124,9 +127,8 @@ impl Manifest {
         }
         if let Some(schema) = fields.input_schema {
             let json = match schema {
-                toml::Value::String(text) => serde_json::from_str(&text).map_err(|e| {
-                    format!("{source}: `input_schema` is not valid JSON: {e}")
-                })?,
+                toml::Value::String(text) => serde_json::from_str(&text)
+                    .map_err(|e| format!("{source}: `input_schema` is not valid JSON: {e}"))?,
                 other => serde_json::to_value(other)
                     .map_err(|e| format!("{source}: `input_schema` cannot be read: {e}"))?,
             };
@@ -180,8 +182,11 @@ mod tests {
 
     #[test]
     fn sidecar_overrides_embedded_keys() {
-        let m = Manifest::merge(Some(EMBEDDED), Some("deadline_ms = 2500\ndescription = \"x\""))
-            .unwrap();
+        let m = Manifest::merge(
+            Some(EMBEDDED),
+            Some("deadline_ms = 2500\ndescription = \"x\""),
+        )
+        .unwrap();
         assert_eq!(m.package.as_deref(), Some("skill-echo"));
         assert_eq!(m.version.as_deref(), Some("0.1.0"));
         assert_eq!(m.description.as_deref(), Some("x"));

@@ -238,6 +238,8 @@ pub struct SkillDetails {
     pub deadline_ms: Option<u64>,
     /// Effective memory limit of a call, in bytes.
     pub memory_limit_bytes: Option<u64>,
+    /// Whether the serving version's compiled artifact came from the cache.
+    pub compiled_from_cache: Option<bool>,
     /// Versions kept for rollback, newest (serving) first.
     pub history: Vec<HistoryEntry>,
 }
@@ -606,10 +608,12 @@ impl Registry {
         let (Some(current), Some(target)) = (history.first(), history.get(1)) else {
             return Err(RegistryError::NothingToRollBack(name.to_string()));
         };
-        let bytes = self
-            .artifacts
-            .blob(&target.sha256)
-            .map_err(|e| storage(format!("the bytes of version {} are gone: {e}", target.sha256)))?;
+        let bytes = self.artifacts.blob(&target.sha256).map_err(|e| {
+            storage(format!(
+                "the bytes of version {} are gone: {e}",
+                target.sha256
+            ))
+        })?;
         let version = self
             .build_version(
                 &slot,
@@ -619,7 +623,9 @@ impl Registry {
                 Source::Rollback,
             )
             .await
-            .map_err(|e| RegistryError::Rejected(format!("the previous version no longer loads: {e}")))?;
+            .map_err(|e| {
+                RegistryError::Rejected(format!("the previous version no longer loads: {e}"))
+            })?;
         write_atomically(&self.wasm_path(&slot.name), &bytes)
             .map_err(|e| storage(format!("cannot write into the skills directory: {e}")))?;
         let sidecar_path = self.sidecar_path(&slot.name);
@@ -716,8 +722,12 @@ impl Registry {
         let elapsed = started.elapsed();
         slot.stats.record(elapsed, result.is_ok());
         match &result {
-            Ok(_) => tracing::debug!(skill = %name, elapsed_us = elapsed.as_micros() as u64, "invoked"),
-            Err(e) => tracing::info!(skill = %name, elapsed_us = elapsed.as_micros() as u64, error = %e, "invocation failed"),
+            Ok(_) => {
+                tracing::debug!(skill = %name, elapsed_us = elapsed.as_micros() as u64, "invoked")
+            }
+            Err(e) => {
+                tracing::info!(skill = %name, elapsed_us = elapsed.as_micros() as u64, error = %e, "invocation failed")
+            }
         }
         result
     }
@@ -741,7 +751,9 @@ impl Registry {
             .map(|row| HistoryEntry {
                 sha256: row.sha256,
                 size: row.size,
-                published_at: rfc3339(UNIX_EPOCH + Duration::from_millis(row.published_at_ms as u64)),
+                published_at: rfc3339(
+                    UNIX_EPOCH + Duration::from_millis(row.published_at_ms as u64),
+                ),
                 source: row.source,
                 sidecar: row.sidecar.is_some(),
             })
@@ -754,6 +766,7 @@ impl Registry {
                 .as_ref()
                 .map(|v| v.resolved.limits.deadline.as_millis() as u64),
             memory_limit_bytes: active.as_ref().map(|v| v.resolved.limits.memory_bytes),
+            compiled_from_cache: active.as_ref().map(|v| v.from_cache),
             history,
         })
     }
@@ -824,12 +837,9 @@ fn skill_file_name(path: &Path) -> Option<(SkillName, FileKind)> {
     if file.starts_with('.') {
         return None;
     }
-    let (stem, kind) = if let Some(stem) = file.strip_suffix(".wasm") {
-        (stem, FileKind::Wasm)
-    } else if let Some(stem) = file.strip_suffix(".toml") {
-        (stem, FileKind::Sidecar)
-    } else {
-        return None;
+    let (stem, kind) = match file.strip_suffix(".wasm") {
+        Some(stem) => (stem, FileKind::Wasm),
+        None => (file.strip_suffix(".toml")?, FileKind::Sidecar),
     };
     SkillName::parse(stem).ok().map(|name| (name, kind))
 }

@@ -52,7 +52,9 @@ impl Stats {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         let slot = self.next.fetch_add(1, Ordering::Relaxed) as usize % WINDOW;
-        let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX).max(1);
+        let micros = u32::try_from(latency.as_micros())
+            .unwrap_or(u32::MAX)
+            .max(1);
         self.samples[slot].store(micros, Ordering::Relaxed);
     }
 

@@ -27,8 +27,8 @@ impl Drop for WatchHandle {
 
 pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryError> {
     let (tx, rx) = mpsc::unbounded_channel::<SkillName>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
                 for path in &event.paths {
                     if let Some((name, _)) = skill_file_name(path) {
@@ -36,10 +36,11 @@ pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryErro
                     }
                 }
             }
-            Err(err) => tracing::warn!(%err, "skills directory watcher error; the rescan will catch up"),
-        }
-    })
-    .map_err(|e| RegistryError::Storage(format!("cannot watch the skills directory: {e}")))?;
+            Err(err) => {
+                tracing::warn!(%err, "skills directory watcher error; the rescan will catch up")
+            }
+        })
+        .map_err(|e| RegistryError::Storage(format!("cannot watch the skills directory: {e}")))?;
     watcher
         .watch(&registry.config.skills_dir, RecursiveMode::NonRecursive)
         .map_err(|e| {

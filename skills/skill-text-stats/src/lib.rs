@@ -53,14 +53,17 @@ const STOPWORDS: &[&str] = &[
     "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
     "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he",
     "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "more", "my",
-    "no", "not", "of", "on", "one", "or", "our", "out", "she", "so", "some", "than", "that",
-    "the", "their", "them", "then", "there", "these", "they", "this", "to", "up", "us", "was",
-    "we", "were", "what", "when", "which", "who", "will", "with", "would", "you", "your",
+    "no", "not", "of", "on", "one", "or", "our", "out", "she", "so", "some", "than", "that", "the",
+    "their", "them", "then", "there", "these", "they", "this", "to", "up", "us", "was", "we",
+    "were", "what", "when", "which", "who", "will", "with", "would", "you", "your",
 ];
 
 fn text_stats(input: Input) -> Result<Stats, SkillError> {
     if input.text.trim().is_empty() {
-        return Err(SkillError::new("empty-text", "`text` must contain at least one word"));
+        return Err(SkillError::new(
+            "empty-text",
+            "`text` must contain at least one word",
+        ));
     }
     if input.top > MAX_TOP {
         return Err(SkillError::invalid_input(format!(
@@ -74,7 +77,10 @@ fn text_stats(input: Input) -> Result<Stats, SkillError> {
 fn analyse(text: &str, top: usize) -> Stats {
     let words: Vec<String> = text
         .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
-        .map(|w| w.trim_matches(|c: char| c == '\'' || c == '-').to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| c == '\'' || c == '-')
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     let word_count = words.len().max(1);
@@ -163,7 +169,10 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-export_skill!(text_stats, input_schema = r#"{"type":"object","required":["text"],"properties":{"text":{"type":"string"},"top":{"type":"integer","minimum":0,"maximum":100}}}"#);
+export_skill!(
+    text_stats,
+    input_schema = r#"{"type":"object","required":["text"],"properties":{"text":{"type":"string"},"top":{"type":"integer","minimum":0,"maximum":100}}}"#
+);
 
 #[cfg(test)]
 mod tests {
@@ -171,7 +180,10 @@ mod tests {
 
     #[test]
     fn counts_words_sentences_and_paragraphs() {
-        let s = analyse("Deploys need a green CI run. Really!\n\nAsk Alfred first?", 3);
+        let s = analyse(
+            "Deploys need a green CI run. Really!\n\nAsk Alfred first?",
+            3,
+        );
         assert_eq!(s.words, 10);
         assert_eq!(s.sentences, 3);
         assert_eq!(s.paragraphs, 2);
@@ -179,7 +191,10 @@ mod tests {
 
     #[test]
     fn keywords_skip_stopwords_and_rank_by_count() {
-        let s = analyse("The deploy failed. The deploy was retried. Deploy again.", 2);
+        let s = analyse(
+            "The deploy failed. The deploy was retried. Deploy again.",
+            2,
+        );
         assert_eq!(
             s.keywords[0],
             Keyword {

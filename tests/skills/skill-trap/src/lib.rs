@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 fn trap(input: Value) -> Result<Value, SkillError> {
     match input.get("fail").and_then(Value::as_str) {
         Some("panic") => panic!("the trap skill was asked to panic"),
-        Some("error") => Err(SkillError::new("asked-to-fail", "the trap skill was asked to fail")),
+        Some("error") => Err(SkillError::new(
+            "asked-to-fail",
+            "the trap skill was asked to fail",
+        )),
         _ => {
             println!("trap skill says hello on stdout");
             eprintln!("trap skill says hello on stderr");

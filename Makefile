@@ -1,0 +1,55 @@
+# Dark Factory: the two commands of the README, and the steps they share.
+#
+#   make run    build the example skills and start a host serving them on
+#               127.0.0.1:8080 (embedded defaults, no external service)
+#   make test   formatting, lints, unit and end-to-end tests
+#   make bench  the benchmarks of docs/benchmarks.md
+#
+# Each installs the pinned toolchain and the wasm32-wasip2 target with rustup
+# when they are missing (automatic installation may be off: RUSTUP_AUTO_INSTALL=0).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+EXAMPLE_SKILLS := echo text-stats
+TEST_SKILLS := spin hog trap alien
+WASM_DIR := target/wasm32-wasip2/release
+RUN_DIR ?= .darkfactory
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test bench toolchain skills
+
+toolchain:
+	@command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)" >&2; exit 1; }
+	@if ! rustup toolchain list | grep -q "^$(TOOLCHAIN)-"; then \
+		echo "installing Rust $(TOOLCHAIN)"; \
+		rustup toolchain install "$(TOOLCHAIN)" --profile minimal \
+			--component rustfmt --component clippy --target wasm32-wasip2; \
+	fi
+	@rustup +$(TOOLCHAIN) target list --installed | grep -qx wasm32-wasip2 \
+		|| rustup +$(TOOLCHAIN) target add wasm32-wasip2
+	@rustup +$(TOOLCHAIN) component list --installed | grep -q '^clippy' \
+		|| rustup +$(TOOLCHAIN) component add clippy rustfmt
+
+skills: toolchain
+	cargo build --release --target wasm32-wasip2 \
+		$(addprefix -p skill-,$(EXAMPLE_SKILLS) $(TEST_SKILLS))
+
+run: skills
+	cargo build --release -p darkfactory
+	mkdir -p "$(RUN_DIR)/skills"
+	for s in $(EXAMPLE_SKILLS); do \
+		f="$(WASM_DIR)/skill_$${s//-/_}.wasm"; \
+		cmp -s "$$f" "$(RUN_DIR)/skills/$$s.wasm" || cp "$$f" "$(RUN_DIR)/skills/$$s.wasm"; \
+	done
+	./target/release/darkfactory serve --listen "$(LISTEN)" \
+		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
+
+test: skills
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo test --release -p darkfactory -p darkfactory-sdk -p skill-text-stats
+
+bench: skills
+	cargo bench -p darkfactory --bench core

@@ -1,0 +1,407 @@
+//! Benchmarks of the host core, printed as a table (see docs/benchmarks.md).
+//!
+//! `make bench` (or `cargo bench -p darkfactory --bench core`), after the
+//! skills are built. Measured side by side in one run:
+//!
+//! 1. instantiate + call of `echo` in-process (fresh store per call);
+//! 2. HTTP invoke of `echo` at concurrency 1 and 32, beside a native axum
+//!    handler doing the same JSON echo in the same process;
+//! 3. swap: from the rename into the skills directory to the first response
+//!    of the new version, uncached and cached, under load, counting failures;
+//! 4. start-up of the real binary to ready with 20 cached skills.
+//!
+//! `BENCH_SECONDS` (default 3) sets the length of each HTTP run.
+
+use axum::routing::post;
+use darkfactory::registry::RegistryConfig;
+use darkfactory::runtime::{Runtime, RuntimeConfig};
+use darkfactory::server::{Server, ServerConfig};
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn wasm(skill: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(format!("skill_{}.wasm", skill.replace('-', "_")));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make skills` first", path.display()))
+}
+
+/// Appends a custom section so the bytes (and the sha256) differ while the
+/// component stays the same: a cache miss on demand.
+fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
+    let name = b"bench-nonce";
+    let payload = nonce.to_le_bytes();
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push(section.len() as u8); // LEB128 of a length < 128
+    out.extend_from_slice(&section);
+    out
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn fmt_us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn install(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.bench.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("# darkfactory core benchmarks");
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    );
+    rt.block_on(in_process());
+    rt.block_on(http(Duration::from_secs(seconds)));
+    rt.block_on(swaps());
+    startup();
+}
+
+async fn in_process() {
+    let runtime = Runtime::new(
+        RuntimeConfig::default(),
+        &darkfactory::capabilities::add_to_linker,
+    )
+    .unwrap();
+    let component = runtime.compile(&wasm("echo")).unwrap();
+    let pre = runtime.prepare(&component).unwrap();
+    let limits = runtime.config().default_limits();
+    let name: Arc<str> = Arc::from("echo");
+    let input = r#"{"text":"hi"}"#;
+    for _ in 0..2_000 {
+        runtime.invoke(&pre, &name, &limits, input).await.unwrap();
+    }
+    let n = 20_000;
+    let mut samples = Vec::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        let out = runtime.invoke(&pre, &name, &limits, input).await.unwrap();
+        samples.push(t.elapsed());
+        debug_assert_eq!(out, input);
+    }
+    let total = started.elapsed();
+    samples.sort();
+    println!(
+        "\n## 1. instantiate + call `echo`, in-process (pooling: {})",
+        runtime.is_pooling()
+    );
+    println!(
+        "calls: {n}, p50 {}, p99 {}, mean {}",
+        fmt_us(percentile(&samples, 0.5)),
+        fmt_us(percentile(&samples, 0.99)),
+        fmt_us(total / n as u32)
+    );
+}
+
+struct Load {
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn load(url: String, body: &'static str, concurrency: usize, duration: Duration) -> Load {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    // Warm the connections and the code paths.
+    for _ in 0..200 {
+        client.post(&url).body(body).send().await.unwrap();
+    }
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, errors) = (client.clone(), url.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match client.post(&url).body(body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                samples.push(t.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    Load {
+        requests: all.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+    }
+}
+
+async fn start_server(
+    dir: &Path,
+) -> (
+    Arc<darkfactory::registry::Registry>,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        registry: RegistryConfig::new(dir.join("skills"), dir.join("data")),
+        runtime: RuntimeConfig::default(),
+        token: None,
+        max_body_bytes: 1 << 20,
+    };
+    let server = Server::start(config).await.unwrap();
+    let (addr, registry) = (server.local_addr, server.registry.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    (registry, addr, tx)
+}
+
+async fn http(duration: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("skills")).unwrap();
+    install(&dir.path().join("skills"), "echo", &wasm("echo"));
+    let (_registry, addr, stop) = start_server(dir.path()).await;
+
+    let native = axum::Router::new().route(
+        "/echo",
+        post(|body: axum::body::Bytes| async move {
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&value).unwrap(),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let native_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, native).await });
+
+    println!(
+        "\n## 2. HTTP invoke of `echo` vs a native axum JSON echo ({}s per run)",
+        duration.as_secs()
+    );
+    println!("| concurrency | handler | requests/s | p50 | p99 | errors | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let body = r#"{"text":"hi"}"#;
+    for concurrency in [1, 32] {
+        let native = load(
+            format!("http://{native_addr}/echo"),
+            body,
+            concurrency,
+            duration,
+        )
+        .await;
+        let skill = load(
+            format!("http://{addr}/api/skills/echo/invoke"),
+            body,
+            concurrency,
+            duration,
+        )
+        .await;
+        for (label, l) in [("native axum", &native), ("darkfactory echo", &skill)] {
+            println!(
+                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {} |",
+                l.rps,
+                fmt_us(l.p50),
+                fmt_us(l.p99),
+                l.errors,
+                l.requests,
+                if label == "native axum" {
+                    "1.00".to_string()
+                } else {
+                    format!("{:.2}", skill.rps / native.rps)
+                }
+            );
+        }
+    }
+    let _ = stop.send(());
+}
+
+async fn swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    let (echo, stats) = (wasm("echo"), wasm("text-stats"));
+    install(&skills, "swap", &echo);
+    let (_registry, addr, stop) = start_server(dir.path()).await;
+    let url = format!("http://{addr}/api/skills/swap/invoke");
+    let body = r#"{"text":"hello swap"}"#;
+
+    // Background load: 4 clients calling the skill being swapped.
+    let running = Arc::new(AtomicBool::new(true));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (url, running, ok, failed) = (url.clone(), running.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while running.load(Ordering::Relaxed) {
+                match client.post(&url).body(body).send().await {
+                    Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let probe = reqwest::Client::new();
+    let is_stats = |v: &Value| v.get("words").is_some();
+    let measure = |bytes: Vec<u8>, want_stats: bool| {
+        let (skills, probe, url) = (skills.clone(), probe.clone(), url.clone());
+        async move {
+            let t0 = Instant::now();
+            install(&skills, "swap", &bytes);
+            loop {
+                let r = probe.post(&url).body(body).send().await.unwrap();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if is_stats(&v) == want_stats {
+                    return t0.elapsed();
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    };
+    let mut uncached = Vec::new();
+    for i in 0..50u64 {
+        let want_stats = i % 2 == 0;
+        let base = if want_stats { &stats } else { &echo };
+        uncached.push(measure(with_nonce(base, i), want_stats).await);
+    }
+    // Cached: alternate between two versions whose artifacts are in the cache.
+    let mut cached = Vec::new();
+    for i in 0..50u64 {
+        let want_stats = i % 2 == 0;
+        let base = if want_stats { &stats } else { &echo };
+        cached.push(measure(with_nonce(base, i % 2), want_stats).await);
+    }
+    running.store(false, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let _ = stop.send(());
+    uncached.sort();
+    cached.sort();
+    println!("\n## 3. swap: rename into the skills directory → first response of the new version");
+    println!("| artifacts | swaps | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for (label, s) in [("uncached (compile)", &uncached), ("cached", &cached)] {
+        println!(
+            "| {label} | {} | {} | {} | {} |",
+            s.len(),
+            fmt_ms(percentile(s, 0.5)),
+            fmt_ms(percentile(s, 0.99)),
+            fmt_ms(*s.last().unwrap())
+        );
+    }
+    println!(
+        "requests under load during the 100 swaps: {} ok, {} failed",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+fn startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    let (echo, stats) = (wasm("echo"), wasm("text-stats"));
+    for i in 0..20u64 {
+        let base = if i % 2 == 0 { &echo } else { &stats };
+        install(&skills, &format!("skill-{i}"), &with_nonce(base, 1000 + i));
+    }
+    let start = |label: &str| -> Duration {
+        let t0 = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+            .arg(&skills)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env("DARKFACTORY_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let elapsed = t0.elapsed();
+        assert!(line.contains("listening"), "{label}: {line}");
+        let _ = child.kill();
+        let _ = child.wait();
+        elapsed
+    };
+    let cold = start("cold");
+    let mut warm: Vec<Duration> = (0..5).map(|_| start("cached")).collect();
+    warm.sort();
+    println!("\n## 4. start-up of the binary to listening, 20 skills");
+    println!("| artifacts | runs | median | max |");
+    println!("|---|---|---|---|");
+    println!(
+        "| uncached (first start) | 1 | {} | {} |",
+        fmt_ms(cold),
+        fmt_ms(cold)
+    );
+    println!(
+        "| cached | 5 | {} | {} |",
+        fmt_ms(percentile(&warm, 0.5)),
+        fmt_ms(*warm.last().unwrap())
+    );
+}

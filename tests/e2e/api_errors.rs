@@ -1,0 +1,199 @@
+//! Invoke and its error cases; the host keeps serving through all of them.
+
+use crate::harness::{wasm, Dirs, Host};
+use serde_json::json;
+
+fn host_with(skills: &[&str], extra: &[&str]) -> (Dirs, Host) {
+    let dirs = Dirs::new();
+    for s in skills {
+        dirs.install(s, &wasm(s));
+    }
+    let host = Host::start(&dirs, extra);
+    (dirs, host)
+}
+
+#[tokio::test]
+async fn loads_skills_at_start_and_invokes_them() {
+    let (_dirs, host) = host_with(&["echo", "text-stats"], &[]);
+    let (status, health) = host.get("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["skills"], 2);
+
+    let (status, list) = host.get("/api/skills").await;
+    assert_eq!(status, 200);
+    let names: Vec<_> = list["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("echo", "ready"), ("text-stats", "ready")]);
+
+    let (status, out) = host.invoke("echo", r#"{"text":"hi"}"#).await;
+    assert_eq!((status, out), (200, json!({"text": "hi"})));
+
+    let (status, out) = host
+        .invoke(
+            "text-stats",
+            r#"{"text":"Deploys need a green CI run. Deploys wait."}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["words"], 8);
+    assert_eq!(out["sentences"], 2);
+    assert_eq!(out["keywords"][0]["word"], "deploys");
+
+    let echo = host.skill("echo").await;
+    assert_eq!(echo["invocations"], 1);
+    assert!(echo["p50_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(echo["manifest"]["package"], "skill-echo");
+    assert_eq!(echo["deadline_ms"], 1000);
+    assert_eq!(echo["history"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn every_error_case_has_its_status_and_the_host_keeps_serving() {
+    let (_dirs, host) = host_with(
+        &["echo", "text-stats", "spin", "hog", "trap"],
+        &["--max-body", "4096"],
+    );
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("nope", "{}".into(), 404, "skill_not_found"),
+        ("Bad_Name", "{}".into(), 400, "invalid_name"),
+        ("echo", "{not json".into(), 400, "invalid_json"),
+        (
+            "echo",
+            format!(r#"{{"text":"{}"}}"#, "x".repeat(5000)),
+            413,
+            "payload_too_large",
+        ),
+        ("text-stats", r#"{"top":3}"#.into(), 400, "invalid_input"),
+        ("text-stats", r#"{"text":"   "}"#.into(), 422, "empty-text"),
+        ("trap", r#"{"fail":"error"}"#.into(), 422, "asked-to-fail"),
+        ("trap", r#"{"fail":"panic"}"#.into(), 500, "trap"),
+        ("spin", r#"{"spin":true}"#.into(), 504, "deadline_exceeded"),
+        ("hog", r#"{"mib":200}"#.into(), 500, "memory_limit_exceeded"),
+    ];
+    for (skill, body, status, code) in cases {
+        let (got, err) = host.invoke(skill, &body).await;
+        assert_eq!(got, status, "{skill} {body:.60}: {err}");
+        assert_eq!(err["error"]["code"], code, "{skill}: {err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{err}"
+        );
+        let (ok, out) = host.invoke("echo", r#"{"still":"here"}"#).await;
+        assert_eq!((ok, out), (200, json!({"still": "here"})), "after {skill}");
+    }
+
+    let (_, trap) = host.invoke("trap", r#"{"fail":"panic"}"#).await;
+    let message = trap["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the skill trapped: wasm trap: wasm `unreachable`"),
+        "{message}"
+    );
+
+    // A skill that stays within its limits still works after the hog.
+    let (status, out) = host.invoke("hog", r#"{"mib":4}"#).await;
+    assert_eq!((status, out["allocated"].as_u64()), (200, Some(4 << 20)));
+    // The deadline of a finishing call is not hit.
+    let (status, _) = host.invoke("spin", r#"{"spin":false}"#).await;
+    assert_eq!(status, 200);
+
+    let trap_stats = host.skill("trap").await;
+    assert_eq!(trap_stats["errors"], 3);
+    assert_eq!(trap_stats["invocations"], 3);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let (_dirs, host) = host_with(&["echo"], &[]);
+    let (status, body) = host.get("/api/nothing").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = host
+        .send(
+            host.http
+                .get(format!("{}/api/skills/echo/invoke", host.url)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn skill_output_goes_to_the_host_log_with_the_skill_name() {
+    let dirs = Dirs::new();
+    dirs.install("trap", &wasm("trap"));
+    let host = Host::start(&dirs, &[]);
+    let (status, _) = host.invoke("trap", "{}").await;
+    assert_eq!(status, 200);
+    host.stop();
+    let log = std::fs::read_to_string(dirs.log_path()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("trap skill says hello on stderr"))
+        .unwrap_or_else(|| panic!("no stderr line in the log:\n{log}"));
+    assert!(
+        line.contains("skill=trap") && line.contains("stderr"),
+        "{line}"
+    );
+    assert!(log.contains("trap skill says hello on stdout"));
+}
+
+#[tokio::test]
+async fn a_token_protects_every_request_that_changes_or_runs_skills() {
+    let (_dirs, host) = host_with(&["echo"], &["--token", "s3cret"]);
+    let (status, err) = host.invoke("echo", "{}").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("missing_token"))
+    );
+    let (status, _) = host.put("other", wasm("echo")).await;
+    assert_eq!(status, 401);
+    let (status, err) = host
+        .send(
+            host.http
+                .post(format!("{}/api/skills/echo/invoke", host.url))
+                .bearer_auth("wrong")
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let (status, _) = host
+        .send(
+            host.http
+                .post(format!("{}/api/skills/echo/invoke", host.url))
+                .bearer_auth("s3cret")
+                .body("{}"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(host.get("/api/skills").await.0, 200);
+}
+
+#[test]
+fn refuses_a_public_address_without_a_token() {
+    let dirs = Dirs::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--skills"])
+        .arg(&dirs.skills)
+        .arg("--data")
+        .arg(&dirs.data)
+        .env_remove("DARKFACTORY_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without a bearer token"), "{stderr}");
+}

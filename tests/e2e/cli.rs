@@ -1,0 +1,126 @@
+//! The CLI: `inspect`, and the client commands against a running host.
+
+use crate::harness::{sha256, wasm, Dirs, Host};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn darkfactory(args: &[&str], url: Option<&str>, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkfactory"));
+    cmd.args(args).env_remove("DARKFACTORY_TOKEN");
+    if let Some(url) = url {
+        cmd.env("DARKFACTORY_URL", url);
+    }
+    match stdin {
+        Some(text) => {
+            use std::io::Write;
+            let mut child = cmd
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        }
+        None => cmd.output().unwrap(),
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_shows_what_a_component_is_without_running_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.wasm");
+    std::fs::write(&path, wasm("echo")).unwrap();
+    std::fs::write(dir.path().join("echo.toml"), "deadline_ms = 42\n").unwrap();
+    let out = darkfactory(&["inspect", path.to_str().unwrap()], None, None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&sha256(&wasm("echo"))), "{stdout}");
+    assert!(stdout.contains("exports:\n  run"), "{stdout}");
+    assert!(stdout.contains("manifest (embedded + sidecar)"), "{stdout}");
+    assert!(stdout.contains("deadline_ms = 42"), "{stdout}");
+    assert!(stdout.contains("loadable: yes"), "{stdout}");
+
+    let alien = dir.path().join("alien.wasm");
+    std::fs::write(&alien, wasm("alien")).unwrap();
+    let out = darkfactory(&["inspect", "--json", alien.to_str().unwrap()], None, None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["loadable"], false);
+    assert!(json["load_error"].as_str().unwrap().contains("teleport"));
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "junk").unwrap();
+    let out = darkfactory(&["inspect", junk.to_str().unwrap()], None, None);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("not WebAssembly"));
+}
+
+#[tokio::test]
+async fn client_commands_drive_a_running_host() {
+    let dirs = Dirs::new();
+    dirs.install("echo", &wasm("echo"));
+    let host = Host::start(&dirs, &[]);
+    let url = Some(host.url.as_str());
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let out = darkfactory(args, url, stdin);
+        let (stdout, stderr) = text(&out);
+        (out.status.success(), stdout, stderr)
+    };
+
+    let (ok, stdout, _) = run(&["skills", "list"], None);
+    assert!(ok);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("echo") && l.contains("ready")),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = run(&["invoke", "echo", r#"{"a":1}"#], None);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap(),
+        serde_json::json!({"a": 1})
+    );
+    let (ok, stdout, _) = run(&["invoke", "echo", "-"], Some(r#"["from stdin"]"#));
+    assert!(ok && stdout.contains("from stdin"), "{stdout}");
+    let (ok, _, stderr) = run(&["invoke", "nope", "{}"], None);
+    assert!(!ok && stderr.contains("skill_not_found (404)"), "{stderr}");
+
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release");
+    let stats = target.join("skill_text_stats.wasm");
+    let (ok, stdout, stderr) = run(&["deploy", stats.to_str().unwrap()], None);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("deployed text-stats"), "{stdout}");
+    let (ok, _, stderr) = run(&["deploy", stats.to_str().unwrap(), "--name", "echo"], None);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&["rollback", "echo"], None);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&sha256(&wasm("echo"))), "{stdout}");
+    let (ok, _, stderr) = run(&["rollback", "echo"], None);
+    assert!(
+        !ok && stderr.contains("nothing_to_roll_back (409)"),
+        "{stderr}"
+    );
+    let (ok, _, _) = run(&["remove", "text-stats"], None);
+    assert!(ok);
+    assert_eq!(host.invoke("text-stats", "{}").await.0, 404);
+
+    let (ok, _, stderr) = run(&["skills", "list"], Some("")).clone();
+    assert!(ok, "{stderr}");
+    let out = darkfactory(&["skills", "list"], Some("http://127.0.0.1:1"), None);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("cannot reach the host"));
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `darkfactory` binary on a loopback port with
+//! temporary directories, driven over HTTP and through its CLI.
+//!
+//! Needs the wasm skills built first (`make skills`; `make test` does it).
+
+mod harness;
+
+mod api_errors;
+mod cli;
+mod lifecycle;
+mod swap;
