@@ -10,7 +10,8 @@
 //!    of the new version, uncached and cached, under load, counting failures;
 //! 4. start-up of the real binary to ready with 20 cached skills.
 //!
-//! `BENCH_SECONDS` (default 3) sets the length of each HTTP run.
+//! `BENCH_SECONDS` (default 3) sets the length of each HTTP run;
+//! `BENCH_ONLY=1,3` runs only the numbered sections.
 
 use axum::routing::post;
 use darkfactory::registry::RegistryConfig;
@@ -93,10 +94,21 @@ fn main() {
             )
             .unwrap_or_default()
     );
-    rt.block_on(in_process());
-    rt.block_on(http(Duration::from_secs(seconds)));
-    rt.block_on(swaps());
-    startup();
+    // BENCH_ONLY=1,3 runs a subset of the sections.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |n: &str| only.is_empty() || only.split(',').any(|s| s.trim() == n);
+    if run("1") {
+        rt.block_on(in_process());
+    }
+    if run("2") {
+        rt.block_on(http(Duration::from_secs(seconds)));
+    }
+    if run("3") {
+        rt.block_on(swaps());
+    }
+    if run("4") {
+        startup();
+    }
 }
 
 async fn in_process() {
