@@ -14,7 +14,7 @@ SHELL := /bin/bash
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 EXAMPLE_SKILLS := echo text-stats
 TEST_SKILLS := spin hog trap alien
-WASM_DIR := target/wasm32-wasip2/release
+WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
 LISTEN ?= 127.0.0.1:8080
 
@@ -33,7 +33,7 @@ toolchain:
 		|| rustup +$(TOOLCHAIN) component add clippy rustfmt
 
 skills: toolchain
-	cargo build --release --target wasm32-wasip2 \
+	cargo build --profile skill --target wasm32-wasip2 \
 		$(addprefix -p skill-,$(EXAMPLE_SKILLS) $(TEST_SKILLS))
 
 run: skills

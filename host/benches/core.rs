@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 fn wasm(skill: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
+        .join("../target/wasm32-wasip2/skill")
         .join(format!("skill_{}.wasm", skill.replace('-', "_")));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `make skills` first", path.display()))
@@ -126,6 +126,21 @@ async fn in_process() {
         runtime.invoke(&pre, &name, &limits, input).await.unwrap();
     }
     let n = 20_000;
+    println!(
+        "\n## 1. instantiate + call `echo`, in-process (pooling: {})",
+        runtime.is_pooling()
+    );
+    println!("| path | calls | p50 | p99 | mean |");
+    println!("|---|---|---|---|---|");
+    let report = |label: &str, mut samples: Vec<Duration>, total: Duration| {
+        samples.sort();
+        println!(
+            "| {label} | {n} | {} | {} | {} |",
+            fmt_us(percentile(&samples, 0.5)),
+            fmt_us(percentile(&samples, 0.99)),
+            fmt_us(total / n as u32)
+        );
+    };
     let mut samples = Vec::with_capacity(n);
     let started = Instant::now();
     for _ in 0..n {
@@ -134,17 +149,59 @@ async fn in_process() {
         samples.push(t.elapsed());
         debug_assert_eq!(out, input);
     }
-    let total = started.elapsed();
-    samples.sort();
-    println!(
-        "\n## 1. instantiate + call `echo`, in-process (pooling: {})",
-        runtime.is_pooling()
+    report(
+        "Runtime::invoke (fresh store, instantiate, call)",
+        samples,
+        started.elapsed(),
     );
-    println!(
-        "calls: {n}, p50 {}, p99 {}, mean {}",
-        fmt_us(percentile(&samples, 0.5)),
-        fmt_us(percentile(&samples, 0.99)),
-        fmt_us(total / n as u32)
+
+    // The same through the registry: lookup, stats, output check.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("skills")).unwrap();
+    install(&dir.path().join("skills"), "echo", &wasm("echo"));
+    let registry = darkfactory::registry::Registry::open(
+        Arc::new(runtime),
+        RegistryConfig::new(dir.path().join("skills"), dir.path().join("data")),
+    )
+    .await
+    .unwrap();
+    let mut samples = Vec::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        registry.invoke("echo", input).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    report(
+        "Registry::invoke (+ lookup, stats, output check)",
+        samples,
+        started.elapsed(),
+    );
+
+    // The same through the axum router, without a socket.
+    use tower::ServiceExt;
+    let app = darkfactory::api::router(darkfactory::api::AppState {
+        registry: registry.clone(),
+        token: None,
+        max_body_bytes: 1 << 20,
+    });
+    let mut samples = Vec::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        let request = axum::http::Request::post("/api/skills/echo/invoke")
+            .body(axum::body::Body::from(input))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let _ = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        samples.push(t.elapsed());
+    }
+    report(
+        "axum router, no socket (+ routing, middleware, body)",
+        samples,
+        started.elapsed(),
     );
 }
 
@@ -336,12 +393,17 @@ async fn swaps() {
         let base = if want_stats { &stats } else { &echo };
         uncached.push(measure(with_nonce(base, i), want_stats).await);
     }
-    // Cached: alternate between two versions whose artifacts are in the cache.
+    // Cached: alternate between the last two versions, whose artifacts are
+    // in the cache (older ones were pruned with the history).
     let mut cached = Vec::new();
     for i in 0..50u64 {
         let want_stats = i % 2 == 0;
-        let base = if want_stats { &stats } else { &echo };
-        cached.push(measure(with_nonce(base, i % 2), want_stats).await);
+        let (base, nonce) = if want_stats {
+            (&stats, 48)
+        } else {
+            (&echo, 49)
+        };
+        cached.push(measure(with_nonce(base, nonce), want_stats).await);
     }
     running.store(false, Ordering::Relaxed);
     for c in clients {

@@ -99,7 +99,7 @@ async fn client_commands_drive_a_running_host() {
     let (ok, _, stderr) = run(&["invoke", "nope", "{}"], None);
     assert!(!ok && stderr.contains("skill_not_found (404)"), "{stderr}");
 
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/skill");
     let stats = target.join("skill_text_stats.wasm");
     let (ok, stdout, stderr) = run(&["deploy", stats.to_str().unwrap()], None);
     assert!(ok, "{stderr}");

@@ -13,7 +13,7 @@ pub fn wasm(skill: &str) -> Vec<u8> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let path = target
-        .join("wasm32-wasip2/release")
+        .join("wasm32-wasip2/skill")
         .join(format!("skill_{}.wasm", skill.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(

@@ -1,15 +1,19 @@
 //! Watching the skills directory.
 //!
-//! inotify (through `notify`) reports changes; each skill name waits for a
-//! quiet period (the debounce) after its last event before it is synced, so
-//! a file copied in many writes is read once it is complete. Events can be
-//! lost (queue overflow, network filesystems), so a periodic rescan compares
-//! file stamps and syncs whatever the events missed.
+//! inotify (through `notify`) reports changes. An event that says a file is
+//! complete (renamed into place, or closed after writing) is acted on at once;
+//! any other change waits for a quiet period (the debounce) after its last
+//! event, so a file written in many pieces is read once it is complete, even
+//! by a writer that never closes it. Events can be lost (queue overflow,
+//! network filesystems), so a periodic rescan compares file stamps and syncs
+//! whatever the events missed.
 
 use super::{skill_file_name, Registry, RegistryError, SkillName};
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -26,13 +30,14 @@ impl Drop for WatchHandle {
 }
 
 pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryError> {
-    let (tx, rx) = mpsc::unbounded_channel::<SkillName>();
+    let (tx, rx) = mpsc::unbounded_channel::<(SkillName, bool)>();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
+                let complete = is_complete(&event.kind);
                 for path in &event.paths {
                     if let Some((name, _)) = skill_file_name(path) {
-                        let _ = tx.send(name);
+                        let _ = tx.send((name, complete));
                     }
                 }
             }
@@ -56,7 +61,25 @@ pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryErro
     })
 }
 
-async fn debounce_loop(registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<SkillName>) {
+/// Whether an event says the file is whole: renamed into place, closed after
+/// a write, or removed.
+fn is_complete(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Remove(_)
+    )
+}
+
+/// Delay before acting on an event that says the file is complete: long
+/// enough to coalesce the burst of events one write produces.
+const SETTLE: Duration = Duration::from_millis(2);
+
+async fn debounce_loop(
+    registry: Arc<Registry>,
+    mut rx: mpsc::UnboundedReceiver<(SkillName, bool)>,
+) {
     let debounce = registry.config.debounce;
     let mut pending: HashMap<SkillName, Instant> = HashMap::new();
     let mut rescan = tokio::time::interval(registry.config.rescan_interval);
@@ -65,9 +88,10 @@ async fn debounce_loop(registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<
     loop {
         let next_due = pending.values().min().copied();
         tokio::select! {
-            name = rx.recv() => match name {
-                Some(name) => {
-                    pending.insert(name, Instant::now() + debounce);
+            event = rx.recv() => match event {
+                Some((name, complete)) => {
+                    let wait = if complete { SETTLE } else { debounce };
+                    pending.insert(name, Instant::now() + wait);
                 }
                 None => return,
             },

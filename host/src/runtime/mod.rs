@@ -273,4 +273,3 @@ fn spawn_epoch_ticker(
         })
         .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))
 }
-
