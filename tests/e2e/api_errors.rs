@@ -129,7 +129,7 @@ async fn unknown_routes_and_methods_answer_json_errors() {
 }
 
 #[tokio::test]
-async fn skill_output_goes_to_the_host_log_with_the_skill_name() {
+async fn skill_output_and_log_records_reach_the_host_log_with_the_skill_name() {
     let dirs = Dirs::new();
     dirs.install("trap", &wasm("trap"));
     let host = Host::start(&dirs, &[]);
@@ -146,6 +146,14 @@ async fn skill_output_goes_to_the_host_log_with_the_skill_name() {
         "{line}"
     );
     assert!(log.contains("trap skill says hello on stdout"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("through the log interface"))
+        .unwrap_or_else(|| panic!("no log-interface line in the log:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("skill=trap"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -12,15 +12,19 @@ impl log::Host for SkillState {
         let skill = self.skill();
         match level {
             log::Level::Trace => {
-                tracing::trace!(target: "darkfactory::skill", skill, "{message}")
+                tracing::trace!(target: "darkfactory::skill", skill = %skill, "{message}")
             }
             log::Level::Debug => {
-                tracing::debug!(target: "darkfactory::skill", skill, "{message}")
+                tracing::debug!(target: "darkfactory::skill", skill = %skill, "{message}")
             }
-            log::Level::Info => tracing::info!(target: "darkfactory::skill", skill, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "darkfactory::skill", skill, "{message}"),
+            log::Level::Info => {
+                tracing::info!(target: "darkfactory::skill", skill = %skill, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "darkfactory::skill", skill = %skill, "{message}")
+            }
             log::Level::Error => {
-                tracing::error!(target: "darkfactory::skill", skill, "{message}")
+                tracing::error!(target: "darkfactory::skill", skill = %skill, "{message}")
             }
         }
         Ok(())

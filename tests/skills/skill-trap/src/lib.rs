@@ -1,7 +1,8 @@
 //! Test skill `trap`: panics, which traps the instance; with `{"fail": "error"}`
-//! it returns a skill error instead, and with anything else it answers.
+//! it returns a skill error instead, and with anything else it answers after
+//! writing to stdout, stderr and the `log` interface.
 
-use darkfactory_sdk::{export_skill, SkillError};
+use darkfactory_sdk::{export_skill, log, SkillError};
 use serde_json::{json, Value};
 
 fn trap(input: Value) -> Result<Value, SkillError> {
@@ -14,6 +15,7 @@ fn trap(input: Value) -> Result<Value, SkillError> {
         _ => {
             println!("trap skill says hello on stdout");
             eprintln!("trap skill says hello on stderr");
+            log::warn("trap skill says hello through the log interface");
             Ok(json!({ "ok": true }))
         }
     }
