@@ -1,6 +1,6 @@
 //! Invoke and its error cases; the host keeps serving through all of them.
 
-use crate::harness::{wasm, Dirs, Host};
+use crate::harness::{assert_error, wasm, Dirs, Host};
 use serde_json::json;
 
 fn host_with(skills: &[&str], extra: &[&str]) -> (Dirs, Host) {
@@ -112,20 +112,14 @@ async fn every_error_case_has_its_status_and_the_host_keeps_serving() {
 async fn unknown_routes_and_methods_answer_json_errors() {
     let (_dirs, host) = host_with(&["echo"], &[]);
     let (status, body) = host.get("/api/nothing").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
+    assert_error(status, &body, 404, "not_found");
     let (status, body) = host
         .send(
             host.http
                 .get(format!("{}/api/skills/echo/invoke", host.url)),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    assert_error(status, &body, 405, "method_not_allowed");
 }
 
 #[tokio::test]
@@ -160,32 +154,12 @@ async fn skill_output_and_log_records_reach_the_host_log_with_the_skill_name() {
 async fn a_token_protects_every_request_that_changes_or_runs_skills() {
     let (_dirs, host) = host_with(&["echo"], &["--token", "s3cret"]);
     let (status, err) = host.invoke("echo", "{}").await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (401, Some("missing_token"))
-    );
+    assert_error(status, &err, 401, "missing_token");
     let (status, _) = host.put("other", wasm("echo")).await;
     assert_eq!(status, 401);
-    let (status, err) = host
-        .send(
-            host.http
-                .post(format!("{}/api/skills/echo/invoke", host.url))
-                .bearer_auth("wrong")
-                .body("{}"),
-        )
-        .await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (401, Some("invalid_token"))
-    );
-    let (status, _) = host
-        .send(
-            host.http
-                .post(format!("{}/api/skills/echo/invoke", host.url))
-                .bearer_auth("s3cret")
-                .body("{}"),
-        )
-        .await;
+    let (status, err) = host.invoke_as("wrong", "echo", "{}").await;
+    assert_error(status, &err, 401, "invalid_token");
+    let (status, _) = host.invoke_as("s3cret", "echo", "{}").await;
     assert_eq!(status, 200);
     assert_eq!(host.get("/api/skills").await.0, 200);
 }
@@ -204,4 +178,27 @@ fn refuses_a_public_address_without_a_token() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("without a bearer token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn wasi_denies_environment_filesystem_and_network() {
+    let (_dirs, host) = host_with(&["probe"], &[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (status, out) = host
+        .invoke("probe", &json!({ "connect": addr.to_string() }).to_string())
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["env"], 0, "{out}");
+    assert_eq!(out["args"], 0, "{out}");
+    assert_eq!(out["stdin"]["ok"], "read 0 bytes", "{out}");
+    for key in ["read_dir", "read_file", "write_file", "connect"] {
+        assert!(
+            out[key]["error"].is_string(),
+            "{key} was not refused: {out}"
+        );
+    }
+    // Nothing reached the listener.
+    assert!(listener.accept().is_err(), "the skill opened a connection");
 }

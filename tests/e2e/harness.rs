@@ -121,6 +121,26 @@ impl Host {
         .await
     }
 
+    /// `POST /api/skills/{skill}/invoke` with a bearer token.
+    pub async fn invoke_as(&self, token: &str, skill: &str, body: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(format!("{}/api/skills/{skill}/invoke", self.url))
+                .bearer_auth(token)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// `POST /api/skills/{skill}/rollback`.
+    pub async fn rollback(&self, skill: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(format!("{}/api/skills/{skill}/rollback", self.url)),
+        )
+        .await
+    }
+
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
         let r = rb.send().await.unwrap();
         let status = r.status().as_u16();
@@ -199,4 +219,21 @@ impl Drop for Host {
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Asserts an API error answer: its status and `error.code`, and that it
+/// carries a message.
+#[track_caller]
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (want_status, Some(want_code)),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The skills directory and the mutating endpoints: new files, broken files,
 //! uploads, deletes, rollbacks, sidecar manifests and restarts.
 
-use crate::harness::{sha256, wasm, Dirs, Host};
+use crate::harness::{assert_error, sha256, wasm, Dirs, Host};
 use serde_json::{json, Value};
 
 fn sha_of(skill: &Value) -> Option<&str> {
@@ -91,10 +91,7 @@ async fn a_file_that_never_loaded_is_listed_as_failed() {
     assert_eq!(skill["status"], "failed");
     assert!(skill["last_error"].as_str().unwrap().contains("teleport"));
     let (status, err) = host.invoke("alien", "{}").await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (503, Some("skill_unavailable"))
-    );
+    assert_error(status, &err, 503, "skill_unavailable");
 }
 
 #[tokio::test]
@@ -103,10 +100,7 @@ async fn put_validates_first_then_writes_atomically() {
     let host = Host::start(&dirs, &[]);
 
     let (status, err) = host.put("hello", b"not wasm".to_vec()).await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (422, Some("invalid_component"))
-    );
+    assert_error(status, &err, 422, "invalid_component");
     let (status, err) = host.put("hello", wasm("alien")).await;
     assert_eq!(status, 422);
     assert!(
@@ -147,29 +141,19 @@ async fn put_validates_first_then_writes_atomically() {
 async fn rollback_returns_to_the_previous_version_and_the_directory_follows() {
     let dirs = Dirs::new();
     let host = Host::start(&dirs, &[]);
-    let rollback = |name: &str| {
-        host.http
-            .post(format!("{}/api/skills/{name}/rollback", host.url))
-    };
-    let (status, err) = host.send(rollback("nope")).await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (404, Some("skill_not_found"))
-    );
+    let (status, err) = host.rollback("nope").await;
+    assert_error(status, &err, 404, "skill_not_found");
 
     let (v1, v2) = (wasm("echo"), wasm("text-stats"));
     assert_eq!(host.put("r", v1.clone()).await.0, 201);
-    let (status, err) = host.send(rollback("r")).await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (409, Some("nothing_to_roll_back"))
-    );
+    let (status, err) = host.rollback("r").await;
+    assert_error(status, &err, 409, "nothing_to_roll_back");
 
     assert_eq!(host.put("r", v2.clone()).await.0, 201);
     let (status, out) = host.invoke("r", r#"{"text":"a b c"}"#).await;
     assert_eq!((status, out["words"].as_u64()), (200, Some(3)));
 
-    let (status, body) = host.send(rollback("r")).await;
+    let (status, body) = host.rollback("r").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sha256"], sha256(&v1));
     let (status, out) = host.invoke("r", r#"{"text":"a b c"}"#).await;
@@ -189,7 +173,7 @@ async fn rollback_returns_to_the_previous_version_and_the_directory_follows() {
         ),
         (Some("ready"), 1)
     );
-    assert_eq!(host.send(rollback("r")).await.0, 409);
+    assert_eq!(host.rollback("r").await.0, 409);
 }
 
 #[tokio::test]
@@ -207,25 +191,9 @@ async fn history_keeps_the_last_five_versions() {
     assert_eq!(history[0]["sha256"], sha256(&a));
     assert_eq!(history[0]["source"], "api");
     for _ in 0..4 {
-        assert_eq!(
-            host.send(
-                host.http
-                    .post(format!("{}/api/skills/h/rollback", host.url))
-            )
-            .await
-            .0,
-            200
-        );
+        assert_eq!(host.rollback("h").await.0, 200);
     }
-    assert_eq!(
-        host.send(
-            host.http
-                .post(format!("{}/api/skills/h/rollback", host.url))
-        )
-        .await
-        .0,
-        409
-    );
+    assert_eq!(host.rollback("h").await.0, 409);
 }
 
 #[tokio::test]
@@ -241,10 +209,7 @@ async fn delete_removes_the_files_and_unloads() {
     assert!(!dirs.skills.join("echo.toml").exists());
     assert_eq!(host.invoke("echo", "{}").await.0, 404);
     let (status, err) = host.send(delete()).await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (404, Some("skill_not_found"))
-    );
+    assert_error(status, &err, 404, "skill_not_found");
 }
 
 #[tokio::test]
@@ -315,12 +280,6 @@ async fn a_restart_restores_the_same_versions_from_the_artifact_cache() {
     let stats = host.skill("stats").await;
     assert_eq!(stats["history"].as_array().unwrap().len(), 2);
     // Rollback works across the restart.
-    let (status, _) = host
-        .send(
-            host.http
-                .post(format!("{}/api/skills/stats/rollback", host.url)),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(host.rollback("stats").await.0, 200);
     assert_eq!(host.invoke("stats", r#"{"x":1}"#).await.1, json!({"x": 1}));
 }
