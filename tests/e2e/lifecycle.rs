@@ -283,3 +283,39 @@ async fn a_restart_restores_the_same_versions_from_the_artifact_cache() {
     assert_eq!(host.rollback("stats").await.0, 200);
     assert_eq!(host.invoke("stats", r#"{"x":1}"#).await.1, json!({"x": 1}));
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_answers_busy_and_a_load_it_blocked_is_retried() {
+    let dirs = Dirs::new();
+    dirs.install("spin", &wasm("spin"));
+    dirs.install("echo", &wasm("echo"));
+    std::fs::write(dirs.skills.join("spin.toml"), "deadline_ms = 2500\n").unwrap();
+    let host = std::sync::Arc::new(Host::start(&dirs, &["--max-instances", "1"]));
+
+    // Occupy the only instance slot.
+    let spinner = {
+        let host = host.clone();
+        tokio::spawn(async move { host.invoke("spin", r#"{"spin":true}"#).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, err) = host.invoke("echo", "{}").await;
+    assert_error(status, &err, 503, "busy");
+
+    // A new skill arriving now cannot start its health check...
+    dirs.install("fresh", &wasm("echo"));
+    let skill = host
+        .wait_for("fresh", "a busy failure", |s| s["last_error"].is_string())
+        .await;
+    assert!(
+        skill["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("instance capacity"),
+        "{skill}"
+    );
+    assert_eq!(spinner.await.unwrap().0, 504);
+    // ...and is loaded by a rescan once the slot is free, without a new write.
+    host.wait_for("fresh", "the retry", |s| s["status"] == "ready")
+        .await;
+    assert_eq!(host.invoke("fresh", "[1]").await, (200, json!([1])));
+}

@@ -167,6 +167,34 @@ struct Failure {
     /// (sha256, sidecar) of the input that failed, so it is not retried
     /// until the file changes.
     key: Option<(String, Option<String>)>,
+    /// The failure may pass by itself (no free instance slot): the rescan
+    /// retries it.
+    transient: bool,
+}
+
+/// Why a file did not become a version.
+struct LoadFailure {
+    message: String,
+    transient: bool,
+}
+
+impl From<String> for LoadFailure {
+    fn from(message: String) -> Self {
+        LoadFailure {
+            message,
+            transient: false,
+        }
+    }
+}
+
+impl From<LoadFailure> for RegistryError {
+    fn from(failure: LoadFailure) -> Self {
+        if failure.transient {
+            RegistryError::Invoke(InvokeError::Busy(failure.message))
+        } else {
+            RegistryError::Rejected(failure.message)
+        }
+    }
 }
 
 type Stamp = (Option<(SystemTime, u64)>, Option<(SystemTime, u64)>);
@@ -189,11 +217,12 @@ impl Slot {
         self.active.load_full()
     }
 
-    fn fail(&self, key: (String, Option<String>), error: String) {
+    fn fail(&self, key: (String, Option<String>), error: String, transient: bool) {
         let mut f = lock(&self.failure);
         f.error = Some(error);
         f.at = Some(SystemTime::now());
         f.key = Some(key);
+        f.transient = transient;
     }
 
     fn clear_failure(&self) {
@@ -396,8 +425,11 @@ impl Registry {
             }
             Err(e) => {
                 let msg = format!("cannot read `{}`: {e}", wasm_path.display());
-                tracing::warn!(skill = %name, error = %msg, "skill file unreadable");
-                slot.fail((String::new(), None), msg);
+                // Retried by every rescan; say it once, not every 2 s.
+                if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(skill = %name, error = %msg, "skill file unreadable");
+                }
+                slot.fail((String::new(), None), msg, true);
                 return;
             }
         };
@@ -405,7 +437,7 @@ impl Registry {
         let sidecar = match self.read_sidecar(name) {
             Ok(sidecar) => sidecar,
             Err(msg) => {
-                slot.fail((sha256_hex(&bytes), None), msg);
+                slot.fail((sha256_hex(&bytes), None), msg, false);
                 return;
             }
         };
@@ -417,8 +449,11 @@ impl Registry {
             }
         }
         let key = (sha.clone(), sidecar.clone());
-        if lock(&slot.failure).key.as_ref() == Some(&key) {
-            return;
+        {
+            let failure = lock(&slot.failure);
+            if failure.key.as_ref() == Some(&key) && !failure.transient {
+                return;
+            }
         }
         let span = tracing::info_span!("swap", skill = %name, sha256 = %&sha[..12]);
         async {
@@ -429,13 +464,13 @@ impl Registry {
                 Ok(version) => {
                     if let Err(e) = self.publish(&slot, version, &bytes, true) {
                         tracing::error!(error = %e, "cannot record the new version");
-                        slot.fail(key, e.to_string());
+                        slot.fail(key, e.to_string(), true);
                     }
                 }
-                Err(msg) => {
+                Err(failure) => {
                     let serving = slot.active().map(|v| v.sha256[..12].to_string());
-                    tracing::warn!(error = %msg, serving = ?serving, "skill file rejected; the serving version stays");
-                    slot.fail(key, msg);
+                    tracing::warn!(error = %failure.message, serving = ?serving, "skill file rejected; the serving version stays");
+                    slot.fail(key, failure.message, failure.transient);
                 }
             }
         }
@@ -460,7 +495,7 @@ impl Registry {
         sha: String,
         sidecar: Option<String>,
         source: Source,
-    ) -> Result<Version, String> {
+    ) -> Result<Version, LoadFailure> {
         let started = Instant::now();
         let info = inspect_component(&bytes)?;
         let resolved = Manifest::merge(info.manifest.as_deref(), sidecar.as_deref())?
@@ -480,7 +515,10 @@ impl Registry {
         self.runtime
             .health_check(&pre, &slot.tag, &resolved.limits)
             .await
-            .map_err(|e| format!("the component does not start: {e}"))?;
+            .map_err(|e| LoadFailure {
+                transient: matches!(e, InvokeError::Busy(_)),
+                message: format!("the component does not start: {e}"),
+            })?;
         tracing::debug!(
             from_cache,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -574,8 +612,7 @@ impl Registry {
             let sha = sha256_hex(&bytes);
             let version = self
                 .build_version(&slot, bytes.clone(), sha, sidecar, Source::Api)
-                .await
-                .map_err(RegistryError::Rejected)?;
+                .await?;
             write_atomically(&self.wasm_path(&name), &bytes).map_err(|e| {
                 RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
             })?;
@@ -623,8 +660,10 @@ impl Registry {
                 Source::Rollback,
             )
             .await
-            .map_err(|e| {
-                RegistryError::Rejected(format!("the previous version no longer loads: {e}"))
+            .map_err(|mut failure| {
+                failure.message =
+                    format!("the previous version no longer loads: {}", failure.message);
+                RegistryError::from(failure)
             })?;
         write_atomically(&self.wasm_path(&slot.name), &bytes)
             .map_err(|e| storage(format!("cannot write into the skills directory: {e}")))?;
@@ -789,7 +828,7 @@ impl Registry {
                 file_stamp(&self.sidecar_path(name)),
             );
             let changed = match self.get(name.as_str()) {
-                Some(slot) => *lock(&slot.seen) != Some(stamp),
+                Some(slot) => *lock(&slot.seen) != Some(stamp) || lock(&slot.failure).transient,
                 None => true,
             };
             if changed {
