@@ -97,7 +97,13 @@ impl Host {
         Host {
             child,
             url: addr.to_string(),
-            http: reqwest::Client::new(),
+            // No connection reuse: when the host answers before reading a
+            // body (401, 413) it closes the connection, and a pooled client
+            // can race that close with its next request.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 

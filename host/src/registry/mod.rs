@@ -155,7 +155,7 @@ pub struct Slot {
     failure: Mutex<Failure>,
     stats: Stats,
     /// Serialises loads, deploys, rollbacks and deletes of this skill.
-    load: tokio::sync::Mutex<()>,
+    load: Arc<tokio::sync::Mutex<()>>,
     /// File stamps of the last sync, so a rescan skips unchanged files.
     seen: Mutex<Option<Stamp>>,
 }
@@ -207,7 +207,7 @@ impl Slot {
             active: ArcSwapOption::empty(),
             failure: Mutex::new(Failure::default()),
             stats: Stats::default(),
-            load: tokio::sync::Mutex::new(()),
+            load: Arc::new(tokio::sync::Mutex::new(())),
             seen: Mutex::new(None),
         }
     }
@@ -397,6 +397,37 @@ impl Registry {
         read(&self.slots).get(&name).cloned()
     }
 
+    /// The skill's slot with its load lock held, created when `create`.
+    ///
+    /// A concurrent operation may unload the slot while this one waits for
+    /// the lock; then it starts again with the slot the map holds now, so no
+    /// work lands in a slot nobody can see.
+    async fn lock_slot(
+        &self,
+        name: &SkillName,
+        create: bool,
+    ) -> Option<(Arc<Slot>, tokio::sync::OwnedMutexGuard<()>)> {
+        loop {
+            let slot = if create {
+                self.slot_or_create(name)
+            } else {
+                read(&self.slots).get(name).cloned()?
+            };
+            let guard = slot.load.clone().lock_owned().await;
+            if self.is_current(&slot) {
+                return Some((slot, guard));
+            }
+        }
+    }
+
+    async fn lock_existing(
+        &self,
+        name: &str,
+    ) -> Option<(Arc<Slot>, tokio::sync::OwnedMutexGuard<()>)> {
+        let name = SkillName::parse(name).ok()?;
+        self.lock_slot(&name, false).await
+    }
+
     fn slot_or_create(&self, name: &SkillName) -> Arc<Slot> {
         if let Some(slot) = read(&self.slots).get(name) {
             return slot.clone();
@@ -414,8 +445,7 @@ impl Registry {
         if !wasm_path.exists() && self.get(name.as_str()).is_none() {
             return;
         }
-        let slot = self.slot_or_create(name);
-        let _guard = slot.load.lock().await;
+        let (slot, _guard) = self.lock_slot(name, true).await.expect("created");
         let stamp = (file_stamp(&wasm_path), file_stamp(&self.sidecar_path(name)));
         let bytes = match std::fs::read(&wasm_path) {
             Ok(bytes) => bytes,
@@ -437,7 +467,10 @@ impl Registry {
         let sidecar = match self.read_sidecar(name) {
             Ok(sidecar) => sidecar,
             Err(msg) => {
-                slot.fail((sha256_hex(&bytes), None), msg, false);
+                if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(skill = %name, error = %msg, "sidecar manifest unreadable");
+                }
+                slot.fail((sha256_hex(&bytes), None), msg, true);
                 return;
             }
         };
@@ -594,10 +627,21 @@ impl Registry {
         Ok(published)
     }
 
-    fn unload(&self, slot: &Slot) {
-        write(&self.slots).remove(&slot.name);
-        slot.active.store(None);
-        tracing::info!(skill = %slot.name, "skill unloaded");
+    fn is_current(&self, slot: &Arc<Slot>) -> bool {
+        read(&self.slots)
+            .get(&slot.name)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
+    }
+
+    fn unload(&self, slot: &Arc<Slot>) {
+        let mut slots = write(&self.slots);
+        if slots.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(&slot.name);
+        }
+        drop(slots);
+        if slot.active.swap(None).is_some() {
+            tracing::info!(skill = %slot.name, "skill unloaded");
+        }
     }
 
     /// Validates `bytes` as a new version of `name`, writes it into the skills
@@ -605,8 +649,7 @@ impl Registry {
     /// nothing.
     pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<Published, RegistryError> {
         let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
-        let slot = self.slot_or_create(&name);
-        let _guard = slot.load.lock().await;
+        let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
             let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
             let sha = sha256_hex(&bytes);
@@ -625,7 +668,7 @@ impl Registry {
         .await;
         if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
             // A refused first upload leaves no trace of a skill.
-            write(&self.slots).remove(&name);
+            self.unload(&slot);
         }
         result
     }
@@ -633,10 +676,10 @@ impl Registry {
     /// Goes back to the previous version in the history and makes the skills
     /// directory match it.
     pub async fn rollback(&self, name: &str) -> Result<Published, RegistryError> {
-        let slot = self
-            .get(name)
+        let (slot, _guard) = self
+            .lock_existing(name)
+            .await
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
-        let _guard = slot.load.lock().await;
         let storage = |e: String| RegistryError::Storage(e);
         let history = self
             .state
@@ -693,10 +736,10 @@ impl Registry {
     /// Deletes the skill's files from the skills directory and unloads it.
     /// Its version history stays in the state database.
     pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
-        let slot = self
-            .get(name)
+        let (slot, _guard) = self
+            .lock_existing(name)
+            .await
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
-        let _guard = slot.load.lock().await;
         for path in [self.wasm_path(&slot.name), self.sidecar_path(&slot.name)] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
