@@ -50,6 +50,22 @@
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
+//! ## Faster calls
+//!
+//! Every call gets a fresh instance whose linear memory the host resets
+//! afterwards, so a small memory makes a fast call. Rust reserves a 1 MiB
+//! stack by default; a `build.rs` next to the skill's `Cargo.toml` that links
+//! a 128 KiB stack makes a call of a small skill about 2.5× cheaper:
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() {
+//!     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+//!         println!("cargo:rustc-link-arg-cdylib=-zstack-size=131072");
+//!     }
+//! }
+//! ```
+//!
 //! ## The manifest
 //!
 //! [`export_skill!`] embeds a manifest in a custom section of the component

@@ -289,7 +289,7 @@ async fn a_full_instance_pool_answers_busy_and_a_load_it_blocked_is_retried() {
     let dirs = Dirs::new();
     dirs.install("spin", &wasm("spin"));
     dirs.install("echo", &wasm("echo"));
-    std::fs::write(dirs.skills.join("spin.toml"), "deadline_ms = 2500\n").unwrap();
+    std::fs::write(dirs.skills.join("spin.toml"), "deadline_ms = 5000\n").unwrap();
     let host = std::sync::Arc::new(Host::start(&dirs, &["--max-instances", "1"]));
 
     // Occupy the only instance slot.
@@ -297,8 +297,15 @@ async fn a_full_instance_pool_answers_busy_and_a_load_it_blocked_is_retried() {
         let host = host.clone();
         tokio::spawn(async move { host.invoke("spin", r#"{"spin":true}"#).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (status, err) = host.invoke("echo", "{}").await;
+    // Once the spinner holds the slot, other calls are turned away.
+    let started = std::time::Instant::now();
+    let (status, err) = loop {
+        let answer = host.invoke("echo", "{}").await;
+        if answer.0 != 200 || started.elapsed() > std::time::Duration::from_secs(2) {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_error(status, &err, 503, "busy");
 
     // A new skill arriving now cannot start its health check...
