@@ -57,8 +57,8 @@
 //! stack by default; a `build.rs` next to the skill's `Cargo.toml` that links
 //! a 128 KiB stack makes a call of a small skill about 2.5× cheaper:
 //!
-//! ```no_run
-//! // build.rs
+//! ```ignore
+//! // build.rs (a build script, not library code)
 //! fn main() {
 //!     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
 //!         println!("cargo:rustc-link-arg-cdylib=-zstack-size=131072");
