@@ -1,6 +1,6 @@
 //! Invoke and its error cases; the host keeps serving through all of them.
 
-use crate::harness::{assert_error, wasm, Dirs, Host};
+use crate::harness::{assert_error, log_line, wasm, Dirs, Host};
 use serde_json::json;
 
 fn host_with(skills: &[&str], extra: &[&str]) -> (Dirs, Host) {
@@ -131,19 +131,13 @@ async fn skill_output_and_log_records_reach_the_host_log_with_the_skill_name() {
     assert_eq!(status, 200);
     host.stop();
     let log = std::fs::read_to_string(dirs.log_path()).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains("trap skill says hello on stderr"))
-        .unwrap_or_else(|| panic!("no stderr line in the log:\n{log}"));
+    let line = log_line(&log, "trap skill says hello on stderr");
     assert!(
         line.contains("skill=trap") && line.contains("stderr"),
         "{line}"
     );
     assert!(log.contains("trap skill says hello on stdout"));
-    let line = log
-        .lines()
-        .find(|l| l.contains("through the log interface"))
-        .unwrap_or_else(|| panic!("no log-interface line in the log:\n{log}"));
+    let line = log_line(&log, "through the log interface");
     assert!(
         line.contains("WARN") && line.contains("skill=trap"),
         "{line}"

@@ -191,6 +191,14 @@ impl Host {
         }
     }
 
+    /// Waits until the skill's `last_error` mentions `needle` (10 s at most).
+    pub async fn wait_for_error(&self, name: &str, needle: &str) -> Value {
+        self.wait_for(name, needle, |s| {
+            s["last_error"].as_str().is_some_and(|e| e.contains(needle))
+        })
+        .await
+    }
+
     /// Stops the host with SIGTERM and waits for it.
     pub fn stop(mut self) {
         self.terminate();
@@ -242,4 +250,12 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
             .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+}
+
+/// The first line of `log` that contains `needle`.
+#[track_caller]
+pub fn log_line<'a>(log: &'a str, needle: &str) -> &'a str {
+    log.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in the log:\n{log}"))
 }
