@@ -12,6 +12,11 @@
 //!
 //! `BENCH_SECONDS` (default 3) sets the length of each HTTP run;
 //! `BENCH_ONLY=1,3` runs only the numbered sections.
+//!
+//! `BENCH_COMPARE=a.wasm,b.wasm,...` runs only a comparison of those builds
+//! of a skill (say, one linked with another stack size): batches of 1 000
+//! instantiate + call of each, interleaved so that every build sees the same
+//! moments of a noisy machine, 30 batches, the median of the batch medians.
 
 use axum::routing::post;
 use darkfactory::registry::RegistryConfig;
@@ -94,6 +99,11 @@ fn main() {
             )
             .unwrap_or_default()
     );
+    if let Ok(files) = std::env::var("BENCH_COMPARE") {
+        let files: Vec<&str> = files.split(',').filter(|f| !f.is_empty()).collect();
+        rt.block_on(compare(&files));
+        return;
+    }
     // BENCH_ONLY=1,3 runs a subset of the sections.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |n: &str| only.is_empty() || only.split(',').any(|s| s.trim() == n);
@@ -135,6 +145,54 @@ fn report(label: &str, mut rounds: Vec<Round>) {
         fmt_us(p99),
         fmt_us(mean)
     );
+}
+
+/// `BENCH_COMPARE`: the same in-process measurement as section 1 for several
+/// builds of a skill, interleaved batch by batch.
+async fn compare(files: &[&str]) {
+    const BATCHES: usize = 30;
+    const PER_BATCH: usize = 1_000;
+    let runtime = Runtime::new(
+        RuntimeConfig::default(),
+        &darkfactory::capabilities::add_to_linker,
+    )
+    .unwrap();
+    let limits = runtime.config().default_limits();
+    let pres: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let component = runtime.compile(&bytes).unwrap();
+            runtime.prepare(&component).unwrap()
+        })
+        .collect();
+    let name: Arc<str> = Arc::from("compare");
+    let input = r#"{"text":"hi"}"#;
+    let mut medians = vec![Vec::with_capacity(BATCHES); pres.len()];
+    for _ in 0..BATCHES {
+        for (pre, medians) in pres.iter().zip(&mut medians) {
+            let mut samples = Vec::with_capacity(PER_BATCH);
+            for _ in 0..PER_BATCH {
+                let t = Instant::now();
+                runtime.invoke(pre, &name, &limits, input).await.unwrap();
+                samples.push(t.elapsed());
+            }
+            medians.push(summarise(samples).0);
+        }
+    }
+    println!(
+        "\n## instantiate + call, builds compared ({BATCHES} interleaved batches of {PER_BATCH})"
+    );
+    println!("| component | median of batch p50s | fastest batch p50 |");
+    println!("|---|---|---|");
+    for (file, mut medians) in files.iter().zip(medians) {
+        medians.sort();
+        println!(
+            "| {file} | {} | {} |",
+            fmt_us(medians[medians.len() / 2]),
+            fmt_us(medians[0])
+        );
+    }
 }
 
 async fn in_process() {

@@ -53,6 +53,28 @@ async fn loads_skills_at_start_and_invokes_them() {
 }
 
 #[tokio::test]
+async fn the_small_example_stack_holds_the_deepest_json_serde_accepts() {
+    // The example skills link a 64 KiB stack; serde_json refuses nesting
+    // deeper than 128, so 127 levels is the deepest input a skill can get.
+    let (_dirs, host) = host_with(&["echo"], &[]);
+    for depth in [127, 64] {
+        let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        for input in [arrays, objects] {
+            let (status, out) = host.invoke("echo", &input).await;
+            assert_eq!(status, 200, "depth {depth}: {out}");
+            assert_eq!(
+                out,
+                serde_json::from_str::<serde_json::Value>(&input).unwrap()
+            );
+        }
+    }
+    let too_deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let (status, out) = host.invoke("echo", &too_deep).await;
+    assert_error(status, &out, 422, "invalid-input");
+}
+
+#[tokio::test]
 async fn every_error_case_has_its_status_and_the_host_keeps_serving() {
     let (_dirs, host) = host_with(
         &["echo", "text-stats", "spin", "hog", "trap"],

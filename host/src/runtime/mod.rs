@@ -224,9 +224,9 @@ impl Drop for Runtime {
 
 /// Bytes of each linear memory that stay mapped between instances and are
 /// reset with `memset` instead of `madvise`: no page faults on the next call.
-/// A skill linked with a small stack (the 128 KiB the SDK docs recommend) fits
+/// A skill linked with a small stack (the 64 KiB the SDK docs recommend) fits
 /// whole; measured on 2 cores, instantiate + call of `echo` drops from ~32 µs
-/// (0 bytes kept) to ~13 µs. PAGEMAP_SCAN was slower in our VM, so it is off.
+/// (0 bytes kept) to ~12 µs. PAGEMAP_SCAN was slower in our VM, so it is off.
 const KEEP_RESIDENT: usize = 1 << 20;
 
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> wasmtime::Config {
