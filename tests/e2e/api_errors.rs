@@ -167,6 +167,30 @@ async fn skill_output_and_log_records_reach_the_host_log_with_the_skill_name() {
 }
 
 #[tokio::test]
+async fn a_call_that_floods_the_log_is_cut_at_its_budget_and_says_so() {
+    let dirs = Dirs::new();
+    dirs.install("trap", &wasm("trap"));
+    let host = Host::start(&dirs, &["--log-records-per-call", "50"]);
+    // 3 × 400 records asked for, 50 written, the rest counted.
+    let (status, out) = host.invoke("trap", r#"{"flood":400}"#).await;
+    assert_eq!((status, out["flooded"].as_u64()), (200, Some(400)));
+    // The budget is per call: the next call logs again.
+    let (status, _) = host.invoke("trap", "{}").await;
+    assert_eq!(status, 200);
+    host.stop();
+    let log = std::fs::read_to_string(dirs.log_path()).unwrap();
+    let flood_lines = log.lines().filter(|l| l.contains("flood ")).count();
+    assert_eq!(flood_lines, 50, "{log}");
+    let line = log_line(&log, "log records dropped");
+    assert!(
+        line.contains("skill=trap") && line.contains("dropped=1150") && line.contains("limit=50"),
+        "{line}"
+    );
+    assert_eq!(log.matches("log records dropped").count(), 1, "{log}");
+    assert!(log.contains("trap skill says hello through the log interface"));
+}
+
+#[tokio::test]
 async fn a_token_protects_every_request_that_changes_or_runs_skills() {
     let (_dirs, host) = host_with(&["echo"], &["--token", "s3cret"]);
     let (status, err) = host.invoke("echo", "{}").await;

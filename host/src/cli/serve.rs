@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Skill instances that may run at once (sizes the pooling allocator).
     #[arg(long, env = "DARKFACTORY_MAX_INSTANCES", default_value_t = 256)]
     max_instances: u32,
+    /// Log records (log interface, stdout and stderr lines) one call may
+    /// write; the rest are dropped and counted in one warning.
+    #[arg(long, env = "DARKFACTORY_LOG_RECORDS_PER_CALL", default_value_t = 1000)]
+    log_records_per_call: u32,
 }
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -47,6 +51,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_instances: args.max_instances,
         default_deadline: Duration::from_millis(args.default_deadline_ms),
         default_memory_bytes: args.default_memory_mib << 20,
+        log_records_per_call: args.log_records_per_call,
         ..RuntimeConfig::default()
     };
     let config = ServerConfig {

@@ -18,6 +18,9 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: u64,
     /// Granularity of deadlines.
     pub epoch_tick: Duration,
+    /// Log records (`log` interface, stdout and stderr lines together) one
+    /// call may write; the rest are counted and dropped.
+    pub log_records_per_call: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -29,6 +32,7 @@ impl Default for RuntimeConfig {
             max_deadline: Duration::from_secs(300),
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(10),
+            log_records_per_call: 1000,
         }
     }
 }
@@ -63,6 +67,7 @@ impl RuntimeConfig {
         CallLimits {
             deadline: self.default_deadline,
             memory_bytes: self.default_memory_bytes,
+            log_records: self.log_records_per_call,
         }
     }
 }
@@ -74,4 +79,6 @@ pub struct CallLimits {
     pub deadline: Duration,
     /// Bytes of linear memory, per memory.
     pub memory_bytes: u64,
+    /// Log records the call may write.
+    pub log_records: u32,
 }

@@ -12,6 +12,7 @@
 pub mod bindings;
 mod config;
 mod error;
+mod log_budget;
 mod state;
 mod stdio;
 

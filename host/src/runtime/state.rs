@@ -5,6 +5,7 @@
 //! the host log tagged with the skill's name, and the store limiter enforces
 //! the call's memory limit.
 
+use super::log_budget::LogBudget;
 use super::stdio::SkillOutput;
 use super::CallLimits;
 use std::sync::Arc;
@@ -18,13 +19,23 @@ pub struct SkillState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    log_budget: LogBudget,
 }
 
 impl SkillState {
     pub(crate) fn new(skill: Arc<str>, limits: &CallLimits) -> Self {
+        let log_budget = LogBudget::new(skill.clone(), limits.log_records);
         let wasi = WasiCtx::builder()
-            .stdout(SkillOutput::new(skill.clone(), "stdout"))
-            .stderr(SkillOutput::new(skill.clone(), "stderr"))
+            .stdout(SkillOutput::new(
+                skill.clone(),
+                "stdout",
+                log_budget.clone(),
+            ))
+            .stderr(SkillOutput::new(
+                skill.clone(),
+                "stderr",
+                log_budget.clone(),
+            ))
             .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
@@ -35,12 +46,18 @@ impl SkillState {
             wasi,
             table: ResourceTable::new(),
             limits,
+            log_budget,
         }
     }
 
     /// The name of the skill this store runs.
     pub fn skill(&self) -> &str {
         &self.skill
+    }
+
+    /// Takes one record from the call's log budget: `false` means drop it.
+    pub(crate) fn take_log_record(&self) -> bool {
+        self.log_budget.take()
     }
 
     pub(crate) fn limiter(&mut self) -> &mut StoreLimits {

@@ -2,8 +2,10 @@
 //!
 //! Output is split into lines; each line becomes one `tracing` event with the
 //! skill's name and the stream. A line longer than [`MAX_LINE`] is emitted in
-//! pieces so a skill cannot make the host buffer without bound.
+//! pieces so a skill cannot make the host buffer without bound; every line
+//! spends one record of the call's [`LogBudget`].
 
+use super::log_budget::LogBudget;
 use bytes::Bytes;
 use std::io;
 use std::pin::Pin;
@@ -20,17 +22,23 @@ const MAX_LINE: usize = 8 * 1024;
 pub(crate) struct SkillOutput {
     skill: Arc<str>,
     stream: &'static str,
+    budget: LogBudget,
 }
 
 impl SkillOutput {
-    pub(crate) fn new(skill: Arc<str>, stream: &'static str) -> Self {
-        SkillOutput { skill, stream }
+    pub(crate) fn new(skill: Arc<str>, stream: &'static str, budget: LogBudget) -> Self {
+        SkillOutput {
+            skill,
+            stream,
+            budget,
+        }
     }
 
     fn writer(&self) -> LineLogger {
         LineLogger {
             skill: self.skill.clone(),
             stream: self.stream,
+            budget: self.budget.clone(),
             buf: Vec::new(),
         }
     }
@@ -56,6 +64,7 @@ impl StdoutStream for SkillOutput {
 struct LineLogger {
     skill: Arc<str>,
     stream: &'static str,
+    budget: LogBudget,
     buf: Vec<u8>,
 }
 
@@ -81,7 +90,9 @@ impl LineLogger {
             self.buf.clear();
             return;
         }
-        tracing::info!(target: "darkfactory::skill", skill = %self.skill, stream = self.stream, "{line}");
+        if self.budget.take() {
+            tracing::info!(target: "darkfactory::skill", skill = %self.skill, stream = self.stream, "{line}");
+        }
         self.buf.clear();
     }
 }
@@ -140,7 +151,8 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_and_the_buffer_stays_bounded() {
-        let mut logger = SkillOutput::new("t".into(), "stdout").writer();
+        let budget = LogBudget::new("t".into(), 10);
+        let mut logger = SkillOutput::new("t".into(), "stdout", budget).writer();
         logger.push(&vec![b'x'; MAX_LINE * 3 + 10]);
         assert_eq!(logger.buf.len(), 10);
         logger.push(b"\nnext");

@@ -8,6 +8,9 @@ impl types::Host for SkillState {}
 
 impl log::Host for SkillState {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if !self.take_log_record() {
+            return Ok(());
+        }
         let message = truncate(&message, MAX_MESSAGE_BYTES);
         let skill = self.skill();
         match level {
