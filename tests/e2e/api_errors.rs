@@ -131,6 +131,40 @@ async fn every_error_case_has_its_status_and_the_host_keeps_serving() {
 }
 
 #[tokio::test]
+async fn long_calls_yield_so_every_other_request_is_answered_meanwhile() {
+    let dirs = Dirs::new();
+    dirs.install("spin", &wasm("spin"));
+    dirs.install("echo", &wasm("echo"));
+    std::fs::write(dirs.skills.join("spin.toml"), "deadline_ms = 3000\n").unwrap();
+    let host = std::sync::Arc::new(Host::start(&dirs, &[]));
+    // More endless loops than the host has worker threads (one per core).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners: Vec<_> = (0..cores + 1)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move { host.invoke("spin", r#"{"spin":true}"#).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let t0 = std::time::Instant::now();
+    for i in 0..20 {
+        let (status, out) = host.invoke("echo", &format!("[{i}]")).await;
+        assert_eq!((status, out), (200, json!([i])));
+    }
+    let (status, _) = host.get("/healthz").await;
+    assert_eq!(status, 200);
+    assert!(
+        spinners.iter().all(|s| !s.is_finished()),
+        "the other requests waited for the endless loops to be stopped ({:?})",
+        t0.elapsed()
+    );
+    for spinner in spinners {
+        let (status, err) = spinner.await.unwrap();
+        assert_error(status, &err, 504, "deadline_exceeded");
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_json_errors() {
     let (_dirs, host) = host_with(&["echo"], &[]);
     let (status, body) = host.get("/api/nothing").await;
@@ -188,6 +222,49 @@ async fn a_call_that_floods_the_log_is_cut_at_its_budget_and_says_so() {
     );
     assert_eq!(log.matches("log records dropped").count(), 1, "{log}");
     assert!(log.contains("trap skill says hello through the log interface"));
+}
+
+#[tokio::test]
+async fn refusals_before_the_body_is_read_leave_pooled_connections_usable() {
+    let (_dirs, host) = host_with(&["echo"], &["--token", "s3cret", "--max-body", "4096"]);
+    let too_large = format!(r#"{{"text":"{}"}}"#, "x".repeat(5000));
+    let big_refused = format!(r#"{{"text":"{}"}}"#, "x".repeat(100 << 10));
+    // One pooled client, as a real caller keeps: every answer must arrive,
+    // and each request after a refusal must find a working connection.
+    for round in 0..40 {
+        let (status, err) = host.invoke("echo", r#"{"text":"no token"}"#).await;
+        assert_error(status, &err, 401, "missing_token");
+        let (status, out) = host.invoke_as("s3cret", "echo", r#"{"n":1}"#).await;
+        assert_eq!((status, out), (200, json!({"n": 1})), "round {round}");
+        let (status, err) = host.invoke_as("s3cret", "echo", &too_large).await;
+        assert_error(status, &err, 413, "payload_too_large");
+        let (status, err) = host.invoke_as("wrong", "echo", &big_refused).await;
+        assert_error(status, &err, 401, "invalid_token");
+    }
+    // What the client is told: a small refused body was read, the
+    // connection stays; a body left unread ends it, and the answer says so.
+    let answer = |body: String, token: &'static str| {
+        let request = host
+            .http
+            .post(format!("{}/api/skills/echo/invoke", host.url))
+            .bearer_auth(token)
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+    let small = answer("{}".into(), "wrong").await;
+    assert_eq!(small.status(), 401);
+    assert!(small.headers().get("connection").is_none());
+    for response in [
+        answer(big_refused.clone(), "wrong").await,
+        answer(too_large.clone(), "s3cret").await,
+    ] {
+        assert_eq!(
+            response.headers()["connection"],
+            "close",
+            "{}",
+            response.status()
+        );
+    }
 }
 
 #[tokio::test]

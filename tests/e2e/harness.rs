@@ -97,13 +97,9 @@ impl Host {
         Host {
             child,
             url: addr.to_string(),
-            // No connection reuse: when the host answers before reading a
-            // body (401, 413) it closes the connection, and a pooled client
-            // can race that close with its next request.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap(),
+            // A pooled client, as real callers use: early answers (401, 413)
+            // must not leave it a connection the host is closing.
+            http: reqwest::Client::new(),
         }
     }
 

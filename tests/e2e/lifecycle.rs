@@ -280,19 +280,33 @@ async fn a_full_instance_pool_answers_busy_and_a_load_it_blocked_is_retried() {
     std::fs::write(dirs.skills.join("spin.toml"), "deadline_ms = 5000\n").unwrap();
     let host = std::sync::Arc::new(Host::start(&dirs, &["--max-instances", "1"]));
 
-    // Occupy the only instance slot.
-    let spinner = {
-        let host = host.clone();
-        tokio::spawn(async move { host.invoke("spin", r#"{"spin":true}"#).await })
-    };
-    // Once the spinner holds the slot, other calls are turned away.
-    let started = std::time::Instant::now();
-    let (status, err) = loop {
-        let answer = host.invoke("echo", "{}").await;
-        if answer.0 != 200 || started.elapsed() > std::time::Duration::from_secs(2) {
-            break answer;
+    // Occupy the only instance slot. Once the spinner holds it, other calls
+    // are turned away; should the spinner arrive while one of the probing
+    // echo calls holds the slot, it is the one turned away: start it again.
+    let mut attempts = 0;
+    let (spinner, (status, err)) = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "the spinner never got the instance slot");
+        let spinner = {
+            let host = host.clone();
+            tokio::spawn(async move { host.invoke("spin", r#"{"spin":true}"#).await })
+        };
+        let started = std::time::Instant::now();
+        let answer = loop {
+            let answer = host.invoke("echo", "{}").await;
+            if answer.0 != 200
+                || spinner.is_finished()
+                || started.elapsed() > std::time::Duration::from_secs(2)
+            {
+                break answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        if answer.0 == 200 && spinner.is_finished() {
+            assert_eq!(spinner.await.unwrap().0, 503, "the spinner was turned away");
+            continue;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        break (spinner, answer);
     };
     assert_error(status, &err, 503, "busy");
 

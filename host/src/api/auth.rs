@@ -4,12 +4,24 @@
 //! `Authorization: Bearer <token>`. Reads stay open so health checks and
 //! dashboards need no secret. The comparison takes the same time whatever
 //! the first differing byte.
+//!
+//! A refused request's small body is read and dropped before the 401, so a
+//! client's pooled connection stays usable; a large, unsized or slow body is
+//! not read, and the answer says `Connection: close` so that the client does
+//! not send its next request down a connection the host is closing.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// Largest body of a refused request that is read (and dropped) to keep the
+/// connection open.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long reading that body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) async fn require_token(
     State(state): State<AppState>,
@@ -31,19 +43,55 @@ pub(super) async fn require_token(
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
             next.run(request).await
         }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the bearer token is not the one this host is configured with",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "this host requires `Authorization: Bearer <token>` on requests that change or run skills",
-        )
-        .into_response(),
+        Some(_) => {
+            refuse(
+                request,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the bearer token is not the one this host is configured with",
+                ),
+            )
+            .await
+        }
+        None => {
+            refuse(
+                request,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_token",
+                    "this host requires `Authorization: Bearer <token>` on requests that change or run skills",
+                ),
+            )
+            .await
+        }
     }
+}
+
+/// Answers `error`, first reading a small request body so that the
+/// connection can carry the client's next request; otherwise closes it.
+async fn refuse(request: Request, error: ApiError) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let drained = match declared {
+        Some(0) => true,
+        Some(len) if len <= DRAIN_LIMIT => {
+            let read = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT as usize);
+            matches!(tokio::time::timeout(DRAIN_TIMEOUT, read).await, Ok(Ok(_)))
+        }
+        // No length (chunked), or more than is worth reading for a refusal.
+        _ => false,
+    };
+    let mut response = error.into_response();
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

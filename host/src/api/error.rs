@@ -33,6 +33,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = matches!(self.status, StatusCode::SERVICE_UNAVAILABLE);
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        // The rest of an over-long body is never read: say that the
+        // connection ends here rather than let a client's pool race the close.
+        let unread_body = self.status == StatusCode::PAYLOAD_TOO_LARGE;
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, axum::Json(body)).into_response();
         if retry {
@@ -44,6 +47,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if unread_body {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

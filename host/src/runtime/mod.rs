@@ -26,7 +26,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 
 /// Adds host capabilities (the `darkfactory:skill` imports) to a linker.
 pub type CapabilityLinker =
@@ -203,12 +205,25 @@ impl Runtime {
     fn new_store(&self, skill: &Arc<str>, limits: &CallLimits) -> Store<SkillState> {
         let mut store = Store::new(&self.engine, SkillState::new(skill.clone(), limits));
         store.limiter(|state| state.limiter());
-        let ticks = limits
+        // Every epoch tick the guest is still running, it yields to tokio
+        // (so a long call never holds a worker thread, and the tasks queued
+        // behind it run) until its deadline's ticks are spent; then it traps.
+        let mut ticks_left = limits
             .deadline
             .as_micros()
-            .div_ceil(self.config.epoch_tick.as_micros().max(1)) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
+            .div_ceil(self.config.epoch_tick.as_micros().max(1))
+            .max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks_left -= 1;
+            Ok(if ticks_left == 0 {
+                UpdateDeadline::Interrupt
+            } else {
+                // tokio's own yield puts the task behind the others queued on
+                // this worker; a plain self-wake would run it again first.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         store
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Built fresh for every call: WASI denies by default (no filesystem, no
 //! sockets, no environment, no arguments, no stdin), stdout and stderr go to
-//! the host log tagged with the skill's name, and the store limiter enforces
-//! the call's memory limit.
+//! the host log tagged with the skill's name within the call's log budget,
+//! and the store limiter enforces the call's memory limit.
 
 use super::log_budget::LogBudget;
 use super::stdio::SkillOutput;
