@@ -39,33 +39,22 @@ pub(super) async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    let error = match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
+            return next.run(request).await;
         }
-        Some(_) => {
-            refuse(
-                request,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the bearer token is not the one this host is configured with",
-                ),
-            )
-            .await
-        }
-        None => {
-            refuse(
-                request,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "missing_token",
-                    "this host requires `Authorization: Bearer <token>` on requests that change or run skills",
-                ),
-            )
-            .await
-        }
-    }
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the bearer token is not the one this host is configured with",
+        ),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "this host requires `Authorization: Bearer <token>` on requests that change or run skills",
+        ),
+    };
+    refuse(request, error).await
 }
 
 /// Answers `error`, first reading a small request body so that the
