@@ -215,7 +215,7 @@ impl Runtime {
             .max(1) as u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            ticks_left -= 1;
+            ticks_left = ticks_left.saturating_sub(1);
             Ok(if ticks_left == 0 {
                 UpdateDeadline::Interrupt
             } else {
