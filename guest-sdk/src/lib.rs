@@ -80,6 +80,13 @@
 //! | `deadline_ms`  | wall-clock limit of one call (host default 10 000)       |
 //! | `memory_mib`   | linear-memory limit of one call (host default 64)        |
 //! | `input_schema` | JSON Schema the host checks every input against          |
+//! | `agent`        | the agent the skill acts for (memory namespace `agent`)  |
+//! | `memory_read`  | memory namespaces it may search, e.g. `"agent, org"`     |
+//! | `memory_write` | memory namespaces it may store into, e.g. `"agent"`      |
+//!
+//! Grants are deny-by-default: a skill that calls [`memory`] without a
+//! `memory_read` or `memory_write` grant is refused at load. Grant entries
+//! are `agent`, `org`, `user:<id>`, `user:*` (every user) and `agent:<name>`.
 //!
 //! A sidecar `NAME.toml` next to `NAME.wasm` in the skills directory overrides
 //! any of these without rebuilding the skill. `darkfactory inspect FILE.wasm`
@@ -110,6 +117,7 @@ pub mod bindings {
 }
 
 pub mod log;
+pub mod memory;
 
 pub use bindings::darkfactory::skill::types::SkillError;
 
@@ -174,7 +182,8 @@ pub mod __private {
 ///
 /// `handler` is any `fn(I) -> Result<O, SkillError>` where `I: Deserialize`
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
-/// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`.
+/// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
+/// `agent`, `memory_read`, `memory_write`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -229,10 +238,20 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] memory_mib = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "memory_mib = ", $v, "\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] agent = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "agent = '''", $v, "'''\n",] $($rest)*)
+    };
+    (@acc [$($acc:tt)*] memory_read = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "memory_read = '''", $v, "'''\n",] $($rest)*)
+    };
+    (@acc [$($acc:tt)*] memory_write = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "memory_write = '''", $v, "'''\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
-            "`; expected description, version, input_schema, deadline_ms or memory_mib"
+            "`; expected description, version, input_schema, deadline_ms, memory_mib, \
+             agent, memory_read or memory_write"
         ))
     };
 }

@@ -174,7 +174,10 @@ async fn compare(files: &[&str]) {
             let mut samples = Vec::with_capacity(PER_BATCH);
             for _ in 0..PER_BATCH {
                 let t = Instant::now();
-                runtime.invoke(pre, &name, &limits, input).await.unwrap();
+                runtime
+                    .invoke(pre, &name, &limits, None, input)
+                    .await
+                    .unwrap();
                 samples.push(t.elapsed());
             }
             medians.push(summarise(samples).0);
@@ -207,7 +210,10 @@ async fn in_process() {
     let name: Arc<str> = Arc::from("echo");
     let input = r#"{"text":"hi"}"#;
     for _ in 0..2_000 {
-        runtime.invoke(&pre, &name, &limits, input).await.unwrap();
+        runtime
+            .invoke(&pre, &name, &limits, None, input)
+            .await
+            .unwrap();
     }
     println!(
         "\n## 1. instantiate + call `echo`, in-process (pooling: {})",
@@ -221,7 +227,10 @@ async fn in_process() {
         let mut samples = Vec::with_capacity(CALLS);
         for _ in 0..CALLS {
             let t = Instant::now();
-            let out = runtime.invoke(&pre, &name, &limits, input).await.unwrap();
+            let out = runtime
+                .invoke(&pre, &name, &limits, None, input)
+                .await
+                .unwrap();
             samples.push(t.elapsed());
             debug_assert_eq!(out, input);
         }
@@ -235,6 +244,7 @@ async fn in_process() {
     install(&dir.path().join("skills"), "echo", &wasm("echo"));
     let registry = darkfactory::registry::Registry::open(
         Arc::new(runtime),
+        darkfactory::capabilities::Capabilities::default(),
         RegistryConfig::new(dir.path().join("skills"), dir.path().join("data")),
     )
     .await
@@ -257,6 +267,7 @@ async fn in_process() {
         registry: registry.clone(),
         token: None,
         max_body_bytes: 1 << 20,
+        memory: None,
     });
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {

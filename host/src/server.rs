@@ -4,6 +4,8 @@
 //! all three run the same wiring.
 
 use crate::api::{self, AppState};
+use crate::capabilities::memory::{Memory, MemoryError};
+use crate::capabilities::Capabilities;
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use std::future::Future;
@@ -40,6 +42,9 @@ pub enum ServerError {
     /// The skills or data directory could not be opened.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The memory store could not be opened.
+    #[error("cannot open the memory store: {0}")]
+    Memory(#[from] MemoryError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -73,7 +78,16 @@ impl Server {
             config.runtime,
             &crate::capabilities::add_to_linker,
         )?);
-        let registry = Registry::open(runtime, config.registry).await?;
+        let memory_dir = config.registry.data_dir.join("memory");
+        let memory = tokio::task::spawn_blocking(move || Memory::open_embedded(&memory_dir))
+            .await
+            .map_err(|e| MemoryError::Unavailable(format!("the opening thread failed: {e}")))??;
+        let memory = Arc::new(memory);
+        tracing::info!(backend = memory.backend_name(), "memory ready");
+        let capabilities = Capabilities {
+            memory: Some(memory.clone()),
+        };
+        let registry = Registry::open(runtime, capabilities, config.registry).await?;
         let watch = registry.watch()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -89,6 +103,7 @@ impl Server {
             registry: registry.clone(),
             token: token.map(Arc::from),
             max_body_bytes: config.max_body_bytes,
+            memory: Some(memory),
         };
         Ok(Server {
             local_addr,

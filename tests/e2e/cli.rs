@@ -124,3 +124,74 @@ async fn client_commands_drive_a_running_host() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("cannot reach the host"));
 }
+
+#[tokio::test]
+async fn memory_commands_against_a_running_host() {
+    let dirs = Dirs::new();
+    let host = Host::start(&dirs, &[]);
+    let url = Some(host.url.as_str());
+    let run = |args: &[&str]| {
+        let out = darkfactory(args, url, None);
+        let (stdout, stderr) = text(&out);
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, id, err) = run(&[
+        "memory",
+        "store",
+        "Deploys need a green CI run",
+        "--namespace",
+        "org",
+        "--meta",
+        "kind=rule",
+    ]);
+    assert!(ok, "{err}");
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let (ok, again, _) = run(&[
+        "memory",
+        "store",
+        "deploys need a green CI run",
+        "--namespace",
+        "org",
+    ]);
+    assert!(
+        ok && again.contains("already stored") && again.contains(&id),
+        "{again}"
+    );
+
+    let (ok, found, err) = run(&[
+        "memory",
+        "search",
+        "what do deploys need",
+        "--namespace",
+        "all",
+    ]);
+    assert!(ok, "{err}");
+    assert!(found.contains("Deploys need a green CI run"), "{found}");
+    assert!(found.contains(&id) && found.contains("org"), "{found}");
+    let (ok, found, _) = run(&[
+        "memory",
+        "search",
+        "deploys",
+        "--meta",
+        "kind=other",
+        "--json",
+    ]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&found).unwrap()["hits"],
+        serde_json::json!([])
+    );
+
+    let (ok, stats, _) = run(&["memory", "stats"]);
+    assert!(ok && stats.contains("\"org\": 1"), "{stats}");
+    let (ok, _, err) = run(&["memory", "store", "x", "--namespace", "nowhere"]);
+    assert!(
+        !ok && err.contains("invalid_memory_request (400)") && err.contains("unknown namespace"),
+        "{err}"
+    );
+    let (ok, out, err) = run(&["memory", "forget", &id]);
+    assert!(ok && out.contains("forgot"), "{err}");
+    let (ok, _, err) = run(&["memory", "forget", &id]);
+    assert!(!ok && err.contains("memory_not_found"), "{err}");
+}

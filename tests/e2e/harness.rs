@@ -195,6 +195,12 @@ impl Host {
         .await
     }
 
+    /// Kills the host with SIGKILL (`kill -9`): no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the host with SIGTERM and waits for it.
     pub fn stop(mut self) {
         self.terminate();

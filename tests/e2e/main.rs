@@ -8,4 +8,5 @@ mod harness;
 mod api_errors;
 mod cli;
 mod lifecycle;
+mod memory;
 mod swap;

@@ -1,6 +1,7 @@
 //! The one error shape of the HTTP API: a status and
 //! `{"error": {"code": "...", "message": "..."}}`.
 
+use crate::capabilities::memory::MemoryError;
 use crate::registry::RegistryError;
 use crate::runtime::InvokeError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -102,5 +103,17 @@ impl From<RegistryError> for ApiError {
             }
         };
         ApiError::new(status, code, message)
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(err: MemoryError) -> Self {
+        let (status, code) = match &err {
+            MemoryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_memory_request"),
+            MemoryError::Denied(_) => (StatusCode::FORBIDDEN, "namespace_denied"),
+            MemoryError::NotFound(_) => (StatusCode::NOT_FOUND, "memory_not_found"),
+            MemoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "memory_unavailable"),
+        };
+        ApiError::new(status, code, err.to_string())
     }
 }

@@ -6,10 +6,12 @@
 
 mod auth;
 mod error;
+mod memory;
 mod skills;
 
 pub use error::ApiError;
 
+use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Largest invoke body, in bytes.
     pub max_body_bytes: usize,
+    /// Agent memory, when the host has it.
+    pub memory: Option<Arc<Memory>>,
 }
 
 /// The API's routes.
@@ -49,6 +53,10 @@ pub fn router(state: AppState) -> Router {
             post(skills::invoke).layer(invoke_limit),
         )
         .route("/api/skills/{name}/rollback", post(skills::rollback))
+        .route("/api/memory", post(memory::store))
+        .route("/api/memory/search", get(memory::search))
+        .route("/api/memory/stats", get(memory::stats))
+        .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Without a token there is nothing to check: no layer, no cost per call.

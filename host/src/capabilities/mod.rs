@@ -1,13 +1,19 @@
 //! Host capabilities: one folder per WIT interface of `darkfactory:skill`.
 //!
-//! Each folder has the same shape: `mod.rs` says what the capability is,
-//! `host.rs` implements the generated WIT trait, and each backend (when the
-//! capability has one) lives in a file of its own. [`add_to_linker`] is the
-//! one list of what the host offers a skill.
+//! Each folder has the same shape: `mod.rs` says what the capability is and
+//! holds its service, `host.rs` implements the generated WIT trait, and each
+//! backend lives in a file of its own. [`add_to_linker`] is the one list of
+//! what the host offers a skill; [`Capabilities`] holds the services, and a
+//! [`SkillContext`] (built per skill version from its manifest) is what one
+//! call may use. Deny by default: a skill whose component imports an
+//! interface its manifest was not granted is refused at load
+//! ([`check_imports`]).
 
 pub mod log;
+pub mod memory;
 
 use crate::runtime::{RuntimeError, SkillState};
+use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 /// Adds every capability interface to the skill linker.
@@ -16,5 +22,43 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     let link = |e: wasmtime::Error| RuntimeError::Link(format!("{e:#}"));
     wit::types::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::log::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::memory::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    Ok(())
+}
+
+/// The services behind the capability interfaces, shared by every call.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// Agent memory; `None` on a host built without it (some tests).
+    pub memory: Option<Arc<memory::Memory>>,
+}
+
+/// What one skill version may use: built from its manifest when it loads,
+/// handed to every call of it.
+pub struct SkillContext {
+    /// The skill's name.
+    pub skill: String,
+    /// The host's services.
+    pub capabilities: Capabilities,
+    /// Its memory grants; `None` when it has none.
+    pub memory: Option<memory::SkillGrants>,
+}
+
+/// The WIT interface name of `memory`, as a component imports it.
+pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
+
+/// Refuses a component that imports a capability its manifest does not
+/// grant; the message names the import and the manifest keys to set.
+pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), String> {
+    for import in imports {
+        let interface = import.split('@').next().unwrap_or(import);
+        if interface == MEMORY_INTERFACE && context.memory.is_none() {
+            return Err(format!(
+                "the component imports `{import}` but its manifest grants no memory \
+                 namespace: set `memory_read` and/or `memory_write` (e.g. \
+                 `memory_read = [\"agent\", \"org\"]`)"
+            ));
+        }
+    }
     Ok(())
 }

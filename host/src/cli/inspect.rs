@@ -36,9 +36,16 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
     .map_err(|e| e.to_string())
     .and_then(|rt| {
         let component = rt.compile(&bytes).map_err(|e| e.to_string())?;
-        rt.prepare(&component)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        rt.prepare(&component).map_err(|e| e.to_string())?;
+        // The grants: a capability imported but not granted is refused at load.
+        let name = super::name_from_path(&args.file).unwrap_or_else(|| "skill".into());
+        let resolved = manifest.clone()?.resolve(&name, rt.config())?;
+        let context = crate::capabilities::SkillContext {
+            skill: name,
+            capabilities: Default::default(),
+            memory: resolved.memory,
+        };
+        crate::capabilities::check_imports(&info.imports, &context)
     });
     if args.json {
         let out = json!({

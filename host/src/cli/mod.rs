@@ -4,6 +4,7 @@
 
 mod client;
 mod inspect;
+mod memory;
 mod serve;
 mod skills;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Rollback(skills::RollbackArgs),
     /// Delete a skill from a running host.
     Remove(skills::RemoveArgs),
+    /// The fleet's memory on a running host: store, search, forget, stats.
+    Memory(memory::MemoryArgs),
 }
 
 /// How to reach a running host.
@@ -58,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => skills::deploy(args).await,
         Command::Rollback(args) => skills::rollback(args).await,
         Command::Remove(args) => skills::remove(args).await,
+        Command::Memory(args) => memory::run(args).await,
     }
 }
 

@@ -6,6 +6,7 @@
 //! directory, which wins. Unknown keys are errors, so a typo never silently
 //! leaves a limit at its default.
 
+use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::runtime::{CallLimits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,6 +33,16 @@ pub struct Manifest {
     /// Memory limit of one call, in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// The agent the skill acts for (what the memory namespace `agent`
+    /// means); the skill's own name when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Memory namespaces the skill may search.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory_read: Vec<String>,
+    /// Memory namespaces the skill may store into and forget from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory_write: Vec<String>,
 }
 
 /// The keys a manifest may set (sidecar file, or `[skill]` of the section).
@@ -43,6 +54,31 @@ struct Fields {
     input_schema: Option<toml::Value>,
     deadline_ms: Option<u64>,
     memory_mib: Option<u64>,
+    agent: Option<String>,
+    memory_read: Option<List>,
+    memory_write: Option<List>,
+}
+
+/// A list written as a TOML array, or as one comma-separated string (what
+/// the SDK's `export_skill!` writes).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum List {
+    Array(Vec<String>),
+    Text(String),
+}
+
+impl List {
+    fn items(self) -> Vec<String> {
+        match self {
+            List::Array(items) => items,
+            List::Text(text) => text
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +106,8 @@ pub struct ResolvedManifest {
     pub limits: CallLimits,
     /// The compiled input schema.
     pub schema: Option<Arc<jsonschema::Validator>>,
+    /// Memory grants, when the manifest gives any.
+    pub memory: Option<SkillGrants>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -125,6 +163,15 @@ impl Manifest {
         if let Some(mib) = fields.memory_mib {
             self.memory_mib = Some(mib);
         }
+        if let Some(agent) = fields.agent {
+            self.agent = Some(agent);
+        }
+        if let Some(read) = fields.memory_read {
+            self.memory_read = read.items();
+        }
+        if let Some(write) = fields.memory_write {
+            self.memory_write = write.items();
+        }
         if let Some(schema) = fields.input_schema {
             let json = match schema {
                 toml::Value::String(text) => serde_json::from_str(&text)
@@ -137,8 +184,9 @@ impl Manifest {
         Ok(())
     }
 
-    /// Checks the limits against the host's bounds and compiles the schema.
-    pub fn resolve(self, config: &RuntimeConfig) -> Result<ResolvedManifest, String> {
+    /// Checks the limits against the host's bounds, compiles the schema and
+    /// parses the grants of skill `skill`.
+    pub fn resolve(self, skill: &str, config: &RuntimeConfig) -> Result<ResolvedManifest, String> {
         let mut limits = config.default_limits();
         if let Some(ms) = self.deadline_ms {
             let max = config.max_deadline.as_millis() as u64;
@@ -165,11 +213,30 @@ impl Manifest {
             )),
             None => None,
         };
+        let memory = self.memory_grants(skill)?;
         Ok(ResolvedManifest {
             manifest: self,
             limits,
             schema,
+            memory,
         })
+    }
+
+    fn memory_grants(&self, skill: &str) -> Result<Option<SkillGrants>, String> {
+        if self.memory_read.is_empty() && self.memory_write.is_empty() {
+            return Ok(None);
+        }
+        let parse = |key: &str, list: &[String]| {
+            list.iter()
+                .map(|g| Grant::parse(g).map_err(|e| format!("`{key}`: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let read = parse("memory_read", &self.memory_read)?;
+        let write = parse("memory_write", &self.memory_write)?;
+        let agent = self.agent.clone().unwrap_or_else(|| skill.to_string());
+        SkillGrants::new(agent, read, write)
+            .map(Some)
+            .map_err(|e| format!("`agent`: {e}"))
     }
 }
 
@@ -192,7 +259,7 @@ mod tests {
         assert_eq!(m.description.as_deref(), Some("x"));
         assert_eq!(m.deadline_ms, Some(2500));
         assert_eq!(m.memory_mib, Some(16));
-        let r = m.resolve(&RuntimeConfig::default()).unwrap();
+        let r = m.resolve("t", &RuntimeConfig::default()).unwrap();
         assert_eq!(r.limits.deadline, Duration::from_millis(2500));
         assert_eq!(r.limits.memory_bytes, 16 << 20);
     }
@@ -201,7 +268,7 @@ mod tests {
     fn defaults_apply_without_a_manifest() {
         let r = Manifest::merge(None, None)
             .unwrap()
-            .resolve(&RuntimeConfig::default())
+            .resolve("t", &RuntimeConfig::default())
             .unwrap();
         assert_eq!(r.limits, RuntimeConfig::default().default_limits());
         assert!(r.schema.is_none());
@@ -214,14 +281,44 @@ mod tests {
         assert!(err.contains("line 1"), "{err}");
         let err = Manifest::merge(None, Some("memory_mib = 999999"))
             .unwrap()
-            .resolve(&RuntimeConfig::default())
+            .resolve("t", &RuntimeConfig::default())
             .unwrap_err();
         assert!(err.contains("memory_mib"), "{err}");
         let err = Manifest::merge(None, Some("deadline_ms = 0"))
             .unwrap()
-            .resolve(&RuntimeConfig::default())
+            .resolve("t", &RuntimeConfig::default())
             .unwrap_err();
         assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn memory_grants_from_arrays_or_text() {
+        let r = Manifest::merge(
+            Some("[skill]\nmemory_read = '''agent, org'''\n"),
+            Some("agent = \"alfred\"\nmemory_write = [\"agent\"]"),
+        )
+        .unwrap()
+        .resolve("t", &RuntimeConfig::default())
+        .unwrap();
+        let grants = r.memory.unwrap();
+        assert_eq!(grants.agent, "alfred");
+        assert_eq!(grants.read.len(), 2);
+        assert_eq!(grants.write, vec![Grant::OwnAgent]);
+        let none = Manifest::merge(None, None)
+            .unwrap()
+            .resolve("t", &RuntimeConfig::default())
+            .unwrap();
+        assert!(none.memory.is_none());
+        let err = Manifest::merge(None, Some("memory_read = [\"everything\"]"))
+            .unwrap()
+            .resolve("t", &RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("memory_read"), "{err}");
+        let err = Manifest::merge(None, Some("agent = \"a b\"\nmemory_read = [\"org\"]"))
+            .unwrap()
+            .resolve("t", &RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("agent"), "{err}");
     }
 
     #[test]
@@ -229,13 +326,13 @@ mod tests {
         let text = Manifest::merge(None, Some(r#"input_schema = '{"type":"object"}'"#)).unwrap();
         let table = Manifest::merge(None, Some("[input_schema]\ntype = \"object\"")).unwrap();
         assert_eq!(text.input_schema, table.input_schema);
-        let r = text.resolve(&RuntimeConfig::default()).unwrap();
+        let r = text.resolve("t", &RuntimeConfig::default()).unwrap();
         let schema = r.schema.unwrap();
         assert!(schema.is_valid(&serde_json::json!({})));
         assert!(!schema.is_valid(&serde_json::json!([1])));
         let err = Manifest::merge(None, Some(r#"input_schema = '{"type": 5}'"#))
             .unwrap()
-            .resolve(&RuntimeConfig::default())
+            .resolve("t", &RuntimeConfig::default())
             .unwrap_err();
         assert!(err.contains("not a valid JSON Schema"), "{err}");
     }

@@ -29,7 +29,8 @@ pub use stats::StatsSnapshot;
 pub use store::write_atomically;
 pub use watch::WatchHandle;
 
-use crate::runtime::{InvokeError, Runtime, SkillPre, SkillState};
+use crate::capabilities::{check_imports, Capabilities, SkillContext};
+use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
 use crate::state::{StateStore, VersionRow};
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
@@ -145,6 +146,7 @@ pub struct Version {
     pub resolved: ResolvedManifest,
     sidecar: Option<String>,
     pre: SkillPre<SkillState>,
+    context: CallContext,
 }
 
 /// A skill: its serving version, its last error and its counters.
@@ -304,6 +306,7 @@ pub struct Published {
 /// The skills directory and every loaded skill.
 pub struct Registry {
     runtime: Arc<Runtime>,
+    capabilities: Capabilities,
     config: RegistryConfig,
     slots: RwLock<BTreeMap<SkillName, Arc<Slot>>>,
     artifacts: Arc<ArtifactStore>,
@@ -315,6 +318,7 @@ impl Registry {
     /// skills directory. Skills that fail are listed with their error.
     pub async fn open(
         runtime: Arc<Runtime>,
+        capabilities: Capabilities,
         config: RegistryConfig,
     ) -> Result<Arc<Self>, RegistryError> {
         let storage = |what: &str, path: &Path, e: std::io::Error| {
@@ -330,6 +334,7 @@ impl Registry {
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
         let registry = Arc::new(Registry {
             runtime,
+            capabilities,
             config,
             slots: RwLock::new(BTreeMap::new()),
             artifacts: Arc::new(artifacts),
@@ -532,7 +537,14 @@ impl Registry {
         let started = Instant::now();
         let info = inspect_component(&bytes)?;
         let resolved = Manifest::merge(info.manifest.as_deref(), sidecar.as_deref())?
-            .resolve(self.runtime.config())?;
+            .resolve(slot.name.as_str(), self.runtime.config())?;
+        let context = SkillContext {
+            skill: slot.name.as_str().to_string(),
+            capabilities: self.capabilities.clone(),
+            memory: resolved.memory.clone(),
+        };
+        check_imports(&info.imports, &context)?;
+        let context: CallContext = Arc::new(context);
         let size = bytes.len() as u64;
         let (runtime, artifacts, sha_c) =
             (self.runtime.clone(), self.artifacts.clone(), sha.clone());
@@ -546,7 +558,7 @@ impl Registry {
         .await
         .map_err(|e| format!("the compiler thread failed: {e}"))??;
         self.runtime
-            .health_check(&pre, &slot.tag, &resolved.limits)
+            .health_check(&pre, &slot.tag, &resolved.limits, Some(&context))
             .await
             .map_err(|e| LoadFailure {
                 transient: matches!(e, InvokeError::Busy(_)),
@@ -566,6 +578,7 @@ impl Registry {
             resolved,
             sidecar,
             pre,
+            context,
         })
     }
 
@@ -792,7 +805,13 @@ impl Registry {
         let started = Instant::now();
         let result = self
             .runtime
-            .invoke(&version.pre, &slot.tag, &version.resolved.limits, input)
+            .invoke(
+                &version.pre,
+                &slot.tag,
+                &version.resolved.limits,
+                Some(&version.context),
+                input,
+            )
             .await;
         let result = match result {
             Ok(output) => match serde_json::from_str::<serde::de::IgnoredAny>(&output) {

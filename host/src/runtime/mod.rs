@@ -19,7 +19,7 @@ mod stdio;
 pub use bindings::{SkillError as WitSkillError, SkillPre};
 pub use config::{CallLimits, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError};
-pub use state::SkillState;
+pub use state::{CallContext, SkillState};
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -161,8 +161,9 @@ impl Runtime {
         pre: &SkillPre<SkillState>,
         skill: &Arc<str>,
         limits: &CallLimits,
+        context: Option<&CallContext>,
     ) -> Result<(), InvokeError> {
-        let mut store = self.new_store(skill, limits);
+        let mut store = self.new_store(skill, limits, context);
         let deadline = limits.deadline;
         match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
             Ok(Ok(_)) => Ok(()),
@@ -171,15 +172,17 @@ impl Runtime {
         }
     }
 
-    /// Runs `run(input)` of a skill in a fresh store.
+    /// Runs `run(input)` of a skill in a fresh store; `context` is what the
+    /// skill's capabilities see of it.
     pub async fn invoke(
         &self,
         pre: &SkillPre<SkillState>,
         skill: &Arc<str>,
         limits: &CallLimits,
+        context: Option<&CallContext>,
         input: &str,
     ) -> Result<String, InvokeError> {
-        let mut store = self.new_store(skill, limits);
+        let mut store = self.new_store(skill, limits, context);
         let deadline = limits.deadline;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -202,8 +205,14 @@ impl Runtime {
         }
     }
 
-    fn new_store(&self, skill: &Arc<str>, limits: &CallLimits) -> Store<SkillState> {
-        let mut store = Store::new(&self.engine, SkillState::new(skill.clone(), limits));
+    fn new_store(
+        &self,
+        skill: &Arc<str>,
+        limits: &CallLimits,
+        context: Option<&CallContext>,
+    ) -> Store<SkillState> {
+        let state = SkillState::new(skill.clone(), limits, context.cloned());
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         // Every epoch tick the guest is still running, it yields to tokio
         // (so a long call never holds a worker thread, and the tasks queued

@@ -8,14 +8,21 @@
 use super::log_budget::LogBudget;
 use super::stdio::SkillOutput;
 use super::CallLimits;
+use std::any::Any;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+/// What the host's capabilities know about the calling skill (its grants,
+/// the services it may use). Opaque here: the runtime only carries it into
+/// the store, and each capability takes out the type it put in.
+pub type CallContext = Arc<dyn Any + Send + Sync>;
+
 /// Host state reachable from a skill's imports during one call.
 pub struct SkillState {
     skill: Arc<str>,
+    context: Option<CallContext>,
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
@@ -23,7 +30,7 @@ pub struct SkillState {
 }
 
 impl SkillState {
-    pub(crate) fn new(skill: Arc<str>, limits: &CallLimits) -> Self {
+    pub(crate) fn new(skill: Arc<str>, limits: &CallLimits, context: Option<CallContext>) -> Self {
         let log_budget = LogBudget::new(skill.clone(), limits.log_records);
         let wasi = WasiCtx::builder()
             .stdout(SkillOutput::new(
@@ -43,6 +50,7 @@ impl SkillState {
             .build();
         SkillState {
             skill,
+            context,
             wasi,
             table: ResourceTable::new(),
             limits,
@@ -53,6 +61,11 @@ impl SkillState {
     /// The name of the skill this store runs.
     pub fn skill(&self) -> &str {
         &self.skill
+    }
+
+    /// The call's context, when it is a `T`.
+    pub fn context<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.context.clone()?.downcast::<T>().ok()
     }
 
     /// Takes one record from the call's log budget: `false` means drop it.

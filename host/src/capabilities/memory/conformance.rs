@@ -1,0 +1,313 @@
+//! The conformance suite every memory backend passes: the same calls, the
+//! same answers. It always runs against the embedded backend (Qdrant Edge in
+//! a temporary directory).
+
+use super::*;
+
+fn skill(agent: &str, read: &[&str], write: &[&str]) -> Access {
+    let parse = |v: &[&str]| v.iter().map(|g| Grant::parse(g).unwrap()).collect();
+    Access::Skill(SkillGrants::new(agent.into(), parse(read), parse(write)).unwrap())
+}
+
+fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs every check against a fresh, empty memory.
+async fn conformance(memory: &Memory) {
+    store_then_search(memory).await;
+    same_text_is_one_memory(memory).await;
+    namespaces_are_enforced_by_the_host(memory).await;
+    metadata_filters(memory).await;
+    forget_respects_grants(memory).await;
+    bad_input_is_refused(memory).await;
+    counts_per_namespace(memory).await;
+}
+
+async fn store_then_search(memory: &Memory) {
+    let op = Access::Operator;
+    let stored = memory
+        .store(
+            &op,
+            "Deploys need a green CI run",
+            "org",
+            Metadata::new(),
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(stored.created);
+    assert_eq!(stored.namespace, "org");
+    memory
+        .store(
+            &op,
+            "The coffee machine is on the third floor",
+            "org",
+            Metadata::new(),
+            "test",
+        )
+        .await
+        .unwrap();
+    let hits = memory
+        .search(&op, "what do deploys need", "all", 5, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(hits[0].record.id, stored.id, "{hits:?}");
+    assert_eq!(hits[0].record.text, "Deploys need a green CI run");
+    assert_eq!(hits[0].record.namespace, "org");
+    assert!(hits[0].score > 0.0 && hits[0].bm25 == Some(hits[0].score));
+    assert!(hits.iter().all(|h| !h.record.text.contains("coffee")));
+    // Only stop words: nothing to match, and no error.
+    let none = memory
+        .search(&op, "the and of", "all", 5, Metadata::new())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn same_text_is_one_memory(memory: &Memory) {
+    let op = Access::Operator;
+    let a = memory
+        .store(
+            &op,
+            "Rollbacks take one click",
+            "org",
+            Metadata::new(),
+            "test",
+        )
+        .await
+        .unwrap();
+    let b = memory
+        .store(
+            &op,
+            "  rollbacks TAKE one\nclick ",
+            "org",
+            Metadata::new(),
+            "test",
+        )
+        .await
+        .unwrap();
+    assert!(a.created && !b.created);
+    assert_eq!(a.id, b.id);
+    let hits = memory
+        .search(&op, "rollbacks click", "org", 10, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    // The first text and time are kept.
+    assert_eq!(hits[0].record.text, "Rollbacks take one click");
+}
+
+async fn namespaces_are_enforced_by_the_host(memory: &Memory) {
+    let alfred = skill("alfred", &["agent", "org"], &["agent"]);
+    let bob = skill("bob", &["agent"], &["agent"]);
+    memory
+        .store(
+            &alfred,
+            "alfred keeps the release notes",
+            "agent",
+            Metadata::new(),
+            "t",
+        )
+        .await
+        .unwrap();
+    memory
+        .store(
+            &bob,
+            "bob keeps the release keys",
+            "agent",
+            Metadata::new(),
+            "t",
+        )
+        .await
+        .unwrap();
+    let seen = memory
+        .search(&alfred, "release keys notes", "all", 10, Metadata::new())
+        .await
+        .unwrap();
+    assert!(!seen.is_empty());
+    for hit in &seen {
+        assert!(
+            hit.record.namespace == "agent:alfred" || hit.record.namespace == "org",
+            "alfred saw {hit:?}"
+        );
+    }
+    let err = memory
+        .search(&alfred, "release", "agent:bob", 10, Metadata::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Denied(_)), "{err}");
+    let err = memory
+        .store(&alfred, "x", "org", Metadata::new(), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Denied(_)), "{err}");
+    // `user:*` reaches every user, and only users.
+    let op = Access::Operator;
+    for (ns, text) in [
+        ("user:1", "likes short release notes"),
+        ("user:2", "likes long release notes"),
+    ] {
+        memory
+            .store(&op, text, ns, Metadata::new(), "t")
+            .await
+            .unwrap();
+    }
+    let support = skill("support", &["user:*"], &[]);
+    let hits = memory
+        .search(&support, "release notes", "all", 10, Metadata::new())
+        .await
+        .unwrap();
+    let mut namespaces: Vec<_> = hits.iter().map(|h| h.record.namespace.as_str()).collect();
+    namespaces.sort();
+    assert_eq!(namespaces, ["user:1", "user:2"]);
+}
+
+async fn metadata_filters(memory: &Memory) {
+    let op = Access::Operator;
+    for (text, session) in [
+        ("the build broke on tuesday", "s1"),
+        ("the build broke on friday", "s2"),
+    ] {
+        memory
+            .store(
+                &op,
+                text,
+                "org",
+                meta(&[("session", session), ("kind", "incident")]),
+                "t",
+            )
+            .await
+            .unwrap();
+    }
+    let hits = memory
+        .search(&op, "build broke", "org", 10, meta(&[("session", "s2")]))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].record.text.contains("friday"));
+    assert_eq!(hits[0].record.metadata["kind"], "incident");
+    let none = memory
+        .search(&op, "build broke", "org", 10, meta(&[("session", "s3")]))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn forget_respects_grants(memory: &Memory) {
+    let op = Access::Operator;
+    let stored = memory
+        .store(
+            &op,
+            "temporary note about staging",
+            "org",
+            Metadata::new(),
+            "t",
+        )
+        .await
+        .unwrap();
+    let reader = skill("r", &["org"], &["agent"]);
+    let err = memory.forget(&reader, &stored.id).await.unwrap_err();
+    assert!(matches!(err, MemoryError::Denied(_)), "{err}");
+    assert!(
+        memory.get(&stored.id).await.is_ok(),
+        "a refused forget deletes nothing"
+    );
+    assert!(memory.forget(&op, &stored.id).await.unwrap());
+    assert!(!memory.forget(&op, &stored.id).await.unwrap());
+    assert!(matches!(
+        memory.get(&stored.id).await,
+        Err(MemoryError::NotFound(_))
+    ));
+    let hits = memory
+        .search(&op, "temporary staging", "org", 10, Metadata::new())
+        .await
+        .unwrap();
+    assert!(hits.is_empty(), "{hits:?}");
+}
+
+async fn bad_input_is_refused(memory: &Memory) {
+    let op = Access::Operator;
+    let invalid = |r: Result<Stored, MemoryError>| matches!(r, Err(MemoryError::Invalid(_)));
+    assert!(invalid(
+        memory.store(&op, " ", "org", Metadata::new(), "t").await
+    ));
+    let long = "word ".repeat(MAX_TEXT_BYTES / 5 + 1);
+    assert!(invalid(
+        memory.store(&op, &long, "org", Metadata::new(), "t").await
+    ));
+    assert!(invalid(
+        memory.store(&op, "x", "team", Metadata::new(), "t").await
+    ));
+    assert!(invalid(
+        memory.store(&op, "x", "all", Metadata::new(), "t").await
+    ));
+    let search = memory.search(&op, "x", "all", 0, Metadata::new()).await;
+    assert!(matches!(search, Err(MemoryError::Invalid(_))));
+    let search = memory.search(&op, "", "all", 5, Metadata::new()).await;
+    assert!(matches!(search, Err(MemoryError::Invalid(_))));
+    assert!(matches!(
+        memory.forget(&op, "nope").await,
+        Err(MemoryError::Invalid(_))
+    ));
+}
+
+async fn counts_per_namespace(memory: &Memory) {
+    let counts = memory.counts().await.unwrap();
+    assert_eq!(counts.namespaces["agent:alfred"], 1);
+    assert_eq!(counts.namespaces["agent:bob"], 1);
+    assert_eq!(counts.namespaces["user:1"], 1);
+    assert_eq!(counts.total, counts.namespaces.values().sum::<u64>());
+    assert!(counts.namespaces["org"] >= 4);
+    // Forgotten memories leave no empty namespace behind.
+    let op = Access::Operator;
+    let stored = memory
+        .store(&op, "a lone note", "user:gone", Metadata::new(), "t")
+        .await
+        .unwrap();
+    assert_eq!(memory.counts().await.unwrap().namespaces["user:gone"], 1);
+    memory.forget(&op, &stored.id).await.unwrap();
+    assert!(!memory
+        .counts()
+        .await
+        .unwrap()
+        .namespaces
+        .contains_key("user:gone"));
+}
+
+#[tokio::test]
+async fn qdrant_edge_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Memory::open_embedded(&dir.path().join("memory")).unwrap();
+    conformance(&memory).await;
+}
+
+#[tokio::test]
+async fn qdrant_edge_keeps_memories_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    let id = {
+        let memory = Memory::open_embedded(&path).unwrap();
+        let stored = memory
+            .store(
+                &Access::Operator,
+                "kept across restarts",
+                "org",
+                Metadata::new(),
+                "t",
+            )
+            .await
+            .unwrap();
+        stored.id
+    };
+    let memory = Memory::open_embedded(&path).unwrap();
+    assert_eq!(memory.get(&id).await.unwrap().text, "kept across restarts");
+    let hits = memory
+        .search(&Access::Operator, "restarts", "org", 3, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(hits[0].record.id, id);
+}
