@@ -268,6 +268,7 @@ async fn in_process() {
         token: None,
         max_body_bytes: 1 << 20,
         memory: None,
+        ingest: None,
     });
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {
@@ -359,6 +360,7 @@ async fn start_server(
         runtime: RuntimeConfig::default(),
         token: None,
         max_body_bytes: 1 << 20,
+        nightly_ingest: Default::default(),
     };
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());

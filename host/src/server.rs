@@ -4,10 +4,13 @@
 //! all three run the same wiring.
 
 use crate::api::{self, AppState};
+use crate::capabilities::memory::ingest::Ingestor;
+use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Memory, MemoryError};
 use crate::capabilities::Capabilities;
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use crate::state::StateStore;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,32 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Largest invoke body, in bytes.
     pub max_body_bytes: usize,
+    /// The nightly transcript ingest.
+    pub nightly_ingest: NightlyIngest,
+}
+
+/// Transcript directories ingested into memory once a day.
+#[derive(Debug, Clone)]
+pub struct NightlyIngest {
+    /// What to ingest, and into which namespace; none: no schedule.
+    pub sources: Vec<IngestSource>,
+    /// When, in UTC.
+    pub at: DailyAt,
+    /// Exchanges under this density are dropped.
+    pub min_density: f64,
+}
+
+impl Default for NightlyIngest {
+    fn default() -> Self {
+        NightlyIngest {
+            sources: Vec::new(),
+            at: DailyAt {
+                hour: 2,
+                minute: 30,
+            },
+            min_density: crate::capabilities::memory::DEFAULT_MIN_DENSITY,
+        }
+    }
 }
 
 /// Why the host could not start.
@@ -64,6 +93,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
     _watch: WatchHandle,
+    nightly: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -87,6 +117,13 @@ impl Server {
         let capabilities = Capabilities {
             memory: Some(memory.clone()),
         };
+        let state = StateStore::open(&config.registry.data_dir.join("state.db"))
+            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));
+        let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
+            let n = &config.nightly_ingest;
+            schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
+        });
         let registry = Registry::open(runtime, capabilities, config.registry).await?;
         let watch = registry.watch()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -104,6 +141,7 @@ impl Server {
             token: token.map(Arc::from),
             max_body_bytes: config.max_body_bytes,
             memory: Some(memory),
+            ingest: Some(ingest),
         };
         Ok(Server {
             local_addr,
@@ -111,6 +149,7 @@ impl Server {
             listener,
             state,
             _watch: watch,
+            nightly,
         })
     }
 
@@ -125,6 +164,9 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         drop(self._watch);
+        if let Some(nightly) = self.nightly {
+            nightly.abort();
+        }
         result
     }
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod api_errors;
 mod cli;
+mod ingest;
 mod lifecycle;
 mod memory;
 mod swap;

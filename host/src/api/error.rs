@@ -1,6 +1,7 @@
 //! The one error shape of the HTTP API: a status and
 //! `{"error": {"code": "...", "message": "..."}}`.
 
+use crate::capabilities::memory::ingest::IngestError;
 use crate::capabilities::memory::MemoryError;
 use crate::registry::RegistryError;
 use crate::runtime::InvokeError;
@@ -115,5 +116,19 @@ impl From<MemoryError> for ApiError {
             MemoryError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "memory_unavailable"),
         };
         ApiError::new(status, code, err.to_string())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Memory(e) => e.into(),
+            IngestError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "watermark_moved", err.to_string())
+            }
+            IngestError::Io(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ingest_failed", m)
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod skills;
 
 pub use error::ApiError;
 
+use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Agent memory, when the host has it.
     pub memory: Option<Arc<Memory>>,
+    /// The corpus pipeline into that memory.
+    pub ingest: Option<Arc<Ingestor>>,
 }
 
 /// The API's routes.
@@ -56,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/memory", post(memory::store))
         .route("/api/memory/search", get(memory::search))
         .route("/api/memory/stats", get(memory::stats))
+        .route(
+            "/api/memory/ingest",
+            post(memory::ingest).layer(DefaultBodyLimit::max(memory::MAX_INGEST_BYTES)),
+        )
+        .route("/api/memory/ingest/watermark", get(memory::watermark))
         .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -89,7 +89,10 @@ fn valid_name(name: &str) -> Result<(), ApiError> {
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", m))
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) fn body_or_error(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(

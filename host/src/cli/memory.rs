@@ -3,10 +3,15 @@
 
 use super::client::Client;
 use super::HostArgs;
+use crate::capabilities::memory::ingest::{read_range, transcript_files, CHUNK_BYTES, IDLE};
+use crate::capabilities::memory::markdown;
+use crate::capabilities::memory::DEFAULT_MIN_DENSITY;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Options of `memory`.
 #[derive(Debug, Args)]
@@ -57,8 +62,35 @@ enum MemoryCommand {
         /// The memory's id.
         id: String,
     },
-    /// Counts per namespace, as JSON.
+    /// Counts per namespace and the ingest's lag, as JSON.
     Stats,
+    /// Ingest conversation transcripts (a `.jsonl` file, or every `.jsonl`
+    /// under a directory) from where the last ingest of each file stopped.
+    Ingest {
+        /// A transcript file or a directory of them.
+        path: PathBuf,
+        /// `org`, `agent:<name>` or `user:<id>`.
+        #[arg(long, short)]
+        namespace: String,
+        /// Skip exchanges already stored. Always on: a memory's id is the
+        /// sha256 of its normalised text; accepted so memory.sh scripts run.
+        #[arg(long)]
+        dedupe: bool,
+        /// Drop exchanges whose information density is under this (0 to 1).
+        #[arg(long, value_name = "DENSITY", default_value_t = DEFAULT_MIN_DENSITY)]
+        quality_filter: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seed memory from a markdown file: one memory per section.
+    Import {
+        /// The markdown file (e.g. MEMORY.md).
+        file: PathBuf,
+        /// `org`, `agent:<name>` or `user:<id>`.
+        #[arg(long, short)]
+        namespace: String,
+    },
 }
 
 fn pairs(meta: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -145,6 +177,26 @@ pub(super) async fn run(args: MemoryArgs) -> anyhow::Result<()> {
                 .await?;
             println!("{}", serde_json::to_string_pretty(&body)?);
         }
+        MemoryCommand::Ingest {
+            path,
+            namespace,
+            dedupe: _,
+            quality_filter,
+            json,
+        } => {
+            if !(0.0..=1.0).contains(&quality_filter) {
+                bail!("--quality-filter must be between 0 and 1");
+            }
+            let report = ingest(&client, &path, &namespace, quality_filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report);
+            }
+        }
+        MemoryCommand::Import { file, namespace } => {
+            import(&client, &file, &namespace).await?;
+        }
         MemoryCommand::Stats => {
             let body = client
                 .json(client.request(Method::GET, "/api/memory/stats"))
@@ -162,4 +214,209 @@ fn one_line(text: &str, max: usize) -> String {
         Some((cut, _)) => format!("{}…", &flat[..cut]),
         None => flat,
     }
+}
+
+/// Sends each transcript file to the host in chunks from its watermark,
+/// with a progress bar over the bytes; returns the summed report.
+async fn ingest(
+    client: &Client,
+    path: &Path,
+    namespace: &str,
+    min_density: f64,
+) -> anyhow::Result<Value> {
+    let files = transcript_files(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if files.is_empty() {
+        bail!("no .jsonl transcripts under `{}`", path.display());
+    }
+    let mut plan = Vec::new();
+    let mut total = 0u64;
+    for file in files {
+        let key = file.to_string_lossy().into_owned();
+        let meta = std::fs::metadata(&file).with_context(|| format!("cannot read `{key}`"))?;
+        let mut offset = watermark(client, &key, namespace).await?;
+        if meta.len() < offset {
+            offset = 0; // truncated or replaced: from the top
+        }
+        let idle = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age >= IDLE);
+        total += meta.len() - offset;
+        plan.push((file, key, offset, meta.len(), idle));
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let mut sum = Map::new();
+    let mut malformed = Vec::new();
+    let files_count = plan.len();
+    for (file, key, mut offset, len, idle) in plan {
+        bar.set_message(
+            file.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let mut chunk = CHUNK_BYTES;
+        while offset < len {
+            let bytes = read_range(&file, offset, chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let at_end = offset + bytes.len() as u64 >= len;
+            let rb = client
+                .request(Method::POST, "/api/memory/ingest")
+                .query(&[
+                    ("namespace", namespace.to_string()),
+                    ("min_density", min_density.to_string()),
+                    ("source", key.clone()),
+                    ("offset", offset.to_string()),
+                    ("last", (at_end && idle).to_string()),
+                ])
+                .header("content-type", "application/x-ndjson")
+                .body(bytes);
+            let result = match client.json(rb).await {
+                Ok(r) => r,
+                Err(e) if e.to_string().contains("watermark_moved") => {
+                    // Another ingest read this file meanwhile: go on from it.
+                    let now = watermark(client, &key, namespace).await?;
+                    bar.inc(now.saturating_sub(offset));
+                    offset = now;
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("while ingesting `{key}`"))),
+            };
+            add_counts(&mut sum, &result);
+            if let Some(list) = result["malformed"].as_array() {
+                malformed.extend(list.iter().cloned());
+            }
+            let consumed = result["consumed"].as_u64().unwrap_or(0);
+            if consumed == 0 {
+                if at_end {
+                    break; // the file's last exchange may still grow
+                }
+                chunk = chunk.saturating_mul(2);
+                continue;
+            }
+            offset += consumed;
+            bar.inc(consumed);
+            if at_end {
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    sum.insert("files".into(), json!(files_count));
+    malformed.truncate(100);
+    sum.insert("malformed".into(), Value::Array(malformed));
+    Ok(Value::Object(sum))
+}
+
+async fn watermark(client: &Client, source: &str, namespace: &str) -> anyhow::Result<u64> {
+    let body = client
+        .json(
+            client
+                .request(Method::GET, "/api/memory/ingest/watermark")
+                .query(&[("source", source), ("namespace", namespace)]),
+        )
+        .await?;
+    Ok(body["offset"].as_u64().unwrap_or(0))
+}
+
+const COUNTS: [&str; 9] = [
+    "bytes",
+    "exchanges",
+    "stored",
+    "duplicates",
+    "too_short",
+    "low_density",
+    "skipped_entries",
+    "malformed_lines",
+    "newest_message_ms",
+];
+
+fn add_counts(sum: &mut Map<String, Value>, chunk: &Value) {
+    for key in COUNTS {
+        let Some(n) = chunk[key].as_u64() else {
+            continue;
+        };
+        let old = sum.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let new = if key == "newest_message_ms" {
+            old.max(n)
+        } else {
+            old + n
+        };
+        sum.insert(key.to_string(), json!(new));
+    }
+}
+
+fn print_report(r: &Value) {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    println!(
+        "{} files, {} exchanges: {} stored, {} already stored, {} too short, {} low density, \
+         {} other entries skipped, {} malformed lines",
+        n("files"),
+        n("exchanges"),
+        n("stored"),
+        n("duplicates"),
+        n("too_short"),
+        n("low_density"),
+        n("skipped_entries"),
+        n("malformed_lines"),
+    );
+    for m in r["malformed"].as_array().into_iter().flatten().take(20) {
+        println!(
+            "  {}:{}: {}",
+            m["file"].as_str().unwrap_or("?"),
+            m["line"],
+            m["error"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+/// Stores each section of a markdown file as one memory.
+async fn import(client: &Client, file: &Path, namespace: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let sections = markdown::sections(&text);
+    if sections.is_empty() {
+        bail!("`{}` has no sections to import", file.display());
+    }
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mut stored, mut existing, mut failed) = (0, 0, 0);
+    for section in &sections {
+        let mut metadata = Map::new();
+        metadata.insert("file".into(), json!(name));
+        metadata.insert("line".into(), json!(section.line.to_string()));
+        if !section.path.is_empty() {
+            metadata.insert("section".into(), json!(section.path));
+        }
+        let body = json!({"text": section.text, "namespace": namespace, "metadata": metadata});
+        match client
+            .json(client.request(Method::POST, "/api/memory").json(&body))
+            .await
+        {
+            Ok(out) if out["created"].as_bool() == Some(true) => stored += 1,
+            Ok(_) => existing += 1,
+            // A bad section (over 64 KiB, say) is reported; the rest go on.
+            Err(e) if e.to_string().contains("(400)") => {
+                eprintln!("{}:{}: not imported: {e}", file.display(), section.line);
+                failed += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    println!(
+        "{} sections: {stored} stored, {existing} already stored, {failed} not imported",
+        sections.len()
+    );
+    if failed > 0 {
+        bail!("{failed} sections were not imported");
+    }
+    Ok(())
 }

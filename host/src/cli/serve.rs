@@ -1,8 +1,10 @@
 //! `darkfactory serve`.
 
+use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
+use crate::capabilities::memory::DEFAULT_MIN_DENSITY;
 use crate::registry::RegistryConfig;
 use crate::runtime::RuntimeConfig;
-use crate::server::{Server, ServerConfig};
+use crate::server::{NightlyIngest, Server, ServerConfig};
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
@@ -44,9 +46,22 @@ pub struct ServeArgs {
     /// write; the rest are dropped and counted in one warning.
     #[arg(long, env = "DARKFACTORY_LOG_RECORDS_PER_CALL", default_value_t = 1000)]
     log_records_per_call: u32,
+    /// Transcripts ingested into memory every night: `NAMESPACE=PATH` or
+    /// `PATH` (namespace `org`); repeat, or comma-separate in the variable.
+    #[arg(long = "ingest", env = "DARKFACTORY_INGEST", value_delimiter = ',', value_parser = IngestSource::parse)]
+    ingest: Vec<IngestSource>,
+    /// When the nightly ingest runs, HH:MM in UTC.
+    #[arg(long, env = "DARKFACTORY_INGEST_AT", default_value = "02:30", value_parser = DailyAt::parse)]
+    ingest_at: DailyAt,
+    /// The nightly ingest drops exchanges whose information density is under this.
+    #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY)]
+    ingest_min_density: f64,
 }
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.ingest_min_density) {
+        anyhow::bail!("--ingest-min-density must be between 0 and 1");
+    }
     let runtime = RuntimeConfig {
         max_instances: args.max_instances,
         default_deadline: Duration::from_millis(args.default_deadline_ms),
@@ -60,6 +75,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime,
         token: args.token,
         max_body_bytes: args.max_body,
+        nightly_ingest: NightlyIngest {
+            sources: args.ingest,
+            at: args.ingest_at,
+            min_density: args.ingest_min_density,
+        },
     };
     let server = Server::start(config)
         .await

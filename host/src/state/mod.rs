@@ -1,7 +1,8 @@
 //! The host's own durable state, in one SQLite file in the data directory.
 //!
-//! Today it holds each skill's version history (what was published, when,
-//! from which sidecar manifest), which is what rollback and a restart read.
+//! It holds each skill's version history (what was published, when, from
+//! which sidecar manifest), which is what rollback and a restart read, and
+//! the memory ingest's per-file watermarks and last run.
 //! Writes are small and rare, so one connection behind a mutex is enough;
 //! WAL mode keeps a crash from losing a committed row.
 
@@ -33,6 +34,26 @@ pub struct VersionRow {
     pub source: String,
 }
 
+/// Where the ingest of one transcript file stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watermark {
+    /// Bytes of the file done with.
+    pub offset: u64,
+    /// Lines within those bytes.
+    pub lines: u64,
+    /// The session in effect at `offset`.
+    pub session_id: Option<String>,
+}
+
+/// The last ingest run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestStatus {
+    /// When an ingest last ran, in milliseconds since the Unix epoch.
+    pub last_run_at_ms: i64,
+    /// The newest message any ingest has read.
+    pub newest_message_ms: Option<i64>,
+}
+
 /// The state database.
 pub struct StateStore {
     conn: Mutex<Connection>,
@@ -55,7 +76,21 @@ impl StateStore {
                  published_at_ms INTEGER NOT NULL,
                  source TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS skill_versions_by_name ON skill_versions(name, id);",
+             CREATE INDEX IF NOT EXISTS skill_versions_by_name ON skill_versions(name, id);
+             CREATE TABLE IF NOT EXISTS ingest_watermarks (
+                 source TEXT NOT NULL,
+                 namespace TEXT NOT NULL,
+                 offset INTEGER NOT NULL,
+                 lines INTEGER NOT NULL,
+                 session_id TEXT,
+                 updated_at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (source, namespace)
+             );
+             CREATE TABLE IF NOT EXISTS ingest_status (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 last_run_at_ms INTEGER NOT NULL,
+                 newest_message_ms INTEGER
+             );",
         )?;
         Ok(StateStore {
             conn: Mutex::new(conn),
@@ -152,6 +187,102 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// Where the ingest of `source` into `namespace` stopped.
+    pub fn watermark(&self, source: &str, namespace: &str) -> Result<Watermark, StateError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT offset, lines, session_id FROM ingest_watermarks
+                 WHERE source = ?1 AND namespace = ?2",
+                params![source, namespace],
+                |r| {
+                    Ok(Watermark {
+                        offset: r.get::<_, i64>(0)? as u64,
+                        lines: r.get::<_, i64>(1)? as u64,
+                        session_id: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Moves the watermark of `source` to `to`, if it is still at `from`
+    /// (another ingest of the same file may have moved it): `false` if not.
+    pub fn advance_watermark(
+        &self,
+        source: &str,
+        namespace: &str,
+        from: u64,
+        to: &Watermark,
+        now_ms: i64,
+    ) -> Result<bool, StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<i64> = tx
+            .query_row(
+                "SELECT offset FROM ingest_watermarks WHERE source = ?1 AND namespace = ?2",
+                params![source, namespace],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // Offset 0 is a deliberate restart from the top (ids keep it idempotent).
+        if from != 0 && current.unwrap_or(0) as u64 != from {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO ingest_watermarks (source, namespace, offset, lines, session_id, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (source, namespace) DO UPDATE SET offset = ?3, lines = ?4,
+                 session_id = ?5, updated_at_ms = ?6",
+            params![source, namespace, to.offset as i64, to.lines as i64, to.session_id, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Records an ingest run and the newest message it read.
+    pub fn record_ingest(
+        &self,
+        now_ms: i64,
+        newest_message_ms: Option<i64>,
+    ) -> Result<(), StateError> {
+        self.conn().execute(
+            "INSERT INTO ingest_status (id, last_run_at_ms, newest_message_ms) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET last_run_at_ms = ?1,
+                 newest_message_ms = max(coalesce(newest_message_ms, ?2), coalesce(?2, newest_message_ms))",
+            params![now_ms, newest_message_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The last ingest run, if any.
+    pub fn ingest_status(&self) -> Result<Option<IngestStatus>, StateError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT last_run_at_ms, newest_message_ms FROM ingest_status WHERE id = 1",
+                [],
+                |r| {
+                    Ok(IngestStatus {
+                        last_run_at_ms: r.get(0)?,
+                        newest_message_ms: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// How many files have a watermark.
+    pub fn watermark_count(&self) -> Result<u64, StateError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM ingest_watermarks", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
 fn unreferenced(conn: &Connection, shas: Vec<String>) -> Result<Vec<String>, StateError> {
     let mut out = Vec::new();
     for sha in shas {
@@ -165,6 +296,46 @@ fn unreferenced(conn: &Connection, shas: Vec<String>) -> Result<Vec<String>, Sta
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod ingest_tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_move_only_from_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateStore::open(&dir.path().join("s.db")).unwrap();
+        assert_eq!(db.watermark("/a", "org").unwrap(), Watermark::default());
+        let w1 = Watermark {
+            offset: 100,
+            lines: 4,
+            session_id: Some("s".into()),
+        };
+        assert!(db.advance_watermark("/a", "org", 0, &w1, 1).unwrap());
+        assert_eq!(db.watermark("/a", "org").unwrap(), w1);
+        assert_eq!(db.watermark("/a", "user:1").unwrap(), Watermark::default());
+        let w2 = Watermark {
+            offset: 250,
+            lines: 9,
+            session_id: None,
+        };
+        // A stale writer (still at 50) is refused; the one at 100 moves it.
+        assert!(!db.advance_watermark("/a", "org", 50, &w2, 2).unwrap());
+        assert!(db.advance_watermark("/a", "org", 100, &w2, 2).unwrap());
+        assert_eq!(db.watermark("/a", "org").unwrap().offset, 250);
+        assert_eq!(db.watermark_count().unwrap(), 1);
+
+        assert_eq!(db.ingest_status().unwrap(), None);
+        db.record_ingest(10, Some(5)).unwrap();
+        db.record_ingest(20, None).unwrap();
+        db.record_ingest(30, Some(3)).unwrap();
+        let status = db.ingest_status().unwrap().unwrap();
+        assert_eq!(
+            (status.last_run_at_ms, status.newest_message_ms),
+            (30, Some(5))
+        );
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,11 @@ mod backend;
 pub mod corpus;
 mod edge;
 mod host;
+pub mod ingest;
+pub mod markdown;
 mod namespace;
 mod record;
+pub mod schedule;
 
 pub use backend::{BackendError, Filter, MemoryBackend, Point, Sparse};
 pub use edge::EdgeBackend;
@@ -31,6 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most hits one search returns.
 pub const MAX_LIMIT: usize = 100;
+/// The ingest's default density threshold (see [`corpus::quality`]).
+pub const DEFAULT_MIN_DENSITY: f64 = 0.5;
 
 /// Why a memory operation failed. Nothing is changed when one fails.
 #[derive(Debug, Clone, thiserror::Error)]
