@@ -53,3 +53,4 @@ test: skills
 
 bench: skills
 	cargo bench -p darkfactory --bench core
+	cargo bench -p darkfactory --bench memory

@@ -361,6 +361,7 @@ async fn start_server(
         token: None,
         max_body_bytes: 1 << 20,
         nightly_ingest: Default::default(),
+        embeddings: None,
     };
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());

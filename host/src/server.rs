@@ -6,7 +6,7 @@
 use crate::api::{self, AppState};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
-use crate::capabilities::memory::{Memory, MemoryError};
+use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError};
 use crate::capabilities::Capabilities;
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The nightly transcript ingest.
     pub nightly_ingest: NightlyIngest,
+    /// Dense vectors for memory, when an embeddings endpoint is configured.
+    pub embeddings: Option<EmbeddingsConfig>,
 }
 
 /// Transcript directories ingested into memory once a day.
@@ -108,10 +110,28 @@ impl Server {
             config.runtime,
             &crate::capabilities::add_to_linker,
         )?);
+        let embedder = match config.embeddings {
+            Some(embeddings) => {
+                let url = embeddings.url.clone();
+                let embedder = Embedder::connect(embeddings).await.map_err(|e| {
+                    MemoryError::Unavailable(format!("the embeddings endpoint {url}: {e}"))
+                })?;
+                tracing::info!(
+                    model = embedder.model(),
+                    dims = embedder.dims(),
+                    "embeddings ready"
+                );
+                Some(embedder)
+            }
+            None => None,
+        };
         let memory_dir = config.registry.data_dir.join("memory");
-        let memory = tokio::task::spawn_blocking(move || Memory::open_embedded(&memory_dir))
-            .await
-            .map_err(|e| MemoryError::Unavailable(format!("the opening thread failed: {e}")))??;
+        let memory =
+            tokio::task::spawn_blocking(move || Memory::open_embedded(&memory_dir, embedder))
+                .await
+                .map_err(|e| {
+                    MemoryError::Unavailable(format!("the opening thread failed: {e}"))
+                })??;
         let memory = Arc::new(memory);
         tracing::info!(backend = memory.backend_name(), "memory ready");
         let capabilities = Capabilities {

@@ -308,3 +308,86 @@ async fn memories_survive_kill_9() {
         "{found}"
     );
 }
+
+#[path = "../support/embeddings_stub.rs"]
+mod embeddings_stub;
+
+// Multi-threaded: the stub answers the host's start-up probe while this
+// test waits for the host to print its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_search_with_an_embeddings_endpoint() {
+    let stub = embeddings_stub::start(256).await;
+    let dirs = Dirs::new();
+    let host = Host::start(
+        &dirs,
+        &[
+            "--embeddings-url",
+            &stub.url,
+            "--embeddings-model",
+            "trigram-stub",
+        ],
+    );
+    store(
+        &host,
+        json!({"text": "Canary releases get five percent of traffic", "namespace": "org"}),
+    )
+    .await;
+    store(
+        &host,
+        json!({"text": "Deploys need a green CI run", "namespace": "org"}),
+    )
+    .await;
+    // Misspelt beyond BM25's reach: the dense vectors find it.
+    let (status, found) = search(&host, &[("q", "canery relases trafic")]).await;
+    assert_eq!(status, 200, "{found}");
+    let hit = &found["hits"][0];
+    assert_eq!(
+        hit["text"], "Canary releases get five percent of traffic",
+        "{found}"
+    );
+    assert!(
+        hit.get("bm25").is_none() && hit["dense"].as_f64().unwrap() > 0.3,
+        "{found}"
+    );
+    let (_, found) = search(&host, &[("q", "green CI deploys")]).await;
+    let hit = &found["hits"][0];
+    assert!(
+        hit["bm25"].is_number() && hit["dense"].is_number(),
+        "{found}"
+    );
+    assert_eq!(
+        host.get("/api/memory/stats").await.1["embeddings_model"],
+        "trigram-stub"
+    );
+
+    // The endpoint goes down: stores and searches fail clearly, nothing is lost.
+    stub.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (status, err) = store(&host, json!({"text": "lost?", "namespace": "org"})).await;
+    assert_error(status, &err, 503, "memory_unavailable");
+    let (status, err) = search(&host, &[("q", "deploys")]).await;
+    assert_error(status, &err, 503, "memory_unavailable");
+    stub.fail.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(host.get("/api/memory/stats").await.1["total"], 2);
+    host.stop();
+
+    // A host whose embeddings endpoint cannot be reached does not start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+        .arg(&dirs.skills)
+        .arg("--data")
+        .arg(&dirs.data)
+        .args([
+            "--embeddings-url",
+            "http://127.0.0.1:9/v1",
+            "--embeddings-model",
+            "m",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("embeddings endpoint") && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `darkfactory serve`.
 
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
-use crate::capabilities::memory::DEFAULT_MIN_DENSITY;
+use crate::capabilities::memory::{EmbeddingsConfig, DEFAULT_MIN_DENSITY};
 use crate::registry::RegistryConfig;
 use crate::runtime::RuntimeConfig;
 use crate::server::{NightlyIngest, Server, ServerConfig};
@@ -56,6 +56,21 @@ pub struct ServeArgs {
     /// The nightly ingest drops exchanges whose information density is under this.
     #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY)]
     ingest_min_density: f64,
+    /// An OpenAI-compatible embeddings endpoint (Ollama, vLLM, TEI, OpenAI),
+    /// e.g. `http://localhost:11434/v1`: memory adds dense vectors and fuses
+    /// them with BM25. Without it, search is BM25 only.
+    #[arg(
+        long,
+        env = "DARKFACTORY_EMBEDDINGS_URL",
+        requires = "embeddings_model"
+    )]
+    embeddings_url: Option<String>,
+    /// The embeddings model, e.g. `all-minilm`.
+    #[arg(long, env = "DARKFACTORY_EMBEDDINGS_MODEL")]
+    embeddings_model: Option<String>,
+    /// Bearer key of the embeddings endpoint.
+    #[arg(long, env = "DARKFACTORY_EMBEDDINGS_KEY", hide_env_values = true)]
+    embeddings_key: Option<String>,
 }
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -80,6 +95,12 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             at: args.ingest_at,
             min_density: args.ingest_min_density,
         },
+        embeddings: args.embeddings_url.map(|url| EmbeddingsConfig {
+            url,
+            model: args.embeddings_model.unwrap_or_default(),
+            api_key: args.embeddings_key.filter(|k| !k.is_empty()),
+            timeout: Duration::from_secs(30),
+        }),
     };
     let server = Server::start(config)
         .await

@@ -27,6 +27,8 @@ pub struct Point {
     pub memory: NewMemory,
     /// Its BM25 document vector.
     pub bm25: Sparse,
+    /// Its unit-length embedding, when an embeddings model is configured.
+    pub dense: Option<Vec<f32>>,
 }
 
 /// What a query may match: the namespaces (added by the host, never by the
@@ -60,6 +62,8 @@ pub mod fields {
     pub const SOURCE: &str = "source";
     /// Name of the sparse BM25 vector.
     pub const BM25_VECTOR: &str = "bm25";
+    /// Name of the dense vector (cosine), when embeddings are on.
+    pub const DENSE_VECTOR: &str = "dense";
 }
 
 /// A memory store.
@@ -89,6 +93,22 @@ pub trait MemoryBackend: Send + Sync + 'static {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<(MemoryRecord, f32)>, BackendError>;
+
+    /// The best `limit` memories by cosine similarity to a unit `query`
+    /// vector within `filter`, best first. Memories stored before
+    /// embeddings were configured have no dense vector and are not found.
+    async fn search_dense(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, BackendError>;
+
+    /// Reorganises storage after many writes (merges segments, builds
+    /// indexes) so searches stay fast; a no-op where the server does it.
+    async fn optimize(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// How many memories each namespace holds.
     async fn counts(&self) -> Result<BTreeMap<String, u64>, BackendError>;

@@ -58,14 +58,19 @@ async fn store_then_search(memory: &Memory) {
     assert_eq!(hits[0].record.id, stored.id, "{hits:?}");
     assert_eq!(hits[0].record.text, "Deploys need a green CI run");
     assert_eq!(hits[0].record.namespace, "org");
-    assert!(hits[0].score > 0.0 && hits[0].bm25 == Some(hits[0].score));
-    assert!(hits.iter().all(|h| !h.record.text.contains("coffee")));
-    // Only stop words: nothing to match, and no error.
-    let none = memory
-        .search(&op, "the and of", "all", 5, Metadata::new())
-        .await
-        .unwrap();
-    assert!(none.is_empty());
+    assert!(hits[0].score > 0.0 && hits[0].bm25.is_some());
+    if memory.embeddings_model().is_none() {
+        assert_eq!(hits[0].bm25, Some(hits[0].score));
+        assert!(hits.iter().all(|h| !h.record.text.contains("coffee")));
+        // Only stop words: nothing to match, and no error.
+        let none = memory
+            .search(&op, "the and of", "all", 5, Metadata::new())
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    } else {
+        assert!(hits[0].dense.is_some());
+    }
 }
 
 async fn same_text_is_one_memory(memory: &Memory) {
@@ -96,7 +101,7 @@ async fn same_text_is_one_memory(memory: &Memory) {
         .search(&op, "rollbacks click", "org", 10, Metadata::new())
         .await
         .unwrap();
-    assert_eq!(hits.len(), 1);
+    assert_eq!(hits.iter().filter(|h| h.record.id == a.id).count(), 1);
     // The first text and time are kept.
     assert_eq!(hits[0].record.text, "Rollbacks take one click");
 }
@@ -226,7 +231,7 @@ async fn forget_respects_grants(memory: &Memory) {
         .search(&op, "temporary staging", "org", 10, Metadata::new())
         .await
         .unwrap();
-    assert!(hits.is_empty(), "{hits:?}");
+    assert!(hits.iter().all(|h| h.record.id != stored.id), "{hits:?}");
 }
 
 async fn bad_input_is_refused(memory: &Memory) {
@@ -281,8 +286,109 @@ async fn counts_per_namespace(memory: &Memory) {
 #[tokio::test]
 async fn qdrant_edge_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let memory = Memory::open_embedded(&dir.path().join("memory")).unwrap();
+    let memory = Memory::open_embedded(&dir.path().join("memory"), None).unwrap();
     conformance(&memory).await;
+}
+
+#[path = "../../../../tests/support/embeddings_stub.rs"]
+mod embeddings_stub;
+
+async fn stub_embedder(url: &str) -> Embedder {
+    Embedder::connect(EmbeddingsConfig {
+        url: url.to_string(),
+        model: "trigram-stub".into(),
+        api_key: Some("k".into()),
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn qdrant_edge_with_embeddings_conforms() {
+    let stub = embeddings_stub::start(256).await;
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Memory::open_embedded(
+        &dir.path().join("memory"),
+        Some(stub_embedder(&stub.url).await),
+    )
+    .unwrap();
+    conformance(&memory).await;
+}
+
+#[tokio::test]
+async fn hybrid_search_finds_what_words_alone_miss() {
+    let stub = embeddings_stub::start(256).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory");
+    let op = Access::Operator;
+    // Stored before embeddings were on: found by words only.
+    let old = Memory::open_embedded(&path, None).unwrap();
+    let early = old
+        .store(
+            &op,
+            "Kubernetes readiness probes answer within two seconds",
+            "org",
+            Metadata::new(),
+            "t",
+        )
+        .await
+        .unwrap();
+    drop(old);
+    let memory = Memory::open_embedded(&path, Some(stub_embedder(&stub.url).await)).unwrap();
+    let later = memory
+        .store(
+            &op,
+            "Canary releases get five percent of traffic",
+            "org",
+            Metadata::new(),
+            "t",
+        )
+        .await
+        .unwrap();
+    // Misspelt: BM25 matches nothing, the trigram vectors still do.
+    let hits = memory
+        .search(&op, "canery relases trafic", "org", 5, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(hits[0].record.id, later.id, "{hits:?}");
+    assert_eq!(hits[0].bm25, None);
+    assert!(hits[0].dense.unwrap() > 0.3);
+    // Both lists agree: both scores, and the fused score ranks it first.
+    let hits = memory
+        .search(&op, "canary releases traffic", "org", 5, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(hits[0].record.id, later.id);
+    assert!(hits[0].bm25.is_some() && hits[0].dense.is_some());
+    let words = memory
+        .search(&op, "readiness probes", "org", 5, Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(words[0].record.id, early.id);
+    assert_eq!(words[0].dense, None, "stored before embeddings: no vector");
+    // The endpoint down: a clear error, nothing stored.
+    stub.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = memory
+        .store(&op, "never stored", "org", Metadata::new(), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("500"), "{err}");
+    assert_eq!(memory.counts().await.unwrap().total, 2);
+    let err = memory
+        .search(&op, "x", "org", 5, Metadata::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Unavailable(_)), "{err}");
+    stub.fail.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(memory);
+    // Another model (another dimension) on the same store is refused.
+    let other = embeddings_stub::start(128).await;
+    let err = Memory::open_embedded(&path, Some(stub_embedder(&other.url).await))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("256-dimension"), "{err}");
 }
 
 #[tokio::test]
@@ -290,7 +396,7 @@ async fn qdrant_edge_keeps_memories_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory");
     let id = {
-        let memory = Memory::open_embedded(&path).unwrap();
+        let memory = Memory::open_embedded(&path, None).unwrap();
         let stored = memory
             .store(
                 &Access::Operator,
@@ -303,7 +409,7 @@ async fn qdrant_edge_keeps_memories_across_reopen() {
             .unwrap();
         stored.id
     };
-    let memory = Memory::open_embedded(&path).unwrap();
+    let memory = Memory::open_embedded(&path, None).unwrap();
     assert_eq!(memory.get(&id).await.unwrap().text, "kept across restarts");
     let hits = memory
         .search(&Access::Operator, "restarts", "org", 3, Metadata::new())

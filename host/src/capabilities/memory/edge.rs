@@ -30,8 +30,10 @@ pub struct EdgeBackend {
 
 impl EdgeBackend {
     /// Opens the shard in `dir`, creating it (with its indexes) the first
-    /// time.
-    pub fn open(dir: &Path) -> Result<Self, BackendError> {
+    /// time. `dense_dims` adds a dense vector of that size (cosine) when
+    /// the shard has none; a shard whose dense vector has another size is
+    /// an error (the embeddings model changed: its vectors do not compare).
+    pub fn open(dir: &Path, dense_dims: Option<usize>) -> Result<Self, BackendError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             BackendError(format!(
                 "cannot {what} the memory store in `{}`: {e}",
@@ -66,6 +68,37 @@ impl EdgeBackend {
             }
             shard
         };
+        if let Some(dims) = dense_dims {
+            let existing = shard
+                .config()
+                .vectors
+                .get(fields::DENSE_VECTOR)
+                .map(|p| p.size);
+            match existing {
+                Some(size) if size == dims => {}
+                Some(size) => {
+                    return Err(BackendError(format!(
+                        "the memory store in `{}` holds {size}-dimension embeddings, but the \
+                         embeddings model gives {dims}: use the same model, or a new data \
+                         directory",
+                        dir.display()
+                    )))
+                }
+                None => {
+                    let create: qdrant_edge::CreateVectorName =
+                        serde_json::from_value(serde_json::json!({
+                            "vector_name": fields::DENSE_VECTOR,
+                            "config": {"dense": {"size": dims, "distance": "Cosine"}},
+                        }))
+                        .map_err(|e| fail("configure", &e))?;
+                    shard
+                        .update(UpdateOperation::VectorNameOperation(
+                            qdrant_edge::VectorNameOperations::CreateVectorName(create),
+                        ))
+                        .map_err(|e| fail("configure", &e))?;
+                }
+            }
+        }
         Ok(EdgeBackend {
             shard: Arc::new(shard),
             path: dir.to_path_buf(),
@@ -81,16 +114,6 @@ impl EdgeBackend {
         tokio::task::spawn_blocking(move || f(&shard))
             .await
             .map_err(|e| BackendError(format!("the memory store's worker failed: {e}")))?
-    }
-
-    /// Writes the segments to disk and merges small segments; run after
-    /// large ingests so searches stay fast.
-    pub async fn optimize(&self) -> Result<(), BackendError> {
-        self.blocking(|shard| {
-            shard.optimize().map_err(err)?;
-            shard.flush().map_err(err)
-        })
-        .await
     }
 
     /// The shard's directory.
@@ -150,7 +173,11 @@ impl MemoryBackend for EdgeBackend {
         for p in points {
             let id = point_id(&p.memory.id)?;
             let bm25 = Vector::new_sparse(p.bm25.indices, p.bm25.values).map_err(err)?;
-            let vectors = Vectors::new_named([(fields::BM25_VECTOR, bm25)]);
+            let mut named = vec![(fields::BM25_VECTOR, bm25)];
+            if let Some(dense) = p.dense {
+                named.push((fields::DENSE_VECTOR, Vector::new_dense(dense)));
+            }
+            let vectors = Vectors::new_named(named);
             list.push(PointStruct::new(id, vectors, payload(&p.memory)).into());
         }
         self.blocking(move |shard| {
@@ -217,20 +244,25 @@ impl MemoryBackend for EdgeBackend {
         let vector = Vector::new_sparse(query.indices.clone(), query.values.clone())
             .map_err(err)?
             .0;
-        self.blocking(move |shard| {
-            let request = QueryRequestBuilder::new(limit)
-                .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                    query: vector,
-                    using: Some(fields::BM25_VECTOR.into()),
-                })))
-                .filter(filter)
-                .with_payload(WithPayloadInterface::Bool(true))
-                .build();
-            let points = shard.query(request).map_err(err)?;
-            Ok(points
-                .into_iter()
-                .filter_map(|p| Some((record(p.id, p.payload)?, p.score)))
-                .collect())
+        self.query(vector, fields::BM25_VECTOR, filter, limit).await
+    }
+
+    async fn search_dense(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, BackendError> {
+        let filter = edge_filter(filter)?;
+        let vector = Vector::new_dense(query.to_vec()).0;
+        self.query(vector, fields::DENSE_VECTOR, filter, limit)
+            .await
+    }
+
+    async fn optimize(&self) -> Result<(), BackendError> {
+        self.blocking(|shard| {
+            shard.optimize().map_err(err)?;
+            shard.flush().map_err(err)
         })
         .await
     }
@@ -249,6 +281,33 @@ impl MemoryBackend for EdgeBackend {
                 }
             }
             Ok(counts)
+        })
+        .await
+    }
+}
+
+impl EdgeBackend {
+    async fn query(
+        &self,
+        vector: qdrant_edge::VectorInternal,
+        using: &'static str,
+        filter: qdrant_edge::Filter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryRecord, f32)>, BackendError> {
+        self.blocking(move |shard| {
+            let request = QueryRequestBuilder::new(limit)
+                .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                    query: vector,
+                    using: Some(using.into()),
+                })))
+                .filter(filter)
+                .with_payload(WithPayloadInterface::Bool(true))
+                .build();
+            let points = shard.query(request).map_err(err)?;
+            Ok(points
+                .into_iter()
+                .filter_map(|p| Some((record(p.id, p.payload)?, p.score)))
+                .collect())
         })
         .await
     }

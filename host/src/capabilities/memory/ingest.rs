@@ -399,6 +399,14 @@ impl Ingestor {
             }
             report.merge(file_report);
         }
+        if report.stored > 0 {
+            let started = std::time::Instant::now();
+            self.memory.optimize().await?;
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "memory optimized after ingest"
+            );
+        }
         progress(total, total);
         Ok(report)
     }

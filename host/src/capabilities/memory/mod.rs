@@ -11,6 +11,7 @@
 mod backend;
 pub mod corpus;
 mod edge;
+pub mod embed;
 mod host;
 pub mod ingest;
 pub mod markdown;
@@ -20,6 +21,7 @@ pub mod schedule;
 
 pub use backend::{BackendError, Filter, MemoryBackend, Point, Sparse};
 pub use edge::EdgeBackend;
+pub use embed::{Embedder, EmbeddingsConfig};
 pub use namespace::{Access, Grant, Namespace, NamespaceError, Scope, SkillGrants};
 pub use record::{
     check_id, metadata_from_json, normalise, Hit, MemoryRecord, Metadata, NewMemory, MAX_TEXT_BYTES,
@@ -29,6 +31,7 @@ use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,6 +88,9 @@ pub struct Stored {
 pub struct MemoryCounts {
     /// Which backend serves.
     pub backend: &'static str,
+    /// The embeddings model, when dense vectors are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings_model: Option<String>,
     /// Memories in all.
     pub total: u64,
     /// Memories per namespace.
@@ -95,20 +101,43 @@ pub struct MemoryCounts {
 pub struct Memory {
     backend: Arc<dyn MemoryBackend>,
     bm25: EdgeBm25,
+    embedder: Option<Embedder>,
+    /// Memories written since the backend was last optimized.
+    unoptimized: Arc<AtomicU64>,
+    optimizing: Arc<AtomicBool>,
 }
+
+/// After this many new memories the backend is optimized in the background.
+const OPTIMIZE_EVERY: u64 = 20_000;
+
+/// Candidates each list gives the fusion, per hit asked for.
+const FUSION_DEPTH: usize = 4;
 
 impl Memory {
     /// A service over `backend`, with BM25 at Qdrant's defaults (English
-    /// stemming and stop words, k 1.2, b 0.75).
-    pub fn new(backend: Arc<dyn MemoryBackend>) -> Self {
+    /// stemming and stop words, k 1.2, b 0.75), and dense vectors from
+    /// `embedder` when there is one.
+    pub fn new(backend: Arc<dyn MemoryBackend>, embedder: Option<Embedder>) -> Self {
         let bm25 = EdgeBm25::new(EdgeBm25Config::default())
             .expect("the default BM25 configuration is valid");
-        Memory { backend, bm25 }
+        Memory {
+            backend,
+            bm25,
+            embedder,
+            unoptimized: Arc::new(AtomicU64::new(0)),
+            optimizing: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// The embedded default: Qdrant Edge in `dir`.
-    pub fn open_embedded(dir: &Path) -> Result<Self, MemoryError> {
-        Ok(Memory::new(Arc::new(EdgeBackend::open(dir)?)))
+    pub fn open_embedded(dir: &Path, embedder: Option<Embedder>) -> Result<Self, MemoryError> {
+        let backend = EdgeBackend::open(dir, embedder.as_ref().map(Embedder::dims))?;
+        Ok(Memory::new(Arc::new(backend), embedder))
+    }
+
+    /// The embeddings model, when dense vectors are on.
+    pub fn embeddings_model(&self) -> Option<&str> {
+        self.embedder.as_ref().map(Embedder::model)
     }
 
     /// The backend's name.
@@ -153,10 +182,26 @@ impl Memory {
                     indices: e.indices,
                     values: e.values,
                 };
-                points.push(Point { memory, bm25 });
+                points.push(Point {
+                    memory,
+                    bm25,
+                    dense: None,
+                });
             }
         }
+        if let Some(embedder) = &self.embedder {
+            let texts: Vec<String> = points.iter().map(|p| p.memory.text.clone()).collect();
+            let vectors = embedder
+                .embed(&texts)
+                .await
+                .map_err(MemoryError::Unavailable)?;
+            for (point, vector) in points.iter_mut().zip(vectors) {
+                point.dense = Some(vector);
+            }
+        }
+        let written = points.len() as u64;
         self.backend.upsert(points).await?;
+        self.maybe_optimize(written);
         Ok(results)
     }
 
@@ -188,29 +233,48 @@ impl Memory {
         }
         record::check_metadata(&filter).map_err(MemoryError::Invalid)?;
         let scope = access.readable(scope)?;
-        let e = self.bm25.embed_query(query);
-        if e.indices.is_empty() {
-            // Only stop words: BM25 has nothing to match.
-            return Ok(Vec::new());
-        }
-        let sparse = Sparse {
-            indices: e.indices,
-            values: e.values,
-        };
         let filter = Filter {
             scope,
             metadata: filter,
         };
-        let found = self.backend.search_bm25(&sparse, &filter, limit).await?;
-        Ok(found
-            .into_iter()
-            .map(|(record, score)| Hit {
-                record,
-                score,
-                bm25: Some(score),
-                dense: None,
-            })
-            .collect())
+        let e = self.bm25.embed_query(query);
+        let sparse = Sparse {
+            indices: e.indices,
+            values: e.values,
+        };
+        let Some(embedder) = &self.embedder else {
+            if sparse.indices.is_empty() {
+                // Only stop words: BM25 has nothing to match.
+                return Ok(Vec::new());
+            }
+            let found = self.backend.search_bm25(&sparse, &filter, limit).await?;
+            return Ok(found
+                .into_iter()
+                .map(|(record, score)| Hit {
+                    record,
+                    score,
+                    bm25: Some(score),
+                    dense: None,
+                })
+                .collect());
+        };
+        let depth = limit * FUSION_DEPTH;
+        let query_vector = embedder
+            .embed(&[query.to_string()])
+            .await
+            .map_err(MemoryError::Unavailable)?
+            .remove(0);
+        let (by_words, by_meaning) = tokio::join!(
+            async {
+                if sparse.indices.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.backend.search_bm25(&sparse, &filter, depth).await
+                }
+            },
+            self.backend.search_dense(&query_vector, &filter, depth),
+        );
+        Ok(fuse(by_words?, by_meaning?, limit))
     }
 
     /// Deletes one memory, if `access` may write its namespace.
@@ -233,15 +297,79 @@ impl Memory {
             .ok_or_else(|| MemoryError::NotFound(id.to_string()))
     }
 
+    /// Merges segments and builds indexes after many writes.
+    pub async fn optimize(&self) -> Result<(), MemoryError> {
+        self.unoptimized.store(0, Ordering::Relaxed);
+        Ok(self.backend.optimize().await?)
+    }
+
+    /// Starts a background optimization once enough was written since the
+    /// last one (at most one runs at a time; searches go on meanwhile).
+    fn maybe_optimize(&self, written: u64) {
+        let total = self.unoptimized.fetch_add(written, Ordering::Relaxed) + written;
+        if total < OPTIMIZE_EVERY || self.optimizing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.unoptimized.store(0, Ordering::Relaxed);
+        let (backend, flag) = (self.backend.clone(), self.optimizing.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match backend.optimize().await {
+                Ok(()) => tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "memory optimized"
+                ),
+                Err(e) => tracing::warn!(error = %e, "memory optimization failed; will retry"),
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
     /// How many memories each namespace holds.
     pub async fn counts(&self) -> Result<MemoryCounts, MemoryError> {
         let namespaces = self.backend.counts().await?;
         Ok(MemoryCounts {
             backend: self.backend.name(),
+            embeddings_model: self.embeddings_model().map(str::to_string),
             total: namespaces.values().sum(),
             namespaces,
         })
     }
+}
+
+/// Fuses the BM25 and dense lists by reciprocal rank ([`embed::rrf`]),
+/// keeping each list's own score on the hit.
+fn fuse(
+    by_words: Vec<(MemoryRecord, f32)>,
+    by_meaning: Vec<(MemoryRecord, f32)>,
+    limit: usize,
+) -> Vec<Hit> {
+    let words: Vec<String> = by_words.iter().map(|(r, _)| r.id.clone()).collect();
+    let meaning: Vec<String> = by_meaning.iter().map(|(r, _)| r.id.clone()).collect();
+    let fused = embed::rrf(&[&words, &meaning]);
+    let mut records: BTreeMap<String, MemoryRecord> = BTreeMap::new();
+    let mut bm25 = BTreeMap::new();
+    let mut dense = BTreeMap::new();
+    for (record, score) in by_words {
+        bm25.insert(record.id.clone(), score);
+        records.insert(record.id.clone(), record);
+    }
+    for (record, score) in by_meaning {
+        dense.insert(record.id.clone(), score);
+        records.entry(record.id.clone()).or_insert(record);
+    }
+    fused
+        .into_iter()
+        .take(limit)
+        .filter_map(|(id, score)| {
+            Some(Hit {
+                record: records.remove(id)?,
+                score,
+                bm25: bm25.get(id).copied(),
+                dense: dense.get(id).copied(),
+            })
+        })
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch.

@@ -166,7 +166,8 @@ mod tests {
     #[tokio::test]
     async fn a_nightly_pass_ingests_every_source_from_its_watermark() {
         let dir = tempfile::tempdir().unwrap();
-        let memory = Arc::new(super::super::Memory::open_embedded(&dir.path().join("m")).unwrap());
+        let memory =
+            Arc::new(super::super::Memory::open_embedded(&dir.path().join("m"), None).unwrap());
         let state = crate::state::StateStore::open(&dir.path().join("s.db")).unwrap();
         let ingestor = Ingestor::new(memory.clone(), Arc::new(state));
         let chats = dir.path().join("chats");
