@@ -362,6 +362,7 @@ async fn start_server(
         max_body_bytes: 1 << 20,
         nightly_ingest: Default::default(),
         embeddings: None,
+        qdrant: None,
     };
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());

@@ -6,7 +6,7 @@
 use crate::api::{self, AppState};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
-use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError};
+use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
 use crate::capabilities::Capabilities;
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub nightly_ingest: NightlyIngest,
     /// Dense vectors for memory, when an embeddings endpoint is configured.
     pub embeddings: Option<EmbeddingsConfig>,
+    /// A Qdrant server for memory; `None`: Qdrant Edge in the data directory.
+    pub qdrant: Option<QdrantConfig>,
 }
 
 /// Transcript directories ingested into memory once a day.
@@ -125,18 +127,28 @@ impl Server {
             }
             None => None,
         };
-        let memory_dir = config.registry.data_dir.join("memory");
-        let memory =
-            tokio::task::spawn_blocking(move || Memory::open_embedded(&memory_dir, embedder))
-                .await
-                .map_err(|e| {
-                    MemoryError::Unavailable(format!("the opening thread failed: {e}"))
-                })??;
+        let memory = match config.qdrant {
+            Some(qdrant) => Memory::open_server(qdrant, embedder).await?,
+            None => {
+                let dir = config.registry.data_dir.join("memory");
+                tokio::task::spawn_blocking(move || Memory::open_embedded(&dir, embedder))
+                    .await
+                    .map_err(|e| {
+                        MemoryError::Unavailable(format!("the opening thread failed: {e}"))
+                    })??
+            }
+        };
         let memory = Arc::new(memory);
         tracing::info!(backend = memory.backend_name(), "memory ready");
         let capabilities = Capabilities {
             memory: Some(memory.clone()),
         };
+        std::fs::create_dir_all(&config.registry.data_dir).map_err(|e| {
+            RegistryError::Storage(format!(
+                "cannot create the data directory `{}`: {e}",
+                config.registry.data_dir.display()
+            ))
+        })?;
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
         let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));

@@ -391,3 +391,76 @@ async fn hybrid_search_with_an_embeddings_endpoint() {
         "{stderr}"
     );
 }
+
+#[path = "../support/qdrant_stub.rs"]
+mod qdrant_stub;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_one_qdrant_server() {
+    let mut server = qdrant_stub::start(Some("k")).await;
+    let args = [
+        "--qdrant-url",
+        &server.url,
+        "--qdrant-api-key",
+        "k",
+        "--qdrant-collection",
+        "fleet",
+    ];
+    let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
+    let a = Host::start(&dirs_a, &args);
+    let b = Host::start(&dirs_b, &args);
+    let (status, out) = store(
+        &a,
+        json!({"text": "Deploys need a green CI run", "namespace": "org"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{out}");
+    // The other host finds it, and knows it is already stored.
+    let (_, found) = search(&b, &[("q", "what do deploys need")]).await;
+    assert_eq!(
+        found["hits"][0]["text"], "Deploys need a green CI run",
+        "{found}"
+    );
+    let (status, again) = store(
+        &b,
+        json!({"text": "deploys need a green ci run", "namespace": "org"}),
+    )
+    .await;
+    assert_eq!((status, again["created"].as_bool()), (200, Some(false)));
+    let stats = b.get("/api/memory/stats").await.1;
+    assert_eq!(
+        (stats["backend"].as_str(), stats["total"].as_u64()),
+        (Some("qdrant"), Some(1)),
+        "{stats}"
+    );
+    assert_eq!(server.stub.count("fleet"), 1);
+
+    // The server goes away: clear 503s, and skills and health go on.
+    server.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, err) = search(&a, &[("q", "deploys")]).await;
+    assert_error(status, &err, 503, "memory_unavailable");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&server.url),
+        "{err}"
+    );
+    assert_eq!(a.get("/healthz").await.0, 200);
+
+    // A host that cannot reach its Qdrant does not start, and says why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+        .arg(&dirs_a.skills)
+        .arg("--data")
+        .arg(&dirs_a.data)
+        .args(["--qdrant-url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
+}

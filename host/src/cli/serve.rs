@@ -1,7 +1,9 @@
 //! `darkfactory serve`.
 
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
-use crate::capabilities::memory::{EmbeddingsConfig, DEFAULT_MIN_DENSITY};
+use crate::capabilities::memory::{
+    EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
+};
 use crate::registry::RegistryConfig;
 use crate::runtime::RuntimeConfig;
 use crate::server::{NightlyIngest, Server, ServerConfig};
@@ -71,6 +73,17 @@ pub struct ServeArgs {
     /// Bearer key of the embeddings endpoint.
     #[arg(long, env = "DARKFACTORY_EMBEDDINGS_KEY", hide_env_values = true)]
     embeddings_key: Option<String>,
+    /// Keep memory in a Qdrant server or cluster (gRPC URL, e.g.
+    /// `http://qdrant:6334`) instead of Qdrant Edge in the data directory:
+    /// several hosts then share one memory.
+    #[arg(long, env = "DARKFACTORY_QDRANT_URL")]
+    qdrant_url: Option<String>,
+    /// API key of the Qdrant server.
+    #[arg(long, env = "DARKFACTORY_QDRANT_API_KEY", hide_env_values = true)]
+    qdrant_api_key: Option<String>,
+    /// The Qdrant collection memory lives in.
+    #[arg(long, env = "DARKFACTORY_QDRANT_COLLECTION", default_value = DEFAULT_COLLECTION)]
+    qdrant_collection: String,
 }
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -100,6 +113,12 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             model: args.embeddings_model.unwrap_or_default(),
             api_key: args.embeddings_key.filter(|k| !k.is_empty()),
             timeout: Duration::from_secs(30),
+        }),
+        qdrant: args.qdrant_url.map(|url| QdrantConfig {
+            url,
+            api_key: args.qdrant_api_key.filter(|k| !k.is_empty()),
+            collection: args.qdrant_collection,
+            timeout: Duration::from_secs(10),
         }),
     };
     let server = Server::start(config)

@@ -292,6 +292,99 @@ async fn qdrant_edge_conforms() {
 
 #[path = "../../../../tests/support/embeddings_stub.rs"]
 mod embeddings_stub;
+#[path = "../../../../tests/support/qdrant_stub.rs"]
+mod qdrant_stub;
+
+fn server_config(url: &str, api_key: Option<&str>, collection: &str) -> QdrantConfig {
+    QdrantConfig {
+        url: url.to_string(),
+        api_key: api_key.map(str::to_string),
+        collection: collection.to_string(),
+        timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn qdrant_server_protocol_conforms() {
+    let server = qdrant_stub::start(Some("secret")).await;
+    let config = server_config(&server.url, Some("secret"), "memory");
+    let memory = Memory::open_server(config.clone(), None).await.unwrap();
+    conformance(&memory).await;
+    let total = memory.counts().await.unwrap().total;
+    assert_eq!(server.stub.count("memory") as u64, total);
+    assert!(total >= 9, "{total}");
+    // A second host on the same collection sees the same memories.
+    let other = Memory::open_server(config, None).await.unwrap();
+    assert_eq!(
+        other.counts().await.unwrap().total,
+        memory.counts().await.unwrap().total
+    );
+    // With embeddings, in another collection.
+    let stub = embeddings_stub::start(256).await;
+    let hybrid = Memory::open_server(
+        server_config(&server.url, Some("secret"), "hybrid"),
+        Some(stub_embedder(&stub.url).await),
+    )
+    .await
+    .unwrap();
+    conformance(&hybrid).await;
+}
+
+#[tokio::test]
+async fn qdrant_server_errors_are_clear() {
+    let server = qdrant_stub::start(Some("secret")).await;
+    let err = Memory::open_server(server_config(&server.url, Some("wrong"), "m"), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, MemoryError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("api-key"), "{err}");
+    // Nothing listens there.
+    let err = Memory::open_server(server_config("http://127.0.0.1:9", None, "m"), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+    // Up, then down: every call is a clear error naming the server.
+    let mut server = server;
+    let memory = Memory::open_server(server_config(&server.url, Some("secret"), "m"), None)
+        .await
+        .unwrap();
+    memory
+        .store(&Access::Operator, "kept", "org", Metadata::new(), "t")
+        .await
+        .unwrap();
+    server.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let err = memory
+        .store(&Access::Operator, "not kept", "org", Metadata::new(), "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains(&server.url), "{err}");
+    let err = memory
+        .search(&Access::Operator, "kept", "org", 5, Metadata::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MemoryError::Unavailable(_)), "{err}");
+}
+
+/// The same suite against a real Qdrant, when `DARKFACTORY_TEST_QDRANT_URL`
+/// names one (gRPC, e.g. `http://127.0.0.1:6334`; `DARKFACTORY_TEST_QDRANT_API_KEY`
+/// if it needs a key). Each run uses a fresh collection.
+#[tokio::test]
+async fn a_real_qdrant_server_conforms_when_configured() {
+    let Ok(url) = std::env::var("DARKFACTORY_TEST_QDRANT_URL") else {
+        eprintln!("DARKFACTORY_TEST_QDRANT_URL is not set: the real-server run is skipped");
+        return;
+    };
+    let key = std::env::var("DARKFACTORY_TEST_QDRANT_API_KEY").ok();
+    let collection = format!("darkfactory_test_{}", now_ms());
+    let memory = Memory::open_server(server_config(&url, key.as_deref(), &collection), None)
+        .await
+        .unwrap();
+    conformance(&memory).await;
+}
 
 async fn stub_embedder(url: &str) -> Embedder {
     Embedder::connect(EmbeddingsConfig {

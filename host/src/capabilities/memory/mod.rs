@@ -6,7 +6,8 @@
 //! asks a [`MemoryBackend`] to store or search. The namespace filter of a
 //! query comes from the caller's [`Access`], never from the query itself.
 //!
-//! Backends: [`EdgeBackend`] (Qdrant Edge, embedded, the default).
+//! Backends: [`EdgeBackend`] (Qdrant Edge, embedded, the default) and
+//! [`QdrantBackend`] (a Qdrant server or cluster, shared by several hosts).
 
 mod backend;
 pub mod corpus;
@@ -16,6 +17,7 @@ mod host;
 pub mod ingest;
 pub mod markdown;
 mod namespace;
+mod qdrant;
 mod record;
 pub mod schedule;
 
@@ -23,6 +25,7 @@ pub use backend::{BackendError, Filter, MemoryBackend, Point, Sparse};
 pub use edge::EdgeBackend;
 pub use embed::{Embedder, EmbeddingsConfig};
 pub use namespace::{Access, Grant, Namespace, NamespaceError, Scope, SkillGrants};
+pub use qdrant::{QdrantBackend, QdrantConfig, DEFAULT_COLLECTION};
 pub use record::{
     check_id, metadata_from_json, normalise, Hit, MemoryRecord, Metadata, NewMemory, MAX_TEXT_BYTES,
 };
@@ -132,6 +135,15 @@ impl Memory {
     /// The embedded default: Qdrant Edge in `dir`.
     pub fn open_embedded(dir: &Path, embedder: Option<Embedder>) -> Result<Self, MemoryError> {
         let backend = EdgeBackend::open(dir, embedder.as_ref().map(Embedder::dims))?;
+        Ok(Memory::new(Arc::new(backend), embedder))
+    }
+
+    /// A Qdrant server or cluster.
+    pub async fn open_server(
+        config: QdrantConfig,
+        embedder: Option<Embedder>,
+    ) -> Result<Self, MemoryError> {
+        let backend = QdrantBackend::connect(config, embedder.as_ref().map(Embedder::dims)).await?;
         Ok(Memory::new(Arc::new(backend), embedder))
     }
 
