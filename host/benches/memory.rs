@@ -282,41 +282,24 @@ fn main() {
         println!("\n## 1. Ingest ({n} exchanges, one JSONL file, Qdrant Edge)");
         println!("| run | exchanges | stored | duplicates | filtered | seconds | exchanges/s |");
         println!("|---|---|---|---|---|---|---|");
-        for (label, restart) in [("first", false), ("again (all stored)", true)] {
-            if restart {
-                // Forget the watermark by re-reading from the top.
-                let state2 = Arc::new(StateStore::open(&dir.path().join("state2.db")).unwrap());
-                let again = Ingestor::new(memory.clone(), state2);
-                let t = Instant::now();
-                let r = again
-                    .ingest_path(&file, &options, &|_, _| {})
-                    .await
-                    .unwrap();
-                let s = t.elapsed().as_secs_f64();
-                println!(
-                    "| {label} | {} | {} | {} | {} | {s:.1} | {:.0} |",
-                    r.exchanges,
-                    r.stored,
-                    r.duplicates,
-                    r.too_short + r.low_density,
-                    r.exchanges as f64 / s
-                );
-            } else {
-                let t = Instant::now();
-                let r = ingestor
-                    .ingest_path(&file, &options, &|_, _| {})
-                    .await
-                    .unwrap();
-                let s = t.elapsed().as_secs_f64();
-                println!(
-                    "| {label} | {} | {} | {} | {} | {s:.1} | {:.0} |",
-                    r.exchanges,
-                    r.stored,
-                    r.duplicates,
-                    r.too_short + r.low_density,
-                    r.exchanges as f64 / s
-                );
-            }
+        // The second run starts from the top (a fresh watermark store), so
+        // every exchange is read again and found already stored.
+        let fresh = Ingestor::new(
+            memory.clone(),
+            Arc::new(StateStore::open(&dir.path().join("state2.db")).unwrap()),
+        );
+        for (label, run) in [("first", &ingestor), ("again (all stored)", &fresh)] {
+            let t = Instant::now();
+            let r = run.ingest_path(&file, &options, &|_, _| {}).await.unwrap();
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "| {label} | {} | {} | {} | {} | {s:.1} | {:.0} |",
+                r.exchanges,
+                r.stored,
+                r.duplicates,
+                r.too_short + r.low_density,
+                r.exchanges as f64 / s
+            );
         }
 
         println!("\n## 2–3. Search (embedded backend, limit 10, 1 000 queries of 2–5 words)");

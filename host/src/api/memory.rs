@@ -189,6 +189,14 @@ fn yes() -> bool {
     true
 }
 
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_memory_request",
+        rejection.body_text(),
+    )
+}
+
 fn ingestor(state: &AppState) -> Result<&Arc<Ingestor>, ApiError> {
     state.ingest.as_ref().ok_or_else(|| {
         ApiError::new(
@@ -221,13 +229,7 @@ pub(super) async fn ingest(
     params: Result<Query<IngestParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_memory_request",
-            e.body_text(),
-        )
-    })?;
+    let Query(params) = params.map_err(bad_query)?;
     let body = super::skills::body_or_error(body, MAX_INGEST_BYTES)?;
     let options = ingest_options(&params.namespace, params.min_density)?;
     let source = params.source.map(|file| ChunkSource {
@@ -253,13 +255,7 @@ pub(super) async fn watermark(
     State(state): State<AppState>,
     params: Result<Query<WatermarkParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_memory_request",
-            e.body_text(),
-        )
-    })?;
+    let Query(params) = params.map_err(bad_query)?;
     let options = ingest_options(&params.namespace, 0.0)?;
     let mark = ingestor(&state)?.watermark(&params.source, &options.namespace)?;
     Ok(Json(json!({

@@ -41,6 +41,9 @@ pub struct Filter {
     pub metadata: Metadata,
 }
 
+/// Most namespaces `counts` reports (the largest first).
+pub const MAX_NAMESPACES_COUNTED: usize = 100_000;
+
 /// A backend failure: the backend is down, or it refused the request.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]

@@ -97,6 +97,18 @@ async fn same_text_is_one_memory(memory: &Memory) {
         .unwrap();
     assert!(a.created && !b.created);
     assert_eq!(a.id, b.id);
+    // Twice in one batch: one memory, and the second is not "created".
+    let twice = [
+        "Backups restore in forty minutes",
+        "backups restore in FORTY minutes",
+    ]
+    .map(|t| NewMemory::new(t, Namespace::Org, Metadata::new(), 0, "t").unwrap());
+    let stored = memory.store_new(twice.to_vec()).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|s| s.created).collect::<Vec<_>>(),
+        [true, false]
+    );
+    memory.forget(&op, &stored[0].id).await.unwrap();
     let hits = memory
         .search(&op, "rollbacks click", "org", 10, Metadata::new())
         .await

@@ -270,7 +270,7 @@ impl MemoryBackend for EdgeBackend {
     async fn counts(&self) -> Result<BTreeMap<String, u64>, BackendError> {
         self.blocking(|shard| {
             let mut request = FacetRequest::new(json_path(fields::NAMESPACE)?);
-            request.limit = usize::MAX;
+            request.limit = super::backend::MAX_NAMESPACES_COUNTED;
             request.exact = true;
             let facets = shard.facet(request).map_err(err)?;
             let mut counts = BTreeMap::new();

@@ -32,7 +32,7 @@ pub use record::{
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -181,14 +181,16 @@ impl Memory {
         let existing = self.backend.existing(&ids).await?;
         let mut results = Vec::with_capacity(memories.len());
         let mut points = Vec::new();
+        let mut seen = HashSet::new();
         for memory in memories {
-            let created = !existing.contains(&memory.id);
+            // Twice in one batch is stored once, like twice in two batches.
+            let created = !existing.contains(&memory.id) && seen.insert(memory.id.clone());
             results.push(Stored {
                 id: memory.id.clone(),
                 namespace: memory.namespace.to_string(),
                 created,
             });
-            if created && !points.iter().any(|p: &Point| p.memory.id == memory.id) {
+            if created {
                 let e = self.bm25.embed_document(&memory.text);
                 let bm25 = Sparse {
                     indices: e.indices,

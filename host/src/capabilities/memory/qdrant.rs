@@ -334,7 +334,7 @@ impl MemoryBackend for QdrantBackend {
             .client
             .facet(
                 FacetCountsBuilder::new(&self.collection, fields::NAMESPACE)
-                    .limit(u32::MAX as u64)
+                    .limit(super::backend::MAX_NAMESPACES_COUNTED as u64)
                     .exact(true),
             )
             .await
