@@ -269,6 +269,7 @@ async fn in_process() {
         max_body_bytes: 1 << 20,
         memory: None,
         ingest: None,
+        board: None,
     });
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {

@@ -4,6 +4,7 @@
 //! all three run the same wiring.
 
 use crate::api::{self, AppState};
+use crate::capabilities::board::{BoardBackend, EmbeddedBoard};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
@@ -156,6 +157,11 @@ impl Server {
             let n = &config.nightly_ingest;
             schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
         });
+        let board_path = config.registry.data_dir.join("board.db");
+        let board: Arc<dyn BoardBackend> = Arc::new(
+            EmbeddedBoard::open(&board_path)
+                .map_err(|e| RegistryError::Storage(format!("cannot open the board: {e}")))?,
+        );
         let registry = Registry::open(runtime, capabilities, config.registry).await?;
         let watch = registry.watch()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -174,6 +180,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             memory: Some(memory),
             ingest: Some(ingest),
+            board: Some(board),
         };
         Ok(Server {
             local_addr,

@@ -6,6 +6,7 @@
 mod harness;
 
 mod api_errors;
+mod board;
 mod cli;
 mod ingest;
 mod lifecycle;

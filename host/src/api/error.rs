@@ -1,6 +1,7 @@
 //! The one error shape of the HTTP API: a status and
 //! `{"error": {"code": "...", "message": "..."}}`.
 
+use crate::capabilities::board::BoardError;
 use crate::capabilities::memory::ingest::IngestError;
 use crate::capabilities::memory::MemoryError;
 use crate::registry::RegistryError;
@@ -130,5 +131,16 @@ impl From<IngestError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ingest_failed", m)
             }
         }
+    }
+}
+
+impl From<BoardError> for ApiError {
+    fn from(err: BoardError) -> Self {
+        let (status, code) = match &err {
+            BoardError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_board_request"),
+            BoardError::NotFound(_) => (StatusCode::NOT_FOUND, "board_not_found"),
+            BoardError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "board_unavailable"),
+        };
+        ApiError::new(status, code, err.to_string())
     }
 }

@@ -5,12 +5,14 @@
 //! (unknown route, wrong method, body too large).
 
 mod auth;
+mod board;
 mod error;
 mod memory;
 mod skills;
 
 pub use error::ApiError;
 
+use crate::capabilities::board::BoardBackend;
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub memory: Option<Arc<Memory>>,
     /// The corpus pipeline into that memory.
     pub ingest: Option<Arc<Ingestor>>,
+    /// The board, when the host has one.
+    pub board: Option<Arc<dyn BoardBackend>>,
 }
 
 /// The API's routes.
@@ -64,6 +68,10 @@ pub fn router(state: AppState) -> Router {
             post(memory::ingest).layer(DefaultBodyLimit::max(memory::MAX_INGEST_BYTES)),
         )
         .route("/api/memory/ingest/watermark", get(memory::watermark))
+        .route("/api/board", get(board::show))
+        .route("/api/board/cards", post(board::create))
+        .route("/api/board/cards/{id}", axum::routing::patch(board::edit))
+        .route("/api/board/cards/{id}/comments", post(board::comment))
         .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -9,6 +9,7 @@
 //! interface its manifest was not granted is refused at load
 //! ([`check_imports`]).
 
+pub mod board;
 pub mod log;
 pub mod memory;
 

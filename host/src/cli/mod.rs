@@ -2,6 +2,7 @@
 //! for a running host. Each command is one file that parses its arguments
 //! and calls the library; nothing clever lives here.
 
+mod board;
 mod client;
 mod inspect;
 mod memory;
@@ -38,6 +39,8 @@ pub enum Command {
     Remove(skills::RemoveArgs),
     /// The fleet's memory on a running host: store, search, forget, stats.
     Memory(memory::MemoryArgs),
+    /// The board of a running host: list, add, move, comment.
+    Board(board::BoardArgs),
 }
 
 /// How to reach a running host.
@@ -62,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => skills::rollback(args).await,
         Command::Remove(args) => skills::remove(args).await,
         Command::Memory(args) => memory::run(args).await,
+        Command::Board(args) => board::run(args).await,
     }
 }
 

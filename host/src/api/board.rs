@@ -1,0 +1,146 @@
+//! Handlers of `/api/board/...`: the board for operators and their tools.
+
+use super::{ApiError, AppState};
+use crate::capabilities::board::{BoardBackend, CardEdit, CardFilter, NewCard};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn board(state: &AppState) -> Result<&Arc<dyn BoardBackend>, ApiError> {
+    state.board.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "board_unavailable",
+            "this host runs without a board",
+        )
+    })
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v)
+        .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CardsQuery {
+    list: Option<String>,
+    label: Option<String>,
+    /// A duration such as `48h` or `90m`.
+    in_list_longer_than: Option<String>,
+}
+
+/// `GET /api/board?list=&label=&in_list_longer_than=48h`: the lists, each
+/// with its cards (oldest in the list first) that pass the filter.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    query: Result<Query<CardsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_board_request",
+            r.body_text(),
+        )
+    })?;
+    let in_list_longer_than = match &query.in_list_longer_than {
+        Some(text) => Some(humantime::parse_duration(text).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_board_request",
+                format!("in_list_longer_than `{text}` is not a duration like 48h: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let board = board(&state)?;
+    let filter = CardFilter {
+        list: query.list,
+        label: query.label,
+        in_list_longer_than,
+    };
+    let cards = board.cards(&filter).await?;
+    let lists: Vec<Value> = board
+        .lists()
+        .await?
+        .into_iter()
+        .map(|list| {
+            let in_list: Vec<_> = cards.iter().filter(|c| c.list == list.name).collect();
+            json!({"id": list.id, "name": list.name, "position": list.position, "cards": in_list})
+        })
+        .collect();
+    Ok(Json(json!({"backend": board.name(), "lists": lists})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateBody {
+    title: String,
+    #[serde(default)]
+    description: String,
+    list: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+/// `POST /api/board/cards`: `201` with the card.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    body: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = json_body(body)?;
+    let card = NewCard {
+        list: body.list.unwrap_or_else(|| "Backlog".to_string()),
+        title: body.title,
+        description: body.description,
+        labels: body.labels,
+    }
+    .checked()?;
+    let card = board(&state)?.create_card(card).await?;
+    Ok((StatusCode::CREATED, Json(json!(card))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EditBody {
+    list: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+}
+
+/// `PATCH /api/board/cards/{id}`: move and/or edit.
+pub(super) async fn edit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<EditBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(body)?;
+    let edit = CardEdit {
+        list: body.list,
+        title: body.title,
+        description: body.description,
+    }
+    .checked()?;
+    Ok(Json(json!(board(&state)?.edit_card(&id, edit).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommentBody {
+    text: String,
+}
+
+/// `POST /api/board/cards/{id}/comments`: `201` with the comment.
+pub(super) async fn comment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CommentBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = json_body(body)?;
+    let comment = board(&state)?.comment(&id, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(json!(comment))))
+}

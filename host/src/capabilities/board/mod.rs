@@ -1,0 +1,224 @@
+//! `board`: the fleet's work as cards in lists, for skills and the host.
+//!
+//! One [`BoardBackend`] trait with two backends: [`EmbeddedBoard`], the
+//! host's own board in SQLite (lists Backlog, In Progress, Blocked, Review,
+//! Done), and a Planka v2 board (to come). Cards know when they entered
+//! their list, so "blocked for longer than 48 h" is a filter, not a guess.
+//!
+//! Everything a caller sends is checked here, before a backend sees it:
+//! titles of 1 to 1 024 characters, descriptions and comments up to 1 MiB,
+//! label names of 1 to 64 characters. A failed call changes nothing.
+
+mod embedded;
+
+pub use embedded::EmbeddedBoard;
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// The lists of a new embedded board, in order.
+pub const DEFAULT_LISTS: [&str; 5] = ["Backlog", "In Progress", "Blocked", "Review", "Done"];
+/// Longest card title, in characters (Planka's limit).
+pub const MAX_TITLE_CHARS: usize = 1024;
+/// Longest description or comment, in bytes (Planka's limit).
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+/// Longest label name, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// Most labels on one card.
+pub const MAX_LABELS: usize = 16;
+
+/// Why a board call failed. Nothing is changed when one fails.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BoardError {
+    /// Bad input: an empty or over-long title, a bad label.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such list or card.
+    #[error("{0}")]
+    NotFound(String),
+    /// The backend is down or failed.
+    #[error("the board backend failed: {0}")]
+    Unavailable(String),
+}
+
+/// A list of the board.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct List {
+    /// Its id (a string: Planka's ids do not fit every JSON number).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its position, lists ascending.
+    pub position: i64,
+}
+
+/// A card.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Card {
+    /// Its id.
+    pub id: String,
+    /// The name of the list it is in.
+    pub list: String,
+    /// Its title.
+    pub title: String,
+    /// Its description (markdown), possibly empty.
+    pub description: String,
+    /// Its label names.
+    pub labels: Vec<String>,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// When it entered the list it is in.
+    pub list_entered_at_ms: u64,
+    /// How many comments it has.
+    pub comments: u64,
+}
+
+/// A comment on a card.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comment {
+    /// Its id.
+    pub id: String,
+    /// The card it is on.
+    pub card_id: String,
+    /// Its text (markdown).
+    pub text: String,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// Which cards a listing returns; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardFilter {
+    /// Only cards in this list (by name, case-insensitive).
+    pub list: Option<String>,
+    /// Only cards with this label.
+    pub label: Option<String>,
+    /// Only cards that have been in their list longer than this.
+    pub in_list_longer_than: Option<Duration>,
+}
+
+/// A card to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCard {
+    /// The list's name (case-insensitive).
+    pub list: String,
+    /// The title.
+    pub title: String,
+    /// The description, possibly empty.
+    pub description: String,
+    /// Label names.
+    pub labels: Vec<String>,
+}
+
+impl NewCard {
+    /// Checks the title, description and labels; trims the title.
+    pub fn checked(mut self) -> Result<Self, BoardError> {
+        self.title = check_title(&self.title)?;
+        check_text(&self.description, "the description")?;
+        let mut labels = Vec::new();
+        for label in &self.labels {
+            let label = check_label(label)?;
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        if labels.len() > MAX_LABELS {
+            return Err(BoardError::Invalid(format!(
+                "{} labels; a card holds at most {MAX_LABELS}",
+                labels.len()
+            )));
+        }
+        self.labels = labels;
+        Ok(self)
+    }
+}
+
+/// A change to a card: each field set is applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardEdit {
+    /// Move it to this list (by name).
+    pub list: Option<String>,
+    /// A new title.
+    pub title: Option<String>,
+    /// A new description.
+    pub description: Option<String>,
+}
+
+impl CardEdit {
+    /// Checks what is set; trims the title.
+    pub fn checked(mut self) -> Result<Self, BoardError> {
+        if let Some(title) = &self.title {
+            self.title = Some(check_title(title)?);
+        }
+        if let Some(description) = &self.description {
+            check_text(description, "the description")?;
+        }
+        if self.list.is_none() && self.title.is_none() && self.description.is_none() {
+            return Err(BoardError::Invalid(
+                "nothing to change: give a list, a title or a description".to_string(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn check_title(title: &str) -> Result<String, BoardError> {
+    let title = title.trim();
+    let chars = title.chars().count();
+    if chars == 0 {
+        return Err(BoardError::Invalid("the title is empty".to_string()));
+    }
+    if chars > MAX_TITLE_CHARS {
+        return Err(BoardError::Invalid(format!(
+            "the title is {chars} characters; at most {MAX_TITLE_CHARS}"
+        )));
+    }
+    Ok(title.to_string())
+}
+
+/// Checks a description or a comment's size.
+pub fn check_text(text: &str, what: &str) -> Result<(), BoardError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(BoardError::Invalid(format!(
+            "{what} is {} bytes; at most {MAX_TEXT_BYTES} (1 MiB)",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_label(label: &str) -> Result<String, BoardError> {
+    let label = label.trim();
+    let chars = label.chars().count();
+    if chars == 0 || chars > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+        return Err(BoardError::Invalid(format!(
+            "invalid label `{label}`: 1 to {MAX_LABEL_CHARS} characters, no control characters"
+        )));
+    }
+    Ok(label.to_string())
+}
+
+/// A board.
+#[async_trait::async_trait]
+pub trait BoardBackend: Send + Sync + 'static {
+    /// A short name for logs and the API: `embedded`, `planka`.
+    fn name(&self) -> &'static str;
+
+    /// The lists, in order.
+    async fn lists(&self) -> Result<Vec<List>, BoardError>;
+
+    /// The cards that pass `filter`, oldest in their list first.
+    async fn cards(&self, filter: &CardFilter) -> Result<Vec<Card>, BoardError>;
+
+    /// One card.
+    async fn card(&self, id: &str) -> Result<Card, BoardError>;
+
+    /// Creates a card (checked by the caller) at the end of its list.
+    async fn create_card(&self, card: NewCard) -> Result<Card, BoardError>;
+
+    /// Moves and edits a card (checked by the caller).
+    async fn edit_card(&self, id: &str, edit: CardEdit) -> Result<Card, BoardError>;
+
+    /// Adds a comment to a card.
+    async fn comment(&self, id: &str, text: &str) -> Result<Comment, BoardError>;
+}
