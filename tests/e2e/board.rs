@@ -1,8 +1,7 @@
 //! The embedded board end to end: the HTTP API, its errors and the CLI.
 
-use crate::harness::{assert_error, Dirs, Host};
+use crate::harness::{assert_error, run_cli, Dirs, Host};
 use serde_json::{json, Value};
-use std::process::Command;
 
 async fn post(host: &Host, path: &str, body: Value) -> (u16, Value) {
     host.send(host.http.post(format!("{}{path}", host.url)).json(&body))
@@ -156,19 +155,7 @@ async fn embedded_board_over_http() {
 async fn board_commands_against_a_running_host() {
     let dirs = Dirs::new();
     let host = Host::start(&dirs, &[]);
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-            .args(args)
-            .env("DARKFACTORY_URL", &host.url)
-            .env_remove("DARKFACTORY_TOKEN")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_cli(&host.url, args);
     let (ok, out, err) = run(&[
         "board",
         "add",

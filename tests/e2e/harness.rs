@@ -261,3 +261,18 @@ pub fn log_line<'a>(log: &'a str, needle: &str) -> &'a str {
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle:?} in the log:\n{log}"))
 }
+
+/// Runs the CLI against the host at `url`: (success, stdout, stderr).
+pub fn run_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(args)
+        .env("DARKFACTORY_URL", url)
+        .env_remove("DARKFACTORY_TOKEN")
+        .output()
+        .expect("run darkfactory");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

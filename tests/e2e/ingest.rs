@@ -2,10 +2,9 @@
 //! OpenClaw session directories (incremental, resumable, idempotent) and
 //! `memory import` of a markdown file.
 
-use crate::harness::{assert_error, Dirs, Host};
+use crate::harness::{assert_error, run_cli, Dirs, Host};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 /// A substantive reply of well over 100 tokens, different for each `seed`.
@@ -90,17 +89,7 @@ fn make_idle(path: &Path) {
 }
 
 fn cli(host: &Host, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-        .args(args)
-        .env("DARKFACTORY_URL", &host.url)
-        .env_remove("DARKFACTORY_TOKEN")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_cli(&host.url, args)
 }
 
 fn report(stdout: &str) -> Value {
