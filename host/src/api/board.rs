@@ -1,6 +1,6 @@
 //! Handlers of `/api/board/...`: the board for operators and their tools.
 
-use super::{ApiError, AppState};
+use super::{json_body, ApiError, AppState};
 use crate::capabilities::board::{BoardBackend, CardEdit, CardFilter, NewCard};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -18,11 +18,6 @@ fn board(state: &AppState) -> Result<&Arc<dyn BoardBackend>, ApiError> {
             "this host runs without a board",
         )
     })
-}
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text()))
 }
 
 #[derive(Deserialize, Default)]

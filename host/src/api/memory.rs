@@ -2,7 +2,7 @@
 //! their tools. Every namespace is reachable here (writes need the bearer
 //! token when one is set); skills get only their grants, through WIT.
 
-use super::{ApiError, AppState};
+use super::{json_body, ApiError, AppState};
 use crate::capabilities::memory::ingest::{ChunkSource, IngestOptions, Ingestor};
 use crate::capabilities::memory::{
     metadata_from_json, Access, Memory, Metadata, Namespace, DEFAULT_MIN_DENSITY,
@@ -26,16 +26,6 @@ fn memory(state: &AppState) -> Result<&Arc<Memory>, ApiError> {
             StatusCode::SERVICE_UNAVAILABLE,
             "memory_unavailable",
             "this host runs without a memory backend",
-        )
-    })
-}
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            rejection.body_text(),
         )
     })
 }
@@ -148,7 +138,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Value>, 
     let mut body = json!(counts);
     if let Some(ingest) = &state.ingest {
         let status = ingest.status()?;
-        let now = crate::capabilities::memory::now_ms() as i64;
+        let now = crate::capabilities::now_ms() as i64;
         let time = |ms: i64| {
             chrono::DateTime::from_timestamp_millis(ms)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))

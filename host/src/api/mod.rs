@@ -87,6 +87,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A JSON body, or `400 invalid_json` saying what is wrong with it.
+fn json_body<T>(
+    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|axum::Json(v)| v).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            rejection.body_text(),
+        )
+    })
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,

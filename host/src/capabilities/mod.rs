@@ -45,6 +45,15 @@ pub struct SkillContext {
     pub memory: Option<memory::SkillGrants>,
 }
 
+/// Milliseconds since the Unix epoch: the time stamps of memories, cards
+/// and comments.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The WIT interface name of `memory`, as a component imports it.
 pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
 

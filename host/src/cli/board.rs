@@ -137,10 +137,7 @@ pub(super) async fn run(args: BoardArgs) -> anyhow::Result<()> {
 }
 
 fn print_board(body: &Value) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = crate::capabilities::now_ms();
     for list in body["lists"].as_array().into_iter().flatten() {
         let cards = list["cards"].as_array().cloned().unwrap_or_default();
         println!("{} ({})", list["name"].as_str().unwrap_or("?"), cards.len());

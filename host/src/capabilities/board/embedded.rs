@@ -10,7 +10,6 @@ use super::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Gap between list and card positions, as Planka spaces them.
 const POSITION_GAP: i64 = 65_536;
@@ -23,13 +22,6 @@ pub struct EmbeddedBoard {
     clock: Clock,
 }
 
-fn system_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn db(e: rusqlite::Error) -> BoardError {
     BoardError::Unavailable(format!("board database: {e}"))
 }
@@ -37,7 +29,7 @@ fn db(e: rusqlite::Error) -> BoardError {
 impl EmbeddedBoard {
     /// Opens (or creates, with the default lists) the board at `path`.
     pub fn open(path: &Path) -> Result<Self, BoardError> {
-        Self::open_with_clock(path, Arc::new(system_ms))
+        Self::open_with_clock(path, Arc::new(crate::capabilities::now_ms))
     }
 
     /// The same, with a clock in milliseconds since the Unix epoch (tests).

@@ -30,13 +30,13 @@ pub use record::{
     check_id, metadata_from_json, normalise, Hit, MemoryRecord, Metadata, NewMemory, MAX_TEXT_BYTES,
 };
 
+use crate::capabilities::now_ms;
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most hits one search returns.
 pub const MAX_LIMIT: usize = 100;
@@ -384,14 +384,6 @@ fn fuse(
             })
         })
         .collect()
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
