@@ -12,7 +12,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
-EXAMPLE_SKILLS := echo text-stats recall
+EXAMPLE_SKILLS := echo text-stats recall blocked
 TEST_SKILLS := spin hog trap alien probe
 WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory

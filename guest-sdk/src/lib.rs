@@ -83,10 +83,14 @@
 //! | `agent`        | the agent the skill acts for (memory namespace `agent`)  |
 //! | `memory_read`  | memory namespaces it may search, e.g. `"agent, org"`     |
 //! | `memory_write` | memory namespaces it may store into, e.g. `"agent"`      |
+//! | `board_read`   | board lists it may read, e.g. `"*"` or `"Blocked"`       |
+//! | `board_write`  | board lists it may change, e.g. `"Backlog, Blocked"`     |
 //!
 //! Grants are deny-by-default: a skill that calls [`memory`] without a
-//! `memory_read` or `memory_write` grant is refused at load. Grant entries
-//! are `agent`, `org`, `user:<id>`, `user:*` (every user) and `agent:<name>`.
+//! `memory_read` or `memory_write` grant, or [`board`] without a
+//! `board_read` or `board_write` grant, is refused at load. Memory grant
+//! entries are `agent`, `org`, `user:<id>`, `user:*` (every user) and
+//! `agent:<name>`; board grant entries are list names or `*`.
 //!
 //! A sidecar `NAME.toml` next to `NAME.wasm` in the skills directory overrides
 //! any of these without rebuilding the skill. `darkfactory inspect FILE.wasm`
@@ -116,6 +120,7 @@ pub mod bindings {
     });
 }
 
+pub mod board;
 pub mod log;
 pub mod memory;
 
@@ -183,7 +188,7 @@ pub mod __private {
 /// `handler` is any `fn(I) -> Result<O, SkillError>` where `I: Deserialize`
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
 /// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
-/// `agent`, `memory_read`, `memory_write`.
+/// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -247,11 +252,17 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] memory_write = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "memory_write = '''", $v, "'''\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] board_read = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "board_read = '''", $v, "'''\n",] $($rest)*)
+    };
+    (@acc [$($acc:tt)*] board_write = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "board_write = '''", $v, "'''\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
             "`; expected description, version, input_schema, deadline_ms, memory_mib, \
-             agent, memory_read or memory_write"
+             agent, memory_read, memory_write, board_read or board_write"
         ))
     };
 }

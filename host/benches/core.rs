@@ -270,6 +270,7 @@ async fn in_process() {
         memory: None,
         ingest: None,
         board: None,
+        planka_webhook: None,
     });
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {
@@ -364,6 +365,8 @@ async fn start_server(
         nightly_ingest: Default::default(),
         embeddings: None,
         qdrant: None,
+        planka: None,
+        planka_webhook_secret: None,
     };
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());

@@ -4,7 +4,9 @@
 //! all three run the same wiring.
 
 use crate::api::{self, AppState};
-use crate::capabilities::board::{BoardBackend, EmbeddedBoard};
+use crate::capabilities::board::{
+    BoardBackend, BoardError, EmbeddedBoard, PlankaBoard, PlankaConfig, PlankaWebhook,
+};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
@@ -35,6 +37,10 @@ pub struct ServerConfig {
     pub embeddings: Option<EmbeddingsConfig>,
     /// A Qdrant server for memory; `None`: Qdrant Edge in the data directory.
     pub qdrant: Option<QdrantConfig>,
+    /// A Planka board; `None`: the embedded board in the data directory.
+    pub planka: Option<PlankaConfig>,
+    /// The bearer secret of Planka's outgoing webhooks; `None`: no receiver.
+    pub planka_webhook_secret: Option<String>,
 }
 
 /// Transcript directories ingested into memory once a day.
@@ -76,6 +82,9 @@ pub enum ServerError {
     /// The skills or data directory could not be opened.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The board could not be opened or reached.
+    #[error("cannot open the board: {0}")]
+    Board(BoardError),
     /// The memory store could not be opened.
     #[error("cannot open the memory store: {0}")]
     Memory(#[from] MemoryError),
@@ -141,15 +150,28 @@ impl Server {
         };
         let memory = Arc::new(memory);
         tracing::info!(backend = memory.backend_name(), "memory ready");
-        let capabilities = Capabilities {
-            memory: Some(memory.clone()),
-        };
         std::fs::create_dir_all(&config.registry.data_dir).map_err(|e| {
             RegistryError::Storage(format!(
                 "cannot create the data directory `{}`: {e}",
                 config.registry.data_dir.display()
             ))
         })?;
+        let board: Arc<dyn BoardBackend> = match config.planka {
+            Some(planka) => {
+                let board = PlankaBoard::new(planka).map_err(ServerError::Board)?;
+                board.connect().await.map_err(ServerError::Board)?;
+                Arc::new(board)
+            }
+            None => Arc::new(
+                EmbeddedBoard::open(&config.registry.data_dir.join("board.db"))
+                    .map_err(ServerError::Board)?,
+            ),
+        };
+        tracing::info!(backend = board.name(), "board ready");
+        let capabilities = Capabilities {
+            memory: Some(memory.clone()),
+            board: Some(board.clone()),
+        };
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
         let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));
@@ -157,11 +179,6 @@ impl Server {
             let n = &config.nightly_ingest;
             schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
         });
-        let board_path = config.registry.data_dir.join("board.db");
-        let board: Arc<dyn BoardBackend> = Arc::new(
-            EmbeddedBoard::open(&board_path)
-                .map_err(|e| RegistryError::Storage(format!("cannot open the board: {e}")))?,
-        );
         let registry = Registry::open(runtime, capabilities, config.registry).await?;
         let watch = registry.watch()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -181,6 +198,9 @@ impl Server {
             memory: Some(memory),
             ingest: Some(ingest),
             board: Some(board),
+            planka_webhook: config
+                .planka_webhook_secret
+                .map(|secret| Arc::new(PlankaWebhook::new(secret))),
         };
         Ok(Server {
             local_addr,

@@ -1,6 +1,6 @@
 //! The embedded board end to end: the HTTP API, its errors and the CLI.
 
-use crate::harness::{assert_error, run_cli, Dirs, Host};
+use crate::harness::{assert_error, run_cli, wasm, Dirs, Host};
 use serde_json::{json, Value};
 
 async fn post(host: &Host, path: &str, body: Value) -> (u16, Value) {
@@ -189,4 +189,238 @@ async fn board_commands_against_a_running_host() {
         !ok && err.contains("board_not_found (404)") && err.contains("Limbo"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_blocked_skill_reads_the_board_within_its_grants() {
+    let dirs = Dirs::new();
+    dirs.install("blocked", &wasm("blocked"));
+    let host = Host::start(&dirs, &[]);
+    host.wait_for("blocked", "loaded", |s| s["status"] == "ready")
+        .await;
+    let (_, card) = post(
+        &host,
+        "/api/board/cards",
+        json!({"title": "Gap: CI red", "list": "Blocked", "labels": ["ci"]}),
+    )
+    .await;
+    post(&host, "/api/board/cards", json!({"title": "Unrelated"})).await;
+    let (status, out) = host.invoke("blocked", r#"{"longer_than": 0}"#).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["count"], 1, "{out}");
+    assert_eq!(out["cards"][0]["id"], card["id"]);
+    assert_eq!(out["cards"][0]["labels"], json!(["ci"]));
+    let (_, out) = host.invoke("blocked", "{}").await;
+    assert_eq!(
+        (out["count"].as_u64(), out["longer_than_seconds"].as_u64()),
+        (Some(0), Some(172_800))
+    );
+    // Its manifest grants `Blocked` only: other lists are refused.
+    let (status, err) = host.invoke("blocked", r#"{"list": "Backlog"}"#).await;
+    assert_error(status, &err, 422, "board-denied");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("board_read"),
+        "{err}"
+    );
+    let (status, err) = host.invoke("blocked", r#"{"longer_than": "soon"}"#).await;
+    assert_error(status, &err, 422, "invalid-input");
+
+    // Without a board grant, a component that imports `board` is refused
+    // at load, and the serving version stays.
+    std::fs::write(dirs.skills.join("blocked.toml"), "board_read = []\n").unwrap();
+    let skill = host.wait_for_error("blocked", "grants no board list").await;
+    assert_eq!(skill["status"], "degraded", "{skill}");
+    let (status, _) = host.invoke("blocked", r#"{"longer_than": 0}"#).await;
+    assert_eq!(status, 200);
+}
+
+#[path = "../support/planka_stub.rs"]
+mod planka_stub;
+
+fn planka_args(url: &str) -> Vec<String> {
+    [
+        "--planka-url",
+        url,
+        "--planka-api-key",
+        planka_stub::API_KEY,
+        "--planka-project",
+        planka_stub::PROJECT,
+        "--planka-board",
+        planka_stub::BOARD,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_commands_endpoints_and_skill_against_planka() {
+    let mut server = planka_stub::start(false).await;
+    let dirs = Dirs::new();
+    dirs.install("blocked", &wasm("blocked"));
+    let args = planka_args(&server.url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start(&dirs, &args);
+    let (_, board) = host.get("/api/board").await;
+    assert_eq!(board["backend"], "planka", "{board}");
+    assert_eq!(board["lists"].as_array().unwrap().len(), 5, "{board}");
+
+    let run = |args: &[&str]| run_cli(&host.url, args);
+    let (ok, out, err) = run(&[
+        "board",
+        "add",
+        "Gap: ingest lag",
+        "lag 3 h",
+        "--label",
+        "kpi-gap",
+    ]);
+    assert!(ok && out.contains("(in Backlog)"), "{out}{err}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+    assert_eq!(server.stub.labels_of(&id), ["kpi-gap"]);
+    let (ok, out, _) = run(&["board", "move", &id, "blocked"]);
+    assert!(ok && out.contains("is in Blocked"), "{out}");
+    let (ok, out, _) = run(&["board", "comment", &id, "waiting on the ingest fix"]);
+    assert!(ok && out.contains("commented"), "{out}");
+    // Planka says when the card entered Blocked: 50 hours ago.
+    server.stub.age_card(&id, 50);
+    host.wait_for("blocked", "loaded", |s| s["status"] == "ready")
+        .await;
+    let (status, out) = host.invoke("blocked", r#"{"longer_than": "48h"}"#).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["cards"][0]["id"], id.as_str(), "{out}");
+    assert_eq!(out["cards"][0]["comments"], 1, "{out}");
+    let hours = out["cards"][0]["hours_in_list"].as_f64().unwrap();
+    assert!((50.0..50.2).contains(&hours), "{out}");
+    let (_, out) = host.invoke("blocked", r#"{"longer_than": "51h"}"#).await;
+    assert_eq!(out["count"], 0, "{out}");
+
+    // Bad input: a label the board lacks, an unknown list, an unknown card.
+    let (ok, _, err) = run(&["board", "add", "x", "--label", "invented"]);
+    assert!(
+        !ok && err.contains("invented") && err.contains("kpi-gap, urgent"),
+        "{err}"
+    );
+    let (status, err) = post(
+        &host,
+        "/api/board/cards",
+        json!({"title": "t", "list": "Someday"}),
+    )
+    .await;
+    assert_error(status, &err, 404, "board_not_found");
+    let (status, err) = patch(&host, "42", json!({"list": "Done"})).await;
+    assert_error(status, &err, 404, "board_not_found");
+    assert_eq!(server.stub.cards().len(), 1);
+
+    // Planka goes away: clear 503s, and the host goes on serving.
+    server.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, err) = host.get("/api/board").await;
+    assert_error(status, &err, 503, "board_unavailable");
+    let (status, err) = host.invoke("blocked", "{}").await;
+    assert_error(status, &err, 422, "board-unavailable");
+    assert_eq!(host.get("/healthz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_a_wrong_planka_configuration_does_not_start() {
+    let server = planka_stub::start(false).await;
+    let dirs = Dirs::new();
+    let mut args = planka_args(&server.url);
+    args[5] = "Nope".into();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+        .arg(&dirs.skills)
+        .arg("--data")
+        .arg(&dirs.data)
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no project `Nope`") && stderr.contains("`Fleet`"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--planka-url",
+            &server.url,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--planka-api-key"), "{stderr}");
+}
+
+#[tokio::test]
+async fn planka_webhooks_need_their_secret() {
+    let dirs = Dirs::new();
+    let host = Host::start(
+        &dirs,
+        &[
+            "--token",
+            "host-token",
+            "--planka-webhook-secret",
+            "whsecret",
+        ],
+    );
+    let delivery = json!({
+        "event": "cardUpdate",
+        "data": {"item": {"id": "77", "name": "Gap: CI red", "listId": "3"},
+                 "included": {"lists": [{"id": "3", "name": "Blocked"}]}},
+        "prevData": {"item": {"id": "77", "listId": "2"}},
+        "user": {"username": "ops"}
+    });
+    let url = format!("{}/api/board/webhooks/planka", host.url);
+    // Planka sends its own secret, not the host's token.
+    let (status, _) = host
+        .send(host.http.post(&url).bearer_auth("whsecret").json(&delivery))
+        .await;
+    assert_eq!(status, 204);
+    let (status, err) = host
+        .send(
+            host.http
+                .post(&url)
+                .bearer_auth("host-token")
+                .json(&delivery),
+        )
+        .await;
+    assert_error(status, &err, 401, "invalid_webhook_secret");
+    let (status, err) = host.send(host.http.post(&url).json(&delivery)).await;
+    assert_error(status, &err, 401, "invalid_webhook_secret");
+    let (status, err) = host
+        .send(
+            host.http
+                .post(&url)
+                .bearer_auth("whsecret")
+                .json(&json!({"hello": 1})),
+        )
+        .await;
+    assert_error(status, &err, 400, "invalid_webhook");
+    let (_, events) = host.get("/api/board/events").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    let event = &events["events"][0];
+    assert_eq!(
+        (
+            event["event"].as_str(),
+            event["card_id"].as_str(),
+            event["list"].as_str(),
+            event["from_list_id"].as_str()
+        ),
+        (Some("cardUpdate"), Some("77"), Some("Blocked"), Some("2"))
+    );
+
+    // Without a secret there is no receiver.
+    host.stop();
+    let host = Host::start(&dirs, &[]);
+    let url = format!("{}/api/board/webhooks/planka", host.url);
+    let (status, err) = host.send(host.http.post(&url).json(&delivery)).await;
+    assert_error(status, &err, 404, "webhooks_off");
 }

@@ -1,10 +1,15 @@
 //! Handlers of `/api/board/...`: the board for operators and their tools.
 
+use super::auth::constant_time_eq;
 use super::{json_body, ApiError, AppState};
-use crate::capabilities::board::{BoardBackend, CardEdit, CardFilter, NewCard};
+use crate::capabilities::board::{
+    BoardBackend, BoardEvent, CardEdit, CardFilter, NewCard, PlankaWebhook, KEPT_EVENTS,
+};
+use crate::capabilities::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -138,4 +143,73 @@ pub(super) async fn comment(
     let body = json_body(body)?;
     let comment = board(&state)?.comment(&id, &body.text).await?;
     Ok((StatusCode::CREATED, Json(json!(comment))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/board/events?limit=50`: the most recent Planka webhook events,
+/// newest first.
+pub(super) async fn events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_board_request",
+            r.body_text(),
+        )
+    })?;
+    let hook = webhook(&state)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, KEPT_EVENTS);
+    Ok(Json(json!({"events": hook.recent(limit)})))
+}
+
+/// `POST /api/board/webhooks/planka`: one delivery of Planka's outgoing
+/// webhook, authenticated by its access token. `204` when recorded.
+pub(super) async fn webhook_delivery(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let hook = webhook(&state)?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(secret) if constant_time_eq(secret.as_bytes(), hook.secret().as_bytes()) => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_webhook_secret",
+                "a Planka webhook delivery must carry `Authorization: Bearer <secret>`, the \
+                 webhook's access token, equal to --planka-webhook-secret",
+            ))
+        }
+    }
+    let body = json_body(body)?;
+    let event = BoardEvent::parse(&body, now_ms()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_webhook",
+            "not a Planka webhook delivery: expected {\"event\": \"...\", \"data\": {...}}",
+        )
+    })?;
+    hook.record(event);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn webhook(state: &AppState) -> Result<&Arc<PlankaWebhook>, ApiError> {
+    state.planka_webhook.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "webhooks_off",
+            "this host receives no Planka webhooks: start it with --planka-webhook-secret",
+        )
+    })
 }

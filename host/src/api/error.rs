@@ -138,6 +138,7 @@ impl From<BoardError> for ApiError {
     fn from(err: BoardError) -> Self {
         let (status, code) = match &err {
             BoardError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_board_request"),
+            BoardError::Denied(_) => (StatusCode::FORBIDDEN, "board_denied"),
             BoardError::NotFound(_) => (StatusCode::NOT_FOUND, "board_not_found"),
             BoardError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "board_unavailable"),
         };

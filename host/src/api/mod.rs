@@ -12,7 +12,7 @@ mod skills;
 
 pub use error::ApiError;
 
-use crate::capabilities::board::BoardBackend;
+use crate::capabilities::board::{BoardBackend, PlankaWebhook};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
@@ -24,6 +24,9 @@ use std::sync::Arc;
 
 /// Largest component `PUT /api/skills/{name}` accepts.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// Where Planka delivers its outgoing webhooks.
+pub const PLANKA_WEBHOOK_PATH: &str = "/api/board/webhooks/planka";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -40,6 +43,8 @@ pub struct AppState {
     pub ingest: Option<Arc<Ingestor>>,
     /// The board, when the host has one.
     pub board: Option<Arc<dyn BoardBackend>>,
+    /// The receiver of Planka's webhooks, when a secret is configured.
+    pub planka_webhook: Option<Arc<PlankaWebhook>>,
 }
 
 /// The API's routes.
@@ -72,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/board/cards", post(board::create))
         .route("/api/board/cards/{id}", axum::routing::patch(board::edit))
         .route("/api/board/cards/{id}/comments", post(board::comment))
+        .route("/api/board/events", get(board::events))
+        .route(PLANKA_WEBHOOK_PATH, post(board::webhook_delivery))
         .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

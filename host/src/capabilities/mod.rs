@@ -24,6 +24,7 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     wit::types::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::log::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::memory::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::board::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     Ok(())
 }
 
@@ -32,6 +33,8 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
 pub struct Capabilities {
     /// Agent memory; `None` on a host built without it (some tests).
     pub memory: Option<Arc<memory::Memory>>,
+    /// The board; `None` on a host built without it (some tests).
+    pub board: Option<Arc<dyn board::BoardBackend>>,
 }
 
 /// What one skill version may use: built from its manifest when it loads,
@@ -43,6 +46,8 @@ pub struct SkillContext {
     pub capabilities: Capabilities,
     /// Its memory grants; `None` when it has none.
     pub memory: Option<memory::SkillGrants>,
+    /// Its board grants; `None` when it has none.
+    pub board: Option<board::BoardGrants>,
 }
 
 /// Milliseconds since the Unix epoch: the time stamps of memories, cards
@@ -56,6 +61,8 @@ pub fn now_ms() -> u64 {
 
 /// The WIT interface name of `memory`, as a component imports it.
 pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
+/// The WIT interface name of `board`.
+pub const BOARD_INTERFACE: &str = "darkfactory:skill/board";
 
 /// Refuses a component that imports a capability its manifest does not
 /// grant; the message names the import and the manifest keys to set.
@@ -67,6 +74,13 @@ pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), S
                 "the component imports `{import}` but its manifest grants no memory \
                  namespace: set `memory_read` and/or `memory_write` (e.g. \
                  `memory_read = [\"agent\", \"org\"]`)"
+            ));
+        }
+        if interface == BOARD_INTERFACE && context.board.is_none() {
+            return Err(format!(
+                "the component imports `{import}` but its manifest grants no board list: \
+                 set `board_read` and/or `board_write` (e.g. `board_read = \"*\"`, \
+                 `board_write = \"Backlog\"`)"
             ));
         }
     }

@@ -44,6 +44,7 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             skill: name,
             capabilities: Default::default(),
             memory: resolved.memory,
+            board: resolved.board,
         };
         crate::capabilities::check_imports(&info.imports, &context)
     });

@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the host: load the skills directory, watch it, serve the HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Show a component's sha256, imports, exports and manifest without running it.
     Inspect(inspect::InspectArgs),
     /// List or show the skills of a running host.
@@ -57,7 +57,7 @@ pub struct HostArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Inspect(args) => inspect::run(args),
         Command::Skills(args) => skills::list_or_show(args).await,
         Command::Invoke(args) => skills::invoke(args).await,

@@ -1,5 +1,6 @@
 //! `darkfactory serve`.
 
+use crate::capabilities::board::{PlankaAuth, PlankaBoardRef, PlankaConfig};
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
 use crate::capabilities::memory::{
     EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
@@ -84,6 +85,90 @@ pub struct ServeArgs {
     /// The Qdrant collection memory lives in.
     #[arg(long, env = "DARKFACTORY_QDRANT_COLLECTION", default_value = DEFAULT_COLLECTION)]
     qdrant_collection: String,
+    /// Use a Planka (v2) board instead of the embedded one: the server's
+    /// base URL, e.g. `http://planka:1337`.
+    #[arg(long, env = "DARKFACTORY_PLANKA_URL")]
+    planka_url: Option<String>,
+    /// Planka API key (sent as `X-Api-Key`).
+    #[arg(long, env = "DARKFACTORY_PLANKA_API_KEY", hide_env_values = true)]
+    planka_api_key: Option<String>,
+    /// Planka username or e-mail, with --planka-password, instead of an API key.
+    #[arg(long, env = "DARKFACTORY_PLANKA_USER")]
+    planka_user: Option<String>,
+    /// Planka password.
+    #[arg(long, env = "DARKFACTORY_PLANKA_PASSWORD", hide_env_values = true)]
+    planka_password: Option<String>,
+    /// Accept Planka's terms for --planka-user when Planka asks on its first login.
+    #[arg(long, env = "DARKFACTORY_PLANKA_ACCEPT_TERMS")]
+    planka_accept_terms: bool,
+    /// The Planka board's id.
+    #[arg(long, env = "DARKFACTORY_PLANKA_BOARD_ID")]
+    planka_board_id: Option<String>,
+    /// The Planka project of the board named by --planka-board.
+    #[arg(long, env = "DARKFACTORY_PLANKA_PROJECT")]
+    planka_project: Option<String>,
+    /// The Planka board's name, in --planka-project.
+    #[arg(long, env = "DARKFACTORY_PLANKA_BOARD")]
+    planka_board: Option<String>,
+    /// Timeout of one Planka request.
+    #[arg(long, env = "DARKFACTORY_PLANKA_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    planka_timeout: Duration,
+    /// Accept Planka's outgoing webhooks at `POST /api/board/webhooks/planka`
+    /// when they carry `Authorization: Bearer SECRET` (the webhook's access token).
+    #[arg(
+        long,
+        env = "DARKFACTORY_PLANKA_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    planka_webhook_secret: Option<String>,
+}
+
+/// The Planka board of the options, if one is configured; an error names
+/// what is missing or contradictory.
+fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let Some(url) = args.planka_url.clone().filter(|u| !u.trim().is_empty()) else {
+        if given(&args.planka_api_key)
+            || given(&args.planka_user)
+            || given(&args.planka_board_id)
+            || given(&args.planka_board)
+        {
+            anyhow::bail!("Planka options are set but --planka-url is not");
+        }
+        return Ok(None);
+    };
+    let auth = match (
+        &args.planka_api_key,
+        &args.planka_user,
+        &args.planka_password,
+    ) {
+        (Some(key), None, None) if given(&args.planka_api_key) => PlankaAuth::ApiKey(key.clone()),
+        (None, Some(user), Some(password)) if given(&args.planka_user) => PlankaAuth::Password {
+            username: user.clone(),
+            password: password.clone(),
+        },
+        _ => anyhow::bail!(
+            "Planka needs either --planka-api-key, or --planka-user with --planka-password"
+        ),
+    };
+    let board = match (
+        &args.planka_board_id,
+        &args.planka_project,
+        &args.planka_board,
+    ) {
+        (Some(id), None, None) if given(&args.planka_board_id) => PlankaBoardRef::Id(id.clone()),
+        (None, Some(project), Some(board)) if given(&args.planka_board) => PlankaBoardRef::Named {
+            project: project.clone(),
+            board: board.clone(),
+        },
+        _ => anyhow::bail!(
+            "Planka needs either --planka-board-id, or --planka-project with --planka-board"
+        ),
+    };
+    let mut config = PlankaConfig::new(url, auth, board);
+    config.accept_terms = args.planka_accept_terms;
+    config.timeout = args.planka_timeout;
+    Ok(Some(config))
 }
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -97,7 +182,10 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log_records_per_call: args.log_records_per_call,
         ..RuntimeConfig::default()
     };
+    let planka = planka_config(&args)?;
     let config = ServerConfig {
+        planka,
+        planka_webhook_secret: args.planka_webhook_secret.filter(|s| !s.is_empty()),
         listen: args.listen,
         registry: RegistryConfig::new(args.skills, args.data),
         runtime,

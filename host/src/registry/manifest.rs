@@ -6,6 +6,7 @@
 //! directory, which wins. Unknown keys are errors, so a typo never silently
 //! leaves a limit at its default.
 
+use crate::capabilities::board::BoardGrants;
 use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::runtime::{CallLimits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,13 @@ pub struct Manifest {
     /// Memory namespaces the skill may store into and forget from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memory_write: Vec<String>,
+    /// Board lists the skill may read (`*`: every list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub board_read: Vec<String>,
+    /// Board lists the skill may write: create cards in, move cards into
+    /// and out of, comment on cards in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub board_write: Vec<String>,
 }
 
 /// The keys a manifest may set (sidecar file, or `[skill]` of the section).
@@ -57,6 +65,8 @@ struct Fields {
     agent: Option<String>,
     memory_read: Option<List>,
     memory_write: Option<List>,
+    board_read: Option<List>,
+    board_write: Option<List>,
 }
 
 /// A list written as a TOML array, or as one comma-separated string (what
@@ -108,6 +118,8 @@ pub struct ResolvedManifest {
     pub schema: Option<Arc<jsonschema::Validator>>,
     /// Memory grants, when the manifest gives any.
     pub memory: Option<SkillGrants>,
+    /// Board grants, when the manifest gives any.
+    pub board: Option<BoardGrants>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -172,6 +184,12 @@ impl Manifest {
         if let Some(write) = fields.memory_write {
             self.memory_write = write.items();
         }
+        if let Some(read) = fields.board_read {
+            self.board_read = read.items();
+        }
+        if let Some(write) = fields.board_write {
+            self.board_write = write.items();
+        }
         if let Some(schema) = fields.input_schema {
             let json = match schema {
                 toml::Value::String(text) => serde_json::from_str(&text)
@@ -214,11 +232,13 @@ impl Manifest {
             None => None,
         };
         let memory = self.memory_grants(skill)?;
+        let board = BoardGrants::parse(&self.board_read, &self.board_write)?;
         Ok(ResolvedManifest {
             manifest: self,
             limits,
             schema,
             memory,
+            board,
         })
     }
 
@@ -289,6 +309,26 @@ mod tests {
             .resolve("t", &RuntimeConfig::default())
             .unwrap_err();
         assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn board_grants_from_the_section_and_the_sidecar() {
+        let r = Manifest::merge(
+            Some("[skill]\nboard_read = '''*'''\n"),
+            Some("board_write = [\"Backlog\", \"Blocked\"]"),
+        )
+        .unwrap()
+        .resolve("t", &RuntimeConfig::default())
+        .unwrap();
+        let grants = r.board.unwrap();
+        grants.check_read("Done").unwrap();
+        grants.check_write("blocked").unwrap();
+        assert!(grants.check_write("Done").is_err());
+        let err = Manifest::merge(None, Some("board_read = [\"\"]"))
+            .unwrap()
+            .resolve("t", &RuntimeConfig::default())
+            .unwrap_err();
+        assert!(err.contains("board_read"), "{err}");
     }
 
     #[test]

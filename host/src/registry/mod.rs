@@ -542,6 +542,7 @@ impl Registry {
             skill: slot.name.as_str().to_string(),
             capabilities: self.capabilities.clone(),
             memory: resolved.memory.clone(),
+            board: resolved.board.clone(),
         };
         check_imports(&info.imports, &context)?;
         let context: CallContext = Arc::new(context);

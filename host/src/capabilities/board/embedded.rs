@@ -4,7 +4,7 @@
 //! transaction, so a failed call leaves nothing half-written.
 
 use super::{
-    check_text, BoardBackend, BoardError, Card, CardEdit, CardFilter, Comment, List, NewCard,
+    check_comment, BoardBackend, BoardError, Card, CardEdit, CardFilter, Comment, List, NewCard,
     DEFAULT_LISTS,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -299,11 +299,7 @@ impl BoardBackend for EmbeddedBoard {
     }
 
     async fn comment(&self, id: &str, text: &str) -> Result<Comment, BoardError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(BoardError::Invalid("the comment is empty".to_string()));
-        }
-        check_text(text, "the comment")?;
+        let text = check_comment(text)?;
         let card_id = parse_id(id)?;
         let now = (self.clock)() as i64;
         let mut conn = self.conn();

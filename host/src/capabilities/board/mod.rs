@@ -2,16 +2,27 @@
 //!
 //! One [`BoardBackend`] trait with two backends: [`EmbeddedBoard`], the
 //! host's own board in SQLite (lists Backlog, In Progress, Blocked, Review,
-//! Done), and a Planka v2 board (to come). Cards know when they entered
-//! their list, so "blocked for longer than 48 h" is a filter, not a guess.
+//! Done), and [`PlankaBoard`], a board of a Planka v2 server. Cards know
+//! when they entered their list, so "blocked for longer than 48 h" is a
+//! filter, not a guess. Skills reach it through the WIT interface `board`
+//! (`host.rs`), within the lists their manifest grants ([`BoardGrants`]).
 //!
 //! Everything a caller sends is checked here, before a backend sees it:
 //! titles of 1 to 1 024 characters, descriptions and comments up to 1 MiB,
 //! label names of 1 to 64 characters. A failed call changes nothing.
 
+#[cfg(test)]
+mod conformance;
 mod embedded;
+mod grant;
+mod host;
+mod planka;
+mod webhook;
 
 pub use embedded::EmbeddedBoard;
+pub use grant::{BoardGrants, Lists};
+pub use planka::{PlankaAuth, PlankaBoard, PlankaBoardRef, PlankaConfig};
+pub use webhook::{BoardEvent, PlankaWebhook, KEPT_EVENTS};
 
 use serde::Serialize;
 use std::time::Duration;
@@ -33,6 +44,10 @@ pub enum BoardError {
     /// Bad input: an empty or over-long title, a bad label.
     #[error("{0}")]
     Invalid(String),
+    /// Not allowed: a list the skill was not granted, or a board the
+    /// Planka user may not change.
+    #[error("{0}")]
+    Denied(String),
     /// No such list or card.
     #[error("{0}")]
     NotFound(String),
@@ -185,6 +200,16 @@ pub fn check_text(text: &str, what: &str) -> Result<(), BoardError> {
         )));
     }
     Ok(())
+}
+
+/// Checks a comment: not empty, at most 1 MiB; returns it trimmed.
+pub fn check_comment(text: &str) -> Result<&str, BoardError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(BoardError::Invalid("the comment is empty".to_string()));
+    }
+    check_text(text, "the comment")?;
+    Ok(text)
 }
 
 fn check_label(label: &str) -> Result<String, BoardError> {
