@@ -151,25 +151,26 @@ async fn embedded_board_over_http() {
     assert_eq!(blocked["cards"][0]["id"], id.as_str());
 }
 
+/// `board add` (with a label), `board move` and `board comment` through the
+/// CLI; the card's id.
+fn add_move_comment(host: &Host, title: &str, label: &str, to: &str) -> String {
+    let run = |args: &[&str]| run_cli(&host.url, args);
+    let (ok, out, err) = run(&["board", "add", title, "details", "--label", label]);
+    assert!(ok && out.contains("(in Backlog)"), "{out}{err}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+    let (ok, out, _) = run(&["board", "move", &id, &to.to_lowercase()]);
+    assert!(ok && out.contains(&format!("is in {to}")), "{out}");
+    let (ok, out, _) = run(&["board", "comment", &id, "looking into it"]);
+    assert!(ok && out.contains("commented"), "{out}");
+    id
+}
+
 #[tokio::test]
 async fn board_commands_against_a_running_host() {
     let dirs = Dirs::new();
     let host = Host::start(&dirs, &[]);
     let run = |args: &[&str]| run_cli(&host.url, args);
-    let (ok, out, err) = run(&[
-        "board",
-        "add",
-        "Gap: agent alfred down",
-        "no heartbeat for 10 min",
-        "--label",
-        "gap",
-    ]);
-    assert!(ok && out.contains("(in Backlog)"), "{out}{err}");
-    let id = out.split_whitespace().next().unwrap().to_string();
-    let (ok, out, _) = run(&["board", "move", &id, "In Progress"]);
-    assert!(ok && out.contains("is in In Progress"), "{out}");
-    let (ok, out, _) = run(&["board", "comment", &id, "restarting it"]);
-    assert!(ok && out.contains("commented"), "{out}");
+    let id = add_move_comment(&host, "Gap: agent alfred down", "gap", "In Progress");
     let (ok, out, _) = run(&["board", "list"]);
     assert!(ok, "{out}");
     assert!(
@@ -269,21 +270,8 @@ async fn the_same_commands_endpoints_and_skill_against_planka() {
     assert_eq!(board["lists"].as_array().unwrap().len(), 5, "{board}");
 
     let run = |args: &[&str]| run_cli(&host.url, args);
-    let (ok, out, err) = run(&[
-        "board",
-        "add",
-        "Gap: ingest lag",
-        "lag 3 h",
-        "--label",
-        "kpi-gap",
-    ]);
-    assert!(ok && out.contains("(in Backlog)"), "{out}{err}");
-    let id = out.split_whitespace().next().unwrap().to_string();
+    let id = add_move_comment(&host, "Gap: ingest lag", "kpi-gap", "Blocked");
     assert_eq!(server.stub.labels_of(&id), ["kpi-gap"]);
-    let (ok, out, _) = run(&["board", "move", &id, "blocked"]);
-    assert!(ok && out.contains("is in Blocked"), "{out}");
-    let (ok, out, _) = run(&["board", "comment", &id, "waiting on the ingest fix"]);
-    assert!(ok && out.contains("commented"), "{out}");
     // Planka says when the card entered Blocked: 50 hours ago.
     server.stub.age_card(&id, 50);
     host.wait_for("blocked", "loaded", |s| s["status"] == "ready")

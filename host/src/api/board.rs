@@ -25,6 +25,17 @@ fn board(state: &AppState) -> Result<&Arc<dyn BoardBackend>, ApiError> {
     })
 }
 
+/// The query string, or `400 invalid_board_request` saying what is wrong.
+fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_board_request",
+            r.body_text(),
+        )
+    })
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CardsQuery {
@@ -40,13 +51,7 @@ pub(super) async fn show(
     State(state): State<AppState>,
     query: Result<Query<CardsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_board_request",
-            r.body_text(),
-        )
-    })?;
+    let query = query_params(query)?;
     let in_list_longer_than = match &query.in_list_longer_than {
         Some(text) => Some(humantime::parse_duration(text).map_err(|e| {
             ApiError::new(
@@ -157,13 +162,7 @@ pub(super) async fn events(
     State(state): State<AppState>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_board_request",
-            r.body_text(),
-        )
-    })?;
+    let query = query_params(query)?;
     let hook = webhook(&state)?;
     let limit = query.limit.unwrap_or(50).clamp(1, KEPT_EVENTS);
     Ok(Json(json!({"events": hook.recent(limit)})))

@@ -350,32 +350,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn default_lists_and_cards_in_them() {
+    async fn a_reopened_board_keeps_its_cards_and_adds_no_lists() {
+        // The rest of the behaviour is the conformance suite's.
         let dir = tempfile::tempdir().unwrap();
         let (b, _) = board(dir.path());
-        let names: Vec<String> = b
-            .lists()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(names, DEFAULT_LISTS);
         let card = b
-            .create_card(new("backlog", "  Gap: ingest lag  ", &["gap", "gap"]))
+            .create_card(new("backlog", "Gap: ingest lag", &["gap"]))
             .await
             .unwrap();
-        assert_eq!(
-            (card.list.as_str(), card.title.as_str()),
-            ("Backlog", "Gap: ingest lag")
-        );
-        assert_eq!(card.labels, ["gap"]);
-        assert_eq!(b.card(&card.id).await.unwrap(), card);
-        // Reopening keeps everything and adds no lists.
         drop(b);
         let (b, _) = board(dir.path());
-        assert_eq!(b.lists().await.unwrap().len(), 5);
-        assert_eq!(b.card(&card.id).await.unwrap().title, "Gap: ingest lag");
+        assert_eq!(b.lists().await.unwrap().len(), DEFAULT_LISTS.len());
+        assert_eq!(b.card(&card.id).await.unwrap(), card);
     }
 
     #[tokio::test]
