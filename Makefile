@@ -13,7 +13,7 @@ SHELL := /bin/bash
 
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 EXAMPLE_SKILLS := echo text-stats recall blocked
-TEST_SKILLS := spin hog trap alien probe
+TEST_SKILLS := spin hog trap alien probe clerk
 WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
 LISTEN ?= 127.0.0.1:8080

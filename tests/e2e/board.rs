@@ -412,3 +412,99 @@ async fn planka_webhooks_need_their_secret() {
     let (status, err) = host.send(host.http.post(&url).json(&delivery)).await;
     assert_error(status, &err, 404, "webhooks_off");
 }
+
+#[tokio::test]
+async fn a_skill_reads_and_writes_only_the_lists_it_is_granted() {
+    let dirs = Dirs::new();
+    dirs.install("clerk", &wasm("clerk"));
+    let host = Host::start(&dirs, &[]);
+    host.wait_for("clerk", "loaded", |s| s["status"] == "ready")
+        .await;
+    let call = |input: Value| {
+        let host = &host;
+        async move { host.invoke("clerk", &input.to_string()).await }
+    };
+    // A card in Review, put there by an operator.
+    let (_, review) = post(
+        &host,
+        "/api/board/cards",
+        json!({"title": "Review me", "list": "Review"}),
+    )
+    .await;
+    let review = review["id"].as_str().unwrap();
+
+    // Reads: every list (`board_read = "*"`).
+    let (status, out) = call(json!({"lists": true})).await;
+    assert_eq!(
+        (status, out["lists"].as_array().unwrap().len()),
+        (200, 5),
+        "{out}"
+    );
+    let (status, out) = call(json!({"get": review})).await;
+    assert_eq!(
+        (status, out["list"].as_str()),
+        (200, Some("Review")),
+        "{out}"
+    );
+
+    // Writes: Backlog and Blocked only.
+    let (status, made) =
+        call(json!({"create": {"list": "backlog", "title": "Gap", "labels": ["gap"]}})).await;
+    assert_eq!(
+        (status, made["list"].as_str()),
+        (200, Some("Backlog")),
+        "{made}"
+    );
+    let id = made["id"].as_str().unwrap();
+    let (status, err) = call(json!({"create": {"list": "Done", "title": "x"}})).await;
+    assert_error(status, &err, 422, "board-denied");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Backlog, Blocked"),
+        "{err}"
+    );
+    let (status, out) = call(json!({"move": id, "to": "Blocked"})).await;
+    assert_eq!(
+        (status, out["list"].as_str()),
+        (200, Some("Blocked")),
+        "{out}"
+    );
+    // Into a list it may not write, and out of one: refused, nothing moves.
+    let (status, err) = call(json!({"move": id, "to": "Done"})).await;
+    assert_error(status, &err, 422, "board-denied");
+    let (status, err) = call(json!({"move": review, "to": "Backlog"})).await;
+    assert_error(status, &err, 422, "board-denied");
+    let (status, out) = call(json!({"comment": id, "text": "on it"})).await;
+    assert_eq!((status, out["card_id"].as_str()), (200, Some(id)), "{out}");
+    let (status, err) = call(json!({"comment": review, "text": "sneaky"})).await;
+    assert_error(status, &err, 422, "board-denied");
+    let (_, board) = host.get("/api/board").await;
+    let lists = board["lists"].as_array().unwrap();
+    let count = |name: &str| {
+        lists.iter().find(|l| l["name"] == name).unwrap()["cards"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (
+            count("Blocked"),
+            count("Review"),
+            count("Done"),
+            count("Backlog")
+        ),
+        (1, 1, 0, 0)
+    );
+    let (_, out) = call(json!({"cards": {"list": "Blocked", "label": "gap"}})).await;
+    assert_eq!(out["cards"][0]["comments"], 1, "{out}");
+
+    // Bad input through the interface: an unknown list, card, an empty title.
+    let (status, err) = call(json!({"create": {"list": "Backlog", "title": " "}})).await;
+    assert_error(status, &err, 422, "board-invalid");
+    let (status, err) = call(json!({"cards": {"list": "Someday"}})).await;
+    assert_error(status, &err, 422, "board-not-found");
+    let (status, err) = call(json!({"get": "4242"})).await;
+    assert_error(status, &err, 422, "board-not-found");
+}

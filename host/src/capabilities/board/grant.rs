@@ -11,7 +11,7 @@ use super::BoardError;
 pub enum Lists {
     /// Every list of the board.
     All,
-    /// Only these (lower-cased, trimmed).
+    /// Only these (trimmed, as the manifest writes them).
     Named(Vec<String>),
 }
 
@@ -20,10 +20,7 @@ impl Lists {
     pub fn contains(&self, list: &str) -> bool {
         match self {
             Lists::All => true,
-            Lists::Named(names) => {
-                let list = list.trim().to_lowercase();
-                names.contains(&list)
-            }
+            Lists::Named(names) => names.iter().any(|n| same_list(n, list)),
         }
     }
 
@@ -33,7 +30,7 @@ impl Lists {
             (Lists::Named(a), Lists::Named(b)) => {
                 let mut names = a.clone();
                 for name in b {
-                    if !names.contains(name) {
+                    if !names.iter().any(|n| same_list(n, name)) {
                         names.push(name.clone());
                     }
                 }
@@ -108,8 +105,13 @@ fn check(lists: &Lists, list: &str, what: &str, key: &str) -> Result<(), BoardEr
     )))
 }
 
+/// List names compare case-insensitively, as the board matches them.
+fn same_list(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
 fn parse_lists(key: &str, entries: &[String]) -> Result<Lists, String> {
-    let mut names = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for entry in entries {
         let entry = entry.trim();
         if entry == "*" {
@@ -120,9 +122,8 @@ fn parse_lists(key: &str, entries: &[String]) -> Result<Lists, String> {
                 "`{key}`: `{entry}` is not a list name (1 to 128 characters) or `*`"
             ));
         }
-        let name = entry.to_lowercase();
-        if !names.contains(&name) {
-            names.push(name);
+        if !names.iter().any(|n| same_list(n, entry)) {
+            names.push(entry.to_string());
         }
     }
     Ok(Lists::Named(names))
@@ -152,6 +153,7 @@ mod tests {
         let e = g.check_write("Blocked").unwrap_err();
         assert!(matches!(e, BoardError::Denied(_)), "{e:?}");
         assert!(e.to_string().contains("board_write"), "{e}");
+        assert!(e.to_string().ends_with("grants backlog"), "{e}");
         assert!(g.check_read("Done").is_err());
     }
 
