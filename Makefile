@@ -12,13 +12,16 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
-EXAMPLE_SKILLS := echo text-stats recall blocked
+EXAMPLE_SKILLS := echo text-stats recall blocked dispatch
 TEST_SKILLS := spin hog trap alien probe clerk
 WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench toolchain skills
+.PHONY: run test bench toolchain skills redis
+
+# The Redis fleet registry's tests run against a real redis-server.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 toolchain:
 	@command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)" >&2; exit 1; }
@@ -31,6 +34,12 @@ toolchain:
 		|| rustup +$(TOOLCHAIN) target add wasm32-wasip2
 	@rustup +$(TOOLCHAIN) component list --installed | grep -q '^clippy' \
 		|| rustup +$(TOOLCHAIN) component add clippy rustfmt
+
+redis:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (apt) for the fleet registry's tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 skills: toolchain
 	cargo build --profile skill --target wasm32-wasip2 \
@@ -46,11 +55,12 @@ run: skills
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
-test: skills
+test: skills redis
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo test --release -p darkfactory -p darkfactory-sdk -p skill-text-stats
 
-bench: skills
+bench: skills redis
 	cargo bench -p darkfactory --bench core
 	cargo bench -p darkfactory --bench memory
+	cargo bench -p darkfactory --bench fleet

@@ -85,6 +85,7 @@
 //! | `memory_write` | memory namespaces it may store into, e.g. `"agent"`      |
 //! | `board_read`   | board lists it may read, e.g. `"*"` or `"Blocked"`       |
 //! | `board_write`  | board lists it may change, e.g. `"Backlog, Blocked"`     |
+//! | `fleet`        | `"write"` to send heartbeats for its agent (default read) |
 //!
 //! Grants are deny-by-default: a skill that calls [`memory`] without a
 //! `memory_read` or `memory_write` grant, or [`board`] without a
@@ -121,6 +122,7 @@ pub mod bindings {
 }
 
 pub mod board;
+pub mod fleet;
 pub mod log;
 pub mod memory;
 
@@ -188,7 +190,7 @@ pub mod __private {
 /// `handler` is any `fn(I) -> Result<O, SkillError>` where `I: Deserialize`
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
 /// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
-/// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`.
+/// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`, `fleet`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -258,11 +260,14 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] board_write = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "board_write = '''", $v, "'''\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] fleet = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "fleet = '''", $v, "'''\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
             "`; expected description, version, input_schema, deadline_ms, memory_mib, \
-             agent, memory_read, memory_write, board_read or board_write"
+             agent, memory_read, memory_write, board_read, board_write or fleet"
         ))
     };
 }

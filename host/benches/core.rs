@@ -270,6 +270,7 @@ async fn in_process() {
         memory: None,
         ingest: None,
         board: None,
+        fleet: None,
         planka_webhook: None,
     });
     let mut rounds = Vec::new();
@@ -367,6 +368,7 @@ async fn start_server(
         qdrant: None,
         planka: None,
         planka_webhook_secret: None,
+        fleet: Default::default(),
     };
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());

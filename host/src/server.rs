@@ -7,6 +7,9 @@ use crate::api::{self, AppState};
 use crate::capabilities::board::{
     BoardBackend, BoardError, EmbeddedBoard, PlankaBoard, PlankaConfig, PlankaWebhook,
 };
+use crate::capabilities::fleet::{
+    EmbeddedFleet, Fleet, FleetBackend, FleetError, RedisConfig, RedisFleet,
+};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
@@ -41,6 +44,30 @@ pub struct ServerConfig {
     pub planka: Option<PlankaConfig>,
     /// The bearer secret of Planka's outgoing webhooks; `None`: no receiver.
     pub planka_webhook_secret: Option<String>,
+    /// The fleet registry.
+    pub fleet: FleetSettings,
+}
+
+/// Where the fleet registry lives and how it judges agents.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// A Redis server shared by several hosts; `None`: SQLite in the data
+    /// directory.
+    pub redis: Option<RedisConfig>,
+    /// The heartbeat interval of agents that do not send their own.
+    pub interval: std::time::Duration,
+    /// Fixes the routing's random draws (tests); `None`: seeded by the clock.
+    pub seed: Option<u64>,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            redis: None,
+            interval: crate::capabilities::fleet::DEFAULT_INTERVAL,
+            seed: None,
+        }
+    }
 }
 
 /// Transcript directories ingested into memory once a day.
@@ -82,6 +109,9 @@ pub enum ServerError {
     /// The skills or data directory could not be opened.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The fleet registry could not be opened.
+    #[error("cannot open the fleet registry: {0}")]
+    Fleet(FleetError),
     /// The board could not be opened or reached.
     #[error("cannot open the board: {0}")]
     Board(BoardError),
@@ -168,9 +198,31 @@ impl Server {
             ),
         };
         tracing::info!(backend = board.name(), "board ready");
+        let fleet_backend: Arc<dyn FleetBackend> = match config.fleet.redis {
+            Some(redis) => {
+                let fleet = RedisFleet::new(redis.clone()).map_err(ServerError::Fleet)?;
+                // A Redis that is down is not a reason to refuse to start:
+                // fleet calls answer 503 until it is back.
+                if let Err(e) = fleet.ping().await {
+                    tracing::warn!(error = %e, "Redis is down; the fleet registry answers unavailable until it is back");
+                }
+                Arc::new(fleet)
+            }
+            None => Arc::new(
+                EmbeddedFleet::open(&config.registry.data_dir.join("fleet.db"))
+                    .map_err(ServerError::Fleet)?,
+            ),
+        };
+        let fleet = Arc::new(Fleet::new(
+            fleet_backend,
+            config.fleet.interval,
+            config.fleet.seed,
+        ));
+        tracing::info!(backend = fleet.backend_name(), "fleet registry ready");
         let capabilities = Capabilities {
             memory: Some(memory.clone()),
             board: Some(board.clone()),
+            fleet: Some(fleet.clone()),
         };
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
@@ -198,6 +250,7 @@ impl Server {
             memory: Some(memory),
             ingest: Some(ingest),
             board: Some(board),
+            fleet: Some(fleet),
             planka_webhook: config
                 .planka_webhook_secret
                 .map(|secret| Arc::new(PlankaWebhook::new(secret))),

@@ -66,6 +66,8 @@ async fn embedded_board_over_http() {
         "{c}"
     );
 
+    // "Longer than 0 s" is strict: let a millisecond pass.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (_, blocked) = host
         .get("/api/board?list=Blocked&in_list_longer_than=0s")
         .await;
@@ -206,6 +208,7 @@ async fn the_blocked_skill_reads_the_board_within_its_grants() {
     )
     .await;
     post(&host, "/api/board/cards", json!({"title": "Unrelated"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (status, out) = host.invoke("blocked", r#"{"longer_than": 0}"#).await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["count"], 1, "{out}");

@@ -8,6 +8,7 @@ mod harness;
 mod api_errors;
 mod board;
 mod cli;
+mod fleet;
 mod ingest;
 mod lifecycle;
 mod memory;

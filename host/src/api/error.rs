@@ -2,6 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`.
 
 use crate::capabilities::board::BoardError;
+use crate::capabilities::fleet::FleetError;
 use crate::capabilities::memory::ingest::IngestError;
 use crate::capabilities::memory::MemoryError;
 use crate::registry::RegistryError;
@@ -131,6 +132,19 @@ impl From<IngestError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ingest_failed", m)
             }
         }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(err: FleetError) -> Self {
+        let (status, code) = match &err {
+            FleetError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_fleet_request"),
+            FleetError::Denied(_) => (StatusCode::FORBIDDEN, "fleet_denied"),
+            FleetError::NoAgentFits(_) => (StatusCode::NOT_FOUND, "no_agent_fits"),
+            FleetError::NotFound(_) => (StatusCode::NOT_FOUND, "agent_not_found"),
+            FleetError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "fleet_unavailable"),
+        };
+        ApiError::new(status, code, err.to_string())
     }
 }
 

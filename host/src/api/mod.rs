@@ -7,12 +7,14 @@
 mod auth;
 mod board;
 mod error;
+mod fleet;
 mod memory;
 mod skills;
 
 pub use error::ApiError;
 
 use crate::capabilities::board::{BoardBackend, PlankaWebhook};
+use crate::capabilities::fleet::Fleet;
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub ingest: Option<Arc<Ingestor>>,
     /// The board, when the host has one.
     pub board: Option<Arc<dyn BoardBackend>>,
+    /// The fleet registry, when the host has one.
+    pub fleet: Option<Arc<Fleet>>,
     /// The receiver of Planka's webhooks, when a secret is configured.
     pub planka_webhook: Option<Arc<PlankaWebhook>>,
 }
@@ -80,6 +84,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/board/events", get(board::events))
         .route(PLANKA_WEBHOOK_PATH, post(board::webhook_delivery))
         .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
+        .route("/api/fleet/heartbeat", post(fleet::heartbeat))
+        .route("/api/capabilities", get(fleet::list))
+        .route(
+            "/api/capabilities/{agent}",
+            get(fleet::show).delete(fleet::forget),
+        )
+        .route("/api/route", post(fleet::route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Without a token there is nothing to check: no layer, no cost per call.

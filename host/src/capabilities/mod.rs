@@ -10,6 +10,7 @@
 //! ([`check_imports`]).
 
 pub mod board;
+pub mod fleet;
 pub mod log;
 pub mod memory;
 
@@ -25,6 +26,7 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     wit::log::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::memory::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::board::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::fleet::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     Ok(())
 }
 
@@ -35,6 +37,8 @@ pub struct Capabilities {
     pub memory: Option<Arc<memory::Memory>>,
     /// The board; `None` on a host built without it (some tests).
     pub board: Option<Arc<dyn board::BoardBackend>>,
+    /// The fleet registry; `None` on a host built without it (some tests).
+    pub fleet: Option<Arc<fleet::Fleet>>,
 }
 
 /// What one skill version may use: built from its manifest when it loads,
@@ -48,6 +52,8 @@ pub struct SkillContext {
     pub memory: Option<memory::SkillGrants>,
     /// Its board grants; `None` when it has none.
     pub board: Option<board::BoardGrants>,
+    /// Its fleet grant: reading is open; heartbeats need `fleet = "write"`.
+    pub fleet: fleet::FleetGrant,
 }
 
 /// Milliseconds since the Unix epoch: the time stamps of memories, cards

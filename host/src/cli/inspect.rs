@@ -45,6 +45,7 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             capabilities: Default::default(),
             memory: resolved.memory,
             board: resolved.board,
+            fleet: resolved.fleet,
         };
         crate::capabilities::check_imports(&info.imports, &context)
     });

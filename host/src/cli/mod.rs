@@ -4,6 +4,7 @@
 
 mod board;
 mod client;
+mod fleet;
 mod inspect;
 mod memory;
 mod serve;
@@ -41,6 +42,8 @@ pub enum Command {
     Memory(memory::MemoryArgs),
     /// The board of a running host: list, add, move, comment.
     Board(board::BoardArgs),
+    /// The fleet registry of a running host: heartbeat, list, show, route, forget.
+    Fleet(fleet::FleetArgs),
 }
 
 /// How to reach a running host.
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Remove(args) => skills::remove(args).await,
         Command::Memory(args) => memory::run(args).await,
         Command::Board(args) => board::run(args).await,
+        Command::Fleet(args) => fleet::run(args).await,
     }
 }
 

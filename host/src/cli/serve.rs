@@ -1,13 +1,14 @@
 //! `darkfactory serve`.
 
 use crate::capabilities::board::{PlankaAuth, PlankaBoardRef, PlankaConfig};
+use crate::capabilities::fleet::{RedisConfig, INTERVAL_RANGE};
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
 use crate::capabilities::memory::{
     EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
 };
 use crate::registry::RegistryConfig;
 use crate::runtime::RuntimeConfig;
-use crate::server::{NightlyIngest, Server, ServerConfig};
+use crate::server::{FleetSettings, NightlyIngest, Server, ServerConfig};
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
@@ -121,6 +122,24 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     planka_webhook_secret: Option<String>,
+    /// The heartbeat interval of agents that do not send `interval_seconds`:
+    /// one missed makes an agent stale, two make it down.
+    #[arg(long, env = "DARKFACTORY_FLEET_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    fleet_interval: Duration,
+    /// Fix the routing's random draws (reproducible routes, for tests).
+    #[arg(long, env = "DARKFACTORY_FLEET_SEED")]
+    fleet_seed: Option<u64>,
+    /// Keep the fleet registry in Redis (`redis://host:6379/0`), shared by
+    /// several hosts, instead of SQLite in the data directory.
+    #[arg(long, env = "DARKFACTORY_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// The prefix of the registry's Redis keys.
+    #[arg(
+        long,
+        env = "DARKFACTORY_REDIS_PREFIX",
+        default_value = "darkfactory:fleet"
+    )]
+    redis_prefix: String,
 }
 
 /// The Planka board of the options, if one is configured; an error names
@@ -183,7 +202,22 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..RuntimeConfig::default()
     };
     let planka = planka_config(&args)?;
+    let (min, max) = INTERVAL_RANGE;
+    if !(min..=max).contains(&args.fleet_interval.as_secs()) {
+        anyhow::bail!("--fleet-interval must be between {min} s and {max} s");
+    }
     let config = ServerConfig {
+        fleet: FleetSettings {
+            redis: args
+                .redis_url
+                .filter(|u| !u.is_empty())
+                .map(|url| RedisConfig {
+                    prefix: args.redis_prefix.clone(),
+                    ..RedisConfig::new(url)
+                }),
+            interval: args.fleet_interval,
+            seed: args.fleet_seed,
+        },
         planka,
         planka_webhook_secret: args.planka_webhook_secret.filter(|s| !s.is_empty()),
         listen: args.listen,

@@ -7,6 +7,7 @@
 //! leaves a limit at its default.
 
 use crate::capabilities::board::BoardGrants;
+use crate::capabilities::fleet::FleetGrant;
 use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::runtime::{CallLimits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,9 @@ pub struct Manifest {
     /// and out of, comment on cards in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub board_write: Vec<String>,
+    /// `write` when the skill may send heartbeats for its agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
 }
 
 /// The keys a manifest may set (sidecar file, or `[skill]` of the section).
@@ -67,6 +71,7 @@ struct Fields {
     memory_write: Option<List>,
     board_read: Option<List>,
     board_write: Option<List>,
+    fleet: Option<String>,
 }
 
 /// A list written as a TOML array, or as one comma-separated string (what
@@ -120,6 +125,8 @@ pub struct ResolvedManifest {
     pub memory: Option<SkillGrants>,
     /// Board grants, when the manifest gives any.
     pub board: Option<BoardGrants>,
+    /// The fleet grant.
+    pub fleet: FleetGrant,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -190,6 +197,9 @@ impl Manifest {
         if let Some(write) = fields.board_write {
             self.board_write = write.items();
         }
+        if let Some(fleet) = fields.fleet {
+            self.fleet = Some(fleet);
+        }
         if let Some(schema) = fields.input_schema {
             let json = match schema {
                 toml::Value::String(text) => serde_json::from_str(&text)
@@ -233,7 +243,10 @@ impl Manifest {
         };
         let memory = self.memory_grants(skill)?;
         let board = BoardGrants::parse(&self.board_read, &self.board_write)?;
+        let agent = self.agent.clone().unwrap_or_else(|| skill.to_string());
+        let fleet = FleetGrant::parse(self.fleet.as_deref(), agent)?;
         Ok(ResolvedManifest {
+            fleet,
             manifest: self,
             limits,
             schema,

@@ -543,6 +543,7 @@ impl Registry {
             capabilities: self.capabilities.clone(),
             memory: resolved.memory.clone(),
             board: resolved.board.clone(),
+            fleet: resolved.fleet.clone(),
         };
         check_imports(&info.imports, &context)?;
         let context: CallContext = Arc::new(context);

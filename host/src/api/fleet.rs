@@ -1,0 +1,116 @@
+//! Handlers of the fleet registry: heartbeats in, capabilities and routes
+//! out.
+
+use super::{json_body, ApiError, AppState};
+use crate::capabilities::fleet::{Fleet, Heartbeat, RouteRequest};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn fleet(state: &AppState) -> Result<&Arc<Fleet>, ApiError> {
+    state.fleet.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fleet_unavailable",
+            "this host runs without a fleet registry",
+        )
+    })
+}
+
+/// `POST /api/fleet/heartbeat`: records an agent's heartbeat; `200` with
+/// the agent as the registry now sees it.
+pub(super) async fn heartbeat(
+    State(state): State<AppState>,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let beat = json_body(body)?;
+    Ok(Json(json!(fleet(&state)?.heartbeat(beat).await?)))
+}
+
+/// `GET /api/capabilities`: every agent with its status.
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let fleet = fleet(&state)?;
+    let agents = fleet.agents().await?;
+    let count = |s: &str| agents.iter().filter(|a| a.status.as_str() == s).count();
+    Ok(Json(json!({
+        "backend": fleet.backend_name(),
+        "default_interval_seconds": fleet.default_interval().as_secs(),
+        "up": count("up"),
+        "stale": count("stale"),
+        "down": count("down"),
+        "agents": agents,
+    })))
+}
+
+/// `GET /api/capabilities/{agent}`.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(fleet(&state)?.agent(&agent).await?)))
+}
+
+/// `DELETE /api/capabilities/{agent}`: forgets an agent (its next heartbeat
+/// brings it back); `204`, or `404`.
+pub(super) async fn forget(
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if fleet(&state)?.forget(&agent).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "agent_not_found",
+            format!("no agent `{agent}` has sent a heartbeat"),
+        ))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RouteQuery {
+    task: Option<String>,
+    /// Comma-separated.
+    require: Option<String>,
+}
+
+/// `POST /api/route?task=...&require=a,b`, or a JSON body
+/// `{"task", "required_skills"}`: the chosen agent, its score, the reasons
+/// and every candidate; `404 no_agent_fits` with the reasons otherwise.
+pub(super) async fn route(
+    State(state): State<AppState>,
+    query: Result<Query<RouteQuery>, QueryRejection>,
+    body: Option<Json<Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_route_request", m);
+    let Query(query) = query.map_err(|r| bad(r.body_text()))?;
+    let request = match (query.task, body) {
+        (Some(task), None) => RouteRequest {
+            task,
+            required_skills: query
+                .require
+                .map(|r| r.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+        },
+        (None, Some(Json(body))) if query.require.is_none() => serde_json::from_value(body)
+            .map_err(|e| bad(format!("the body is not a route request: {e}")))?,
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "give the task in the query or in the body, not both".into()
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "give a task: `?task=...` (and `&require=a,b`), or a body \
+                 {\"task\": \"...\", \"required_skills\": [...]}"
+                    .into(),
+            ))
+        }
+    };
+    Ok(Json(json!(fleet(&state)?.route(request).await?)))
+}
