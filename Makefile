@@ -2,7 +2,8 @@
 #
 #   make run    build the example skills and start a host serving them on
 #               127.0.0.1:8080 (embedded defaults, no external service)
-#   make test   formatting, lints, unit and end-to-end tests
+#   make test   formatting, lints, unit and end-to-end tests (installs
+#               redis-server with apt when missing: the fleet's Redis tests)
 #   make bench  the benchmarks of docs/benchmarks.md
 #
 # Each installs the pinned toolchain and the wasm32-wasip2 target with rustup

@@ -434,52 +434,57 @@ pub fn decide(
         })
         .collect();
     // Eligible first, best first; then the near misses before the absent.
-    scored.sort_by(|a, b| {
+    // Only the first few are put in order: the listed candidates, and the
+    // pool the draw is made from.
+    let order = |a: &Scored, b: &Scored| {
         a.verdict
             .cmp(&b.verdict)
             .then(b.score.total_cmp(&a.score))
             .then(b.skill_match.total_cmp(&a.skill_match))
             .then(a.load.total_cmp(&b.load))
             .then(a.entry.agent.cmp(b.entry.agent))
-    });
+    };
+    let listed = MAX_CANDIDATES.min(scored.len());
+    if listed < scored.len() {
+        scored.select_nth_unstable_by(listed, order);
+    }
+    scored[..listed].sort_unstable_by(order);
     let mut passed_over = BTreeMap::new();
     for s in scored.iter().filter(|s| s.verdict != Verdict::Eligible) {
         *passed_over.entry(s.verdict.key()).or_insert(0usize) += 1;
     }
-    let eligible: Vec<&Scored> = scored
-        .iter()
-        .filter(|s| s.verdict == Verdict::Eligible)
-        .collect();
-    let Some(best) = eligible.first() else {
-        if scored.is_empty() {
+    let best = match scored.first() {
+        Some(first) if first.verdict == Verdict::Eligible => first.score,
+        _ => {
+            if scored.is_empty() {
+                return Err(FleetError::NoAgentFits(format!(
+                    "no agent fits `{}`: no agent has sent a heartbeat",
+                    request.task
+                )));
+            }
+            let why: Vec<String> = scored[..listed]
+                .iter()
+                .map(|s| format!("{}: {}", s.entry.agent, s.reason(required)))
+                .collect();
+            let more = scored.len() - listed;
             return Err(FleetError::NoAgentFits(format!(
-                "no agent fits `{}`: no agent has sent a heartbeat",
-                request.task
+                "no agent fits `{}` (an agent must be up, under full load, have the required \
+                 skills and match the task): {}{}",
+                request.task,
+                why.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
             )));
         }
-        let why: Vec<String> = scored
-            .iter()
-            .take(MAX_CANDIDATES)
-            .map(|s| format!("{}: {}", s.entry.agent, s.reason(required)))
-            .collect();
-        let more = scored.len().saturating_sub(MAX_CANDIDATES);
-        return Err(FleetError::NoAgentFits(format!(
-            "no agent fits `{}` (an agent must be up, under full load, have the required \
-             skills and match the task): {}{}",
-            request.task,
-            why.join("; "),
-            if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            }
-        )));
     };
-    let pool: Vec<&Scored> = eligible
+    let mut pool: Vec<&Scored> = scored
         .iter()
-        .copied()
-        .filter(|s| s.score >= best.score * NEAR_BEST)
+        .filter(|s| s.verdict == Verdict::Eligible && s.score >= best * NEAR_BEST)
         .collect();
+    pool.sort_unstable_by(|a, b| order(a, b));
     let drawn: Vec<&Scored> = if pool.len() == 1 {
         vec![pool[0]]
     } else {
@@ -504,12 +509,11 @@ pub fn decide(
             other.map_or("", |s| s.entry.agent),
             pool.len(),
             (1.0 - NEAR_BEST) * 100.0,
-            best.score
+            best
         ));
     }
-    let mut candidates: Vec<Candidate> = scored
+    let mut candidates: Vec<Candidate> = scored[..listed]
         .iter()
-        .take(MAX_CANDIDATES)
         .map(|s| s.candidate(required))
         .collect();
     if !candidates.iter().any(|c| c.agent == chosen.entry.agent) {
