@@ -13,11 +13,12 @@ const ALFRED: &str = r#"{"agent":"alfred","skills":["research","planka","m2-memo
  "current_task":"BenchmarkSuite v2 run","load":0.3,
  "specialties":["literature review","data analysis"],"last_heartbeat":1772230000}"#;
 
+/// As `curl -d` sends it: no JSON content type (the host does not insist).
 async fn heartbeat(host: &Host, body: &str) -> (u16, Value) {
     host.send(
         host.http
             .post(format!("{}/api/fleet/heartbeat", host.url))
-            .header("content-type", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
             .body(body.to_string()),
     )
     .await

@@ -1,15 +1,20 @@
 //! Handlers of the fleet registry: heartbeats in, capabilities and routes
 //! out.
 
-use super::{json_body, ApiError, AppState};
+use super::{ApiError, AppState};
 use crate::capabilities::fleet::{Fleet, Heartbeat, RouteRequest};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// axum's default body limit, which these endpoints keep.
+const MAX_BODY: usize = 2 << 20;
 
 fn fleet(state: &AppState) -> Result<&Arc<Fleet>, ApiError> {
     state.fleet.as_ref().ok_or_else(|| {
@@ -21,13 +26,26 @@ fn fleet(state: &AppState) -> Result<&Arc<Fleet>, ApiError> {
     })
 }
 
+/// The body as JSON, whatever its `Content-Type` (a cron's `curl -d`
+/// sends a form type), or `400 invalid_json` saying what is wrong.
+fn json_of<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON of the expected shape: {e}"),
+        )
+    })
+}
+
 /// `POST /api/fleet/heartbeat`: records an agent's heartbeat; `200` with
 /// the agent as the registry now sees it.
 pub(super) async fn heartbeat(
     State(state): State<AppState>,
-    body: Result<Json<Heartbeat>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let beat = json_body(body)?;
+    let body = super::skills::body_or_error(body, MAX_BODY)?;
+    let beat: Heartbeat = json_of(&body)?;
     Ok(Json(json!(fleet(&state)?.heartbeat(beat).await?)))
 }
 
@@ -85,10 +103,16 @@ pub(super) struct RouteQuery {
 pub(super) async fn route(
     State(state): State<AppState>,
     query: Result<Query<RouteQuery>, QueryRejection>,
-    body: Option<Json<Value>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_route_request", m);
     let Query(query) = query.map_err(|r| bad(r.body_text()))?;
+    let body = super::skills::body_or_error(body, MAX_BODY)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(json_of::<RouteRequest>(&body)?)
+    };
     let request = match (query.task, body) {
         (Some(task), None) => RouteRequest {
             task,
@@ -97,8 +121,7 @@ pub(super) async fn route(
                 .map(|r| r.split(',').map(str::to_string).collect())
                 .unwrap_or_default(),
         },
-        (None, Some(Json(body))) if query.require.is_none() => serde_json::from_value(body)
-            .map_err(|e| bad(format!("the body is not a route request: {e}")))?,
+        (None, Some(request)) if query.require.is_none() => request,
         (Some(_), Some(_)) => {
             return Err(bad(
                 "give the task in the query or in the body, not both".into()
