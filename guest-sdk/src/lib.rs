@@ -39,6 +39,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! The host's capabilities are modules here: [`log`], [`memory`] (agent
+//! memory in namespaces), [`board`] (cards in lists) and [`fleet`] (the
+//! capability registry and routing). A skill uses what its manifest grants
+//! (see below).
+//!
 //! A skill crate is a `cdylib`:
 //!
 //! ```toml
