@@ -357,19 +357,10 @@ async fn start_server(
     std::net::SocketAddr,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        registry: RegistryConfig::new(dir.join("skills"), dir.join("data")),
-        runtime: RuntimeConfig::default(),
-        token: None,
-        max_body_bytes: 1 << 20,
-        nightly_ingest: Default::default(),
-        embeddings: None,
-        qdrant: None,
-        planka: None,
-        planka_webhook_secret: None,
-        fleet: Default::default(),
-    };
+    let config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        RegistryConfig::new(dir.join("skills"), dir.join("data")),
+    );
     let server = Server::start(config).await.unwrap();
     let (addr, registry) = (server.local_addr, server.registry.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -17,13 +17,15 @@
 
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/rng.rs"]
+mod rng;
 
 use darkfactory::capabilities::fleet::{
     EmbeddedFleet, Fleet, FleetBackend, Heartbeat, RedisConfig, RedisFleet, RouteRequest,
 };
 use darkfactory::registry::RegistryConfig;
-use darkfactory::runtime::RuntimeConfig;
 use darkfactory::server::{Server, ServerConfig};
+use rng::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,21 +81,6 @@ const TASKS: [(&str, &[&str]); 6] = [
     ("code-review", &[]),
     ("write the onboarding email for new customers", &["email"]),
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 fn agent(i: usize, rng: &mut Rng) -> Heartbeat {
     let n = 3 + (rng.next() % 6) as usize;
@@ -182,19 +169,10 @@ async fn heartbeats(label: &str, fleet: Arc<Fleet>, agents: usize) {
 async fn http_heartbeats(agents: usize) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("skills")).unwrap();
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        registry: RegistryConfig::new(dir.path().join("skills"), dir.path().join("data")),
-        runtime: RuntimeConfig::default(),
-        token: None,
-        max_body_bytes: 1 << 20,
-        nightly_ingest: Default::default(),
-        embeddings: None,
-        qdrant: None,
-        planka: None,
-        planka_webhook_secret: None,
-        fleet: Default::default(),
-    };
+    let config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        RegistryConfig::new(dir.path().join("skills"), dir.path().join("data")),
+    );
     let server = Server::start(config).await.unwrap();
     let url = format!("http://{}/api/fleet/heartbeat", server.local_addr);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -20,32 +20,19 @@
 
 #[path = "../../tests/support/embeddings_stub.rs"]
 mod embeddings_stub;
+#[path = "support/rng.rs"]
+mod rng;
 
 use darkfactory::capabilities::memory::ingest::{IngestOptions, Ingestor};
 use darkfactory::capabilities::memory::{
     Access, Embedder, EmbeddingsConfig, Memory, Metadata, Namespace, NewMemory, DEFAULT_MIN_DENSITY,
 };
 use darkfactory::state::StateStore;
+use rng::Rng;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// A vocabulary of made-up words and a Zipf sampler over it.
 struct Corpus {

@@ -48,6 +48,27 @@ pub struct ServerConfig {
     pub fleet: FleetSettings,
 }
 
+impl ServerConfig {
+    /// A host on `listen` with `registry`'s directories and every other
+    /// setting at its default: embedded memory, board and fleet registry, no
+    /// token, no nightly ingest, 1 MiB invoke bodies.
+    pub fn new(listen: SocketAddr, registry: RegistryConfig) -> Self {
+        ServerConfig {
+            listen,
+            registry,
+            runtime: RuntimeConfig::default(),
+            token: None,
+            max_body_bytes: 1 << 20,
+            nightly_ingest: NightlyIngest::default(),
+            embeddings: None,
+            qdrant: None,
+            planka: None,
+            planka_webhook_secret: None,
+            fleet: FleetSettings::default(),
+        }
+    }
+}
+
 /// Where the fleet registry lives and how it judges agents.
 #[derive(Debug, Clone)]
 pub struct FleetSettings {
