@@ -1,9 +1,10 @@
 //! The fleet's capability registry: which agents there are, what they can
 //! do, and which one should take a task.
 //!
-//! Reading is open to every skill. [`heartbeat`] reports for the skill's
-//! own agent (its manifest's `agent`, else the skill's name) and needs
-//! `fleet = "write"` in the manifest:
+//! The manifest grants `fleet = "read"` (agents and routes) or `fleet =
+//! "write"`, which also lets [`heartbeat`] report for the skill's own agent
+//! (its manifest's `agent`, else the skill's name). A skill that uses this
+//! module without either is refused at load:
 //!
 //! ```no_run
 //! use darkfactory_sdk::{export_skill, fleet, SkillError};
@@ -25,7 +26,7 @@
 //!     Ok(Output { agent: route.agent, why: route.reasons })
 //! }
 //!
-//! export_skill!(dispatch);
+//! export_skill!(dispatch, fleet = "read");
 //! # fn main() {}
 //! ```
 

@@ -90,11 +90,11 @@
 //! | `memory_write` | memory namespaces it may store into, e.g. `"agent"`      |
 //! | `board_read`   | board lists it may read, e.g. `"*"` or `"Blocked"`       |
 //! | `board_write`  | board lists it may change, e.g. `"Backlog, Blocked"`     |
-//! | `fleet`        | `"write"` to send heartbeats for its agent (default read) |
+//! | `fleet`        | `"read"` (agents, routes) or `"write"` (heartbeats too)  |
 //!
 //! Grants are deny-by-default: a skill that calls [`memory`] without a
-//! `memory_read` or `memory_write` grant, or [`board`] without a
-//! `board_read` or `board_write` grant, is refused at load. Memory grant
+//! `memory_read` or `memory_write` grant, [`board`] without a `board_read`
+//! or `board_write` grant, or [`fleet`] without `fleet`, is refused at load. Memory grant
 //! entries are `agent`, `org`, `user:<id>`, `user:*` (every user) and
 //! `agent:<name>`; board grant entries are list names or `*`.
 //!

@@ -52,8 +52,8 @@ pub struct SkillContext {
     pub memory: Option<memory::SkillGrants>,
     /// Its board grants; `None` when it has none.
     pub board: Option<board::BoardGrants>,
-    /// Its fleet grant: reading is open; heartbeats need `fleet = "write"`.
-    pub fleet: fleet::FleetGrant,
+    /// Its fleet grant; `None` when it has none.
+    pub fleet: Option<fleet::FleetGrant>,
 }
 
 /// Milliseconds since the Unix epoch: the time stamps of memories, cards
@@ -69,6 +69,8 @@ pub fn now_ms() -> u64 {
 pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
 /// The WIT interface name of `board`.
 pub const BOARD_INTERFACE: &str = "darkfactory:skill/board";
+/// The WIT interface name of `fleet`.
+pub const FLEET_INTERFACE: &str = "darkfactory:skill/fleet";
 
 /// Refuses a component that imports a capability its manifest does not
 /// grant; the message names the import and the manifest keys to set.
@@ -89,6 +91,50 @@ pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), S
                  `board_write = \"Backlog\"`)"
             ));
         }
+        if interface == FLEET_INTERFACE && context.fleet.is_none() {
+            return Err(format!(
+                "the component imports `{import}` but its manifest grants no fleet access: \
+                 set `fleet = \"read\"` (agents and routes), or `fleet = \"write\"` to send \
+                 heartbeats too"
+            ));
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> SkillContext {
+        SkillContext {
+            skill: "s".into(),
+            capabilities: Capabilities::default(),
+            memory: None,
+            board: None,
+            fleet: None,
+        }
+    }
+
+    #[test]
+    fn an_import_without_its_grant_is_refused_and_named() {
+        let imports = |i: &str| vec![format!("{i}@0.1.0"), "darkfactory:skill/log@0.1.0".into()];
+        for (interface, key) in [
+            (MEMORY_INTERFACE, "memory_read"),
+            (BOARD_INTERFACE, "board_read"),
+            (FLEET_INTERFACE, "fleet = \"read\""),
+        ] {
+            let err = check_imports(&imports(interface), &context()).unwrap_err();
+            assert!(err.contains(interface) && err.contains(key), "{err}");
+        }
+        let granted = SkillContext {
+            fleet: fleet::FleetGrant::parse(Some("read"), "s".into()).unwrap(),
+            board: board::BoardGrants::parse(&["*".into()], &[]).unwrap(),
+            ..context()
+        };
+        check_imports(&imports(FLEET_INTERFACE), &granted).unwrap();
+        check_imports(&imports(BOARD_INTERFACE), &granted).unwrap();
+        // Logging needs no grant.
+        check_imports(&imports("darkfactory:skill/log"), &context()).unwrap();
+    }
 }

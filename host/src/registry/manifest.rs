@@ -52,7 +52,7 @@ pub struct Manifest {
     /// and out of, comment on cards in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub board_write: Vec<String>,
-    /// `write` when the skill may send heartbeats for its agent.
+    /// `read` (agents and routes) or `write` (heartbeats for its agent too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
 }
@@ -125,8 +125,8 @@ pub struct ResolvedManifest {
     pub memory: Option<SkillGrants>,
     /// Board grants, when the manifest gives any.
     pub board: Option<BoardGrants>,
-    /// The fleet grant.
-    pub fleet: FleetGrant,
+    /// The fleet grant, when the manifest gives one.
+    pub fleet: Option<FleetGrant>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {

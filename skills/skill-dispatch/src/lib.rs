@@ -9,9 +9,9 @@
 //! - `{"agents": true}` answers `{"agents": [{"name", "status", "load",
 //!   "skills"}]}`;
 //! - `{"report": {"load": 0.2, "skills": [...], "task": "..."}}` sends a
-//!   heartbeat for the skill's own agent. Its manifest does not grant that
-//!   (`fleet = "write"`), so the host refuses with `fleet-denied` until a
-//!   sidecar `dispatch.toml` grants it.
+//!   heartbeat for the skill's own agent. Its manifest grants `fleet =
+//!   "read"` only, so the host refuses with `fleet-denied` until a sidecar
+//!   `dispatch.toml` grants `fleet = "write"`.
 
 use darkfactory_sdk::{export_skill, fleet, SkillError};
 use serde::{Deserialize, Serialize};
@@ -127,4 +127,9 @@ fn dispatch(input: Input) -> Result<Output, SkillError> {
     }
 }
 
-export_skill!(dispatch, deadline_ms = 5000, memory_mib = 16);
+export_skill!(
+    dispatch,
+    deadline_ms = 5000,
+    memory_mib = 16,
+    fleet = "read"
+);

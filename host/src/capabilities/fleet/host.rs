@@ -1,5 +1,6 @@
-//! The host side of the `fleet` interface: reads for every skill, heartbeats
-//! for the skill's own agent when its manifest says `fleet = "write"`.
+//! The host side of the `fleet` interface: reads for a skill whose manifest
+//! says `fleet = "read"` or `"write"`, heartbeats for its own agent only
+//! with `"write"`.
 
 use super::{AgentView, Fleet, FleetError, Heartbeat, RouteRequest, Status};
 use crate::capabilities::SkillContext;
@@ -68,13 +69,12 @@ impl wit::Host for SkillState {
         let Some((fleet, ctx)) = service(self) else {
             return Ok(Err(not_configured()));
         };
-        let grant = &ctx.fleet;
-        if !grant.write {
+        let Some(grant) = ctx.fleet.as_ref().filter(|g| g.write) else {
             return Ok(Err(wit::FleetError::Denied(format!(
                 "skill `{}` may not send heartbeats: its manifest needs `fleet = \"write\"`",
                 ctx.skill
             ))));
-        }
+        };
         let beat = Heartbeat {
             agent: grant.agent.clone(),
             skills: beat.skills,
@@ -88,8 +88,12 @@ impl wit::Host for SkillState {
     }
 }
 
+/// The registry and the skill's context, when the host has a registry and
+/// the skill a grant (a skill without one is refused at load, so the
+/// second case is a host misconfiguration, reported as unavailable).
 fn service(state: &SkillState) -> Option<(Arc<Fleet>, Arc<SkillContext>)> {
     let ctx = state.context::<SkillContext>()?;
+    ctx.fleet.as_ref()?;
     Some((ctx.capabilities.fleet.clone()?, ctx))
 }
 

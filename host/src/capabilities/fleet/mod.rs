@@ -512,8 +512,10 @@ pub fn status(since: Duration, interval: Duration) -> Status {
     }
 }
 
-/// A skill's fleet grant: reading is open, sending heartbeats (for the
-/// skill's own agent) needs `fleet = "write"` in the manifest.
+/// A skill's fleet grant, from the manifest key `fleet`: `read` (agents,
+/// one agent, routes) or `write` (also heartbeats for the skill's own
+/// agent). Without the key a component that imports `fleet` is refused at
+/// load, as for every capability.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetGrant {
     /// The agent the skill acts for.
@@ -523,18 +525,19 @@ pub struct FleetGrant {
 }
 
 impl FleetGrant {
-    /// Parses the manifest's `fleet` value (`read`, the default, or `write`).
-    pub fn parse(value: Option<&str>, agent: String) -> Result<Self, String> {
+    /// Parses the manifest's `fleet` value; `None` when it has none.
+    pub fn parse(value: Option<&str>, agent: String) -> Result<Option<Self>, String> {
         let write = match value.map(str::trim) {
-            None | Some("read") => false,
+            None => return Ok(None),
+            Some("read") => false,
             Some("write") => true,
             Some(other) => {
                 return Err(format!(
-                    "`fleet` is `{other}`; it is `read` (the default) or `write`"
+                    "`fleet` is `{other}`; it is `read` or `write` (heartbeats too)"
                 ))
             }
         };
-        Ok(FleetGrant { agent, write })
+        Ok(Some(FleetGrant { agent, write }))
     }
 }
 
@@ -655,8 +658,19 @@ mod tests {
 
     #[test]
     fn fleet_grants() {
-        assert!(!FleetGrant::parse(None, "a".into()).unwrap().write);
-        assert!(FleetGrant::parse(Some("write"), "a".into()).unwrap().write);
+        assert_eq!(FleetGrant::parse(None, "a".into()).unwrap(), None);
+        assert!(
+            !FleetGrant::parse(Some("read"), "a".into())
+                .unwrap()
+                .unwrap()
+                .write
+        );
+        assert!(
+            FleetGrant::parse(Some("write"), "a".into())
+                .unwrap()
+                .unwrap()
+                .write
+        );
         assert!(FleetGrant::parse(Some("all"), "a".into()).is_err());
     }
 }
