@@ -184,6 +184,9 @@ fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
             "Planka needs either --planka-board-id, or --planka-project with --planka-board"
         ),
     };
+    if args.planka_timeout.is_zero() {
+        anyhow::bail!("--planka-timeout must be above zero, e.g. 10s");
+    }
     let mut config = PlankaConfig::new(url, auth, board);
     config.accept_terms = args.planka_accept_terms;
     config.timeout = args.planka_timeout;

@@ -414,6 +414,10 @@ impl Fleet {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
             route::decide(&request, &task, &entries, &mut rng)?
         };
+        // Let go of this read of the records first, so that the embedded
+        // registry counts the route in place instead of copying the record.
+        drop(entries);
+        drop(records);
         self.backend.routed(&decision.agent).await?;
         Ok(decision)
     }
