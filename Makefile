@@ -6,13 +6,16 @@
 #               redis-server with apt when missing: the fleet's Redis tests)
 #   make bench  the benchmarks of docs/benchmarks.md
 #
-# Each installs the pinned toolchain and the wasm32-wasip2 target with rustup
+# Each installs the pinned toolchain and its Wasm targets with rustup
 # when they are missing (automatic installation may be off: RUSTUP_AUTO_INSTALL=0).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+# Skills are components (wasm32-wasip2); the workflow interpreter the host
+# carries is a core module with no WASI imports (wasm32-unknown-unknown).
+TARGETS := wasm32-wasip2 wasm32-unknown-unknown
 EXAMPLE_SKILLS := echo text-stats recall blocked dispatch
 TEST_SKILLS := spin hog trap alien probe clerk
 WASM_DIR := target/wasm32-wasip2/skill
@@ -29,10 +32,12 @@ toolchain:
 	@if ! rustup toolchain list | grep -q "^$(TOOLCHAIN)-"; then \
 		echo "installing Rust $(TOOLCHAIN)"; \
 		rustup toolchain install "$(TOOLCHAIN)" --profile minimal \
-			--component rustfmt --component clippy --target wasm32-wasip2; \
+			--component rustfmt --component clippy $(addprefix --target ,$(TARGETS)); \
 	fi
-	@rustup +$(TOOLCHAIN) target list --installed | grep -qx wasm32-wasip2 \
-		|| rustup +$(TOOLCHAIN) target add wasm32-wasip2
+	@for t in $(TARGETS); do \
+		rustup +$(TOOLCHAIN) target list --installed | grep -qx "$$t" \
+			|| rustup +$(TOOLCHAIN) target add "$$t"; \
+	done
 	@rustup +$(TOOLCHAIN) component list --installed | grep -q '^clippy' \
 		|| rustup +$(TOOLCHAIN) component add clippy rustfmt
 

@@ -16,3 +16,4 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod workflow;
