@@ -73,6 +73,9 @@ impl From<RegistryError> for ApiError {
             RegistryError::Rejected(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component".into())
             }
+            RegistryError::InvalidWorkflow(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow".into())
+            }
             RegistryError::NothingToRollBack(_) => {
                 (StatusCode::CONFLICT, "nothing_to_roll_back".into())
             }

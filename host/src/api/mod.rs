@@ -10,6 +10,7 @@ mod error;
 mod fleet;
 mod memory;
 mod skills;
+mod workflows;
 
 pub use error::ApiError;
 
@@ -91,6 +92,14 @@ pub fn router(state: AppState) -> Router {
             get(fleet::show).delete(fleet::forget),
         )
         .route("/api/route", post(fleet::route))
+        .route(
+            "/api/workflows/check",
+            post(workflows::check).layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
+        )
+        .route(
+            "/api/workflows/compile",
+            post(workflows::compile).layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Without a token there is nothing to check: no layer, no cost per call.

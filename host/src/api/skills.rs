@@ -55,14 +55,35 @@ pub(super) async fn invoke(
     Ok(([(header::CONTENT_TYPE, "application/json")], output).into_response())
 }
 
+/// A component, or a `workflow.md` (sent as `text/markdown`, or recognised
+/// by its `+++` front matter), which is compiled first.
 pub(super) async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     valid_name(&name)?;
     let body = body_or_error(body, super::MAX_COMPONENT_BYTES)?;
-    let published = state.registry.deploy(&name, body.to_vec()).await?;
+    let markdown = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/markdown"));
+    let published = if markdown || body.starts_with(b"+++") {
+        if body.len() > crate::workflow::MAX_SOURCE_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "workflow_too_large",
+                format!("a workflow may be at most {} KiB", crate::workflow::MAX_SOURCE_BYTES / 1024),
+            ));
+        }
+        let source = String::from_utf8(body.to_vec()).map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_workflow_source", "the workflow is not UTF-8 text")
+        })?;
+        state.registry.deploy_workflow(&name, source).await?
+    } else {
+        state.registry.deploy(&name, body.to_vec()).await?
+    };
     Ok((StatusCode::CREATED, Json(published)))
 }
 

@@ -9,6 +9,7 @@ mod inspect;
 mod memory;
 mod serve;
 mod skills;
+mod workflow;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -44,6 +45,8 @@ pub enum Command {
     Board(board::BoardArgs),
     /// The fleet registry of a running host: heartbeat, list, show, route, forget.
     Fleet(fleet::FleetArgs),
+    /// Check, compile or test a `NAME.workflow.md` (no host, no toolchain).
+    Workflow(workflow::WorkflowArgs),
 }
 
 /// How to reach a running host.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Memory(args) => memory::run(args).await,
         Command::Board(args) => board::run(args).await,
         Command::Fleet(args) => fleet::run(args).await,
+        Command::Workflow(args) => workflow::run(args),
     }
 }
 

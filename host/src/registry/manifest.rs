@@ -55,6 +55,20 @@ pub struct Manifest {
     /// `read` (agents and routes) or `write` (heartbeats for its agent too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
+    /// Set when the component was compiled from a `workflow.md`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowOrigin>,
+}
+
+/// Where a compiled workflow came from (the `[workflow]` table the workflow
+/// compiler embeds; a sidecar cannot set it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowOrigin {
+    /// sha256 of the `workflow.md` source.
+    pub source_sha256: String,
+    /// When it runs: `manual`, `cron: ...` or `gap: KIND`.
+    pub trigger: String,
 }
 
 /// The keys a manifest may set (sidecar file, or `[skill]` of the section).
@@ -103,6 +117,7 @@ struct Embedded {
     package: Package,
     #[serde(default)]
     skill: Fields,
+    workflow: Option<WorkflowOrigin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +163,7 @@ impl Manifest {
             manifest.package = e.package.name;
             manifest.version = e.package.version;
             manifest.description = e.package.description.filter(|d| !d.is_empty());
+            manifest.workflow = e.workflow;
             manifest.apply(e.skill, "embedded manifest")?;
         }
         if let Some(text) = sidecar {

@@ -2,11 +2,12 @@
 //! version replaces the old one.
 //!
 //! `NAME.wasm` in the skills directory is skill `NAME` (with an optional
-//! sidecar manifest `NAME.toml`). A file becomes a [`Version`] through one
-//! pipeline, whether it arrived by the watcher, at start-up, through
-//! `PUT /api/skills/NAME` or by a rollback:
+//! sidecar manifest `NAME.toml`); so is `NAME.workflow.md`, which the
+//! workflow compiler turns into a component first. A file becomes a
+//! [`Version`] through one pipeline, whether it arrived by the watcher, at
+//! start-up, through `PUT /api/skills/NAME` or by a rollback:
 //!
-//! sha256 → inspect (is it a component? its embedded manifest) → merge the
+//! (compile the workflow) → sha256 → inspect (is it a component? its embedded manifest) → merge the
 //! manifest → compile (artifact cache hit by sha256 and engine hash) →
 //! resolve imports and check the `run` export → instantiate once → publish.
 //!
@@ -91,6 +92,10 @@ pub enum RegistryError {
     /// A component was refused; nothing was written or swapped.
     #[error("{0}")]
     Rejected(String),
+    /// A workflow does not compile (every diagnostic, rendered); nothing
+    /// was written or swapped.
+    #[error("{0}")]
+    InvalidWorkflow(String),
     /// Rollback has no earlier version to go to.
     #[error("skill `{0}` has no earlier version to roll back to")]
     NothingToRollBack(String),
@@ -145,6 +150,8 @@ pub struct Version {
     /// Its manifest, limits and schema.
     pub resolved: ResolvedManifest,
     sidecar: Option<String>,
+    /// The `workflow.md` it was compiled from, if it was.
+    workflow: Option<String>,
     pre: SkillPre<SkillState>,
     context: CallContext,
 }
@@ -199,7 +206,8 @@ impl From<LoadFailure> for RegistryError {
     }
 }
 
-type Stamp = (Option<(SystemTime, u64)>, Option<(SystemTime, u64)>);
+/// File stamps of `NAME.wasm`, `NAME.workflow.md` and `NAME.toml`.
+type Stamp = [Option<(SystemTime, u64)>; 3];
 
 impl Slot {
     fn new(name: SkillName) -> Self {
@@ -377,6 +385,45 @@ impl Registry {
         self.config.skills_dir.join(format!("{name}.toml"))
     }
 
+    fn workflow_path(&self, name: &SkillName) -> PathBuf {
+        self.config
+            .skills_dir
+            .join(format!("{name}{}", crate::workflow::SUFFIX))
+    }
+
+    fn stamp(&self, name: &SkillName) -> Stamp {
+        [
+            file_stamp(&self.wasm_path(name)),
+            file_stamp(&self.workflow_path(name)),
+            file_stamp(&self.sidecar_path(name)),
+        ]
+    }
+
+    /// Reads the skill's main file: the component, or the workflow compiled
+    /// into one. `Ok(None)`: neither file is there.
+    fn read_main_file(&self, name: &SkillName) -> Result<Option<MainFile>, String> {
+        let (wasm, workflow) = (self.wasm_path(name), self.workflow_path(name));
+        let read = |path: &Path| match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        };
+        match (read(&wasm)?, read(&workflow)?) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(format!(
+                "both `{name}.wasm` and `{name}{}` are in the skills directory; remove one",
+                crate::workflow::SUFFIX
+            )),
+            (Some(bytes), None) => Ok(Some(MainFile { bytes, workflow: None })),
+            (None, Some(source)) => {
+                let source = String::from_utf8(source).map_err(|_| {
+                    format!("`{}` is not UTF-8 text", workflow.display())
+                })?;
+                Ok(Some(MainFile { bytes: Vec::new(), workflow: Some(source) }))
+            }
+        }
+    }
+
     /// Names of the skills whose `NAME.wasm` is in the skills directory.
     fn names_on_disk(&self) -> Result<Vec<SkillName>, RegistryError> {
         let entries = std::fs::read_dir(&self.config.skills_dir).map_err(|e| {
@@ -388,7 +435,7 @@ impl Registry {
         let mut names: Vec<SkillName> = entries
             .flatten()
             .filter_map(|e| skill_file_name(&e.path()))
-            .filter(|(_, kind)| *kind == FileKind::Wasm)
+            .filter(|(_, kind)| *kind != FileKind::Sidecar)
             .map(|(name, _)| name)
             .collect();
         names.sort();
@@ -446,23 +493,22 @@ impl Registry {
     /// Brings skill `name` in line with the skills directory: loads a new or
     /// changed file, unloads a deleted one, does nothing for an unchanged one.
     pub async fn sync(&self, name: &SkillName) {
-        let wasm_path = self.wasm_path(name);
-        if !wasm_path.exists() && self.get(name.as_str()).is_none() {
+        let stamp = self.stamp(name);
+        if stamp[0].is_none() && stamp[1].is_none() && self.get(name.as_str()).is_none() {
             return;
         }
         let (slot, _guard) = self.lock_slot(name, true).await.expect("created");
-        let stamp = (file_stamp(&wasm_path), file_stamp(&self.sidecar_path(name)));
-        let bytes = match std::fs::read(&wasm_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let stamp = self.stamp(name);
+        let main = match self.read_main_file(name) {
+            Ok(Some(main)) => main,
+            Ok(None) => {
                 self.unload(&slot);
                 return;
             }
-            Err(e) => {
-                let msg = format!("cannot read `{}`: {e}", wasm_path.display());
+            Err(msg) => {
                 // Retried by every rescan; say it once, not every 2 s.
                 if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
-                    tracing::warn!(skill = %name, error = %msg, "skill file unreadable");
+                    tracing::warn!(skill = %name, error = %msg, "skill file unusable");
                 }
                 slot.fail((String::new(), None), msg, true);
                 return;
@@ -475,8 +521,29 @@ impl Registry {
                 if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!(skill = %name, error = %msg, "sidecar manifest unreadable");
                 }
-                slot.fail((sha256_hex(&bytes), None), msg, true);
+                slot.fail((String::new(), None), msg, true);
                 return;
+            }
+        };
+        let (bytes, workflow) = match main.workflow {
+            None => (main.bytes, None),
+            Some(source) => {
+                let key = (sha256_hex(source.as_bytes()), sidecar.clone());
+                {
+                    let failure = lock(&slot.failure);
+                    if failure.key.as_ref() == Some(&key) && !failure.transient {
+                        return;
+                    }
+                }
+                match compile_workflow(name, source.clone()).await {
+                    Ok(bytes) => (bytes, Some(source)),
+                    Err(msg) => {
+                        let serving = slot.active().map(|v| v.sha256[..12].to_string());
+                        tracing::warn!(skill = %name, serving = ?serving, "workflow does not compile; the serving version stays");
+                        slot.fail(key, msg, false);
+                        return;
+                    }
+                }
             }
         };
         let sha = sha256_hex(&bytes);
@@ -496,7 +563,7 @@ impl Registry {
         let span = tracing::info_span!("swap", skill = %name, sha256 = %&sha[..12]);
         async {
             match self
-                .build_version(&slot, bytes.clone(), sha, sidecar, Source::File)
+                .build_version(&slot, bytes.clone(), sha, sidecar, workflow, Source::File)
                 .await
             {
                 Ok(version) => {
@@ -532,6 +599,7 @@ impl Registry {
         bytes: Vec<u8>,
         sha: String,
         sidecar: Option<String>,
+        workflow: Option<String>,
         source: Source,
     ) -> Result<Version, LoadFailure> {
         let started = Instant::now();
@@ -579,6 +647,7 @@ impl Registry {
             from_cache,
             resolved,
             sidecar,
+            workflow,
             pre,
             context,
         })
@@ -602,9 +671,11 @@ impl Registry {
                 .state
                 .latest(slot.name.as_str())
                 .map_err(|e| storage(e.to_string()))?;
-            let same = latest
-                .as_ref()
-                .is_some_and(|r| r.sha256 == version.sha256 && r.sidecar == version.sidecar);
+            let same = latest.as_ref().is_some_and(|r| {
+                r.sha256 == version.sha256
+                    && r.sidecar == version.sidecar
+                    && r.workflow == version.workflow
+            });
             if !same {
                 let row = VersionRow {
                     id: 0,
@@ -614,6 +685,7 @@ impl Registry {
                     sidecar: version.sidecar.clone(),
                     published_at_ms: unix_ms(version.loaded_at),
                     source: version.source.as_str().to_string(),
+                    workflow: version.workflow.clone(),
                 };
                 let (_, orphans) = self
                     .state
@@ -669,15 +741,10 @@ impl Registry {
             let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
             let sha = sha256_hex(&bytes);
             let version = self
-                .build_version(&slot, bytes.clone(), sha, sidecar, Source::Api)
+                .build_version(&slot, bytes.clone(), sha, sidecar, None, Source::Api)
                 .await?;
-            write_atomically(&self.wasm_path(&name), &bytes).map_err(|e| {
-                RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
-            })?;
-            *lock(&slot.seen) = Some((
-                file_stamp(&self.wasm_path(&name)),
-                file_stamp(&self.sidecar_path(&name)),
-            ));
+            self.write_main_file(&name, &bytes, None)?;
+            *lock(&slot.seen) = Some(self.stamp(&name));
             self.publish(&slot, version, &bytes, true)
         }
         .await;
@@ -686,6 +753,52 @@ impl Registry {
             self.unload(&slot);
         }
         result
+    }
+
+    /// Compiles `source` as a new version of workflow skill `name`, writes
+    /// it into the skills directory as `NAME.workflow.md` and publishes it.
+    /// A workflow that does not compile changes nothing; the error lists
+    /// every problem with its line and column.
+    pub async fn deploy_workflow(&self, name: &str, source: String) -> Result<Published, RegistryError> {
+        let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
+        let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
+        let result = async {
+            let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
+            let bytes = compile_workflow(&name, source.clone())
+                .await
+                .map_err(RegistryError::InvalidWorkflow)?;
+            let sha = sha256_hex(&bytes);
+            let version = self
+                .build_version(&slot, bytes.clone(), sha, sidecar, Some(source.clone()), Source::Api)
+                .await?;
+            self.write_main_file(&name, &bytes, Some(&source))?;
+            *lock(&slot.seen) = Some(self.stamp(&name));
+            self.publish(&slot, version, &bytes, true)
+        }
+        .await;
+        if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
+            self.unload(&slot);
+        }
+        result
+    }
+
+    /// Makes the skills directory hold this version: `NAME.workflow.md` for
+    /// a workflow, else `NAME.wasm`; the other file goes.
+    fn write_main_file(&self, name: &SkillName, bytes: &[u8], workflow: Option<&str>) -> Result<(), RegistryError> {
+        let (write, other, content) = match workflow {
+            Some(source) => (self.workflow_path(name), self.wasm_path(name), source.as_bytes()),
+            None => (self.wasm_path(name), self.workflow_path(name), bytes),
+        };
+        write_atomically(&write, content).map_err(|e| {
+            RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
+        })?;
+        match std::fs::remove_file(&other) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RegistryError::Storage(format!(
+                "cannot delete `{}`: {e}",
+                other.display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Goes back to the previous version in the history and makes the skills
@@ -715,6 +828,7 @@ impl Registry {
                 bytes.clone(),
                 target.sha256.clone(),
                 target.sidecar.clone(),
+                target.workflow.clone(),
                 Source::Rollback,
             )
             .await
@@ -723,8 +837,7 @@ impl Registry {
                     format!("the previous version no longer loads: {}", failure.message);
                 RegistryError::from(failure)
             })?;
-        write_atomically(&self.wasm_path(&slot.name), &bytes)
-            .map_err(|e| storage(format!("cannot write into the skills directory: {e}")))?;
+        self.write_main_file(&slot.name, &bytes, target.workflow.as_deref())?;
         let sidecar_path = self.sidecar_path(&slot.name);
         match &target.sidecar {
             Some(text) => write_atomically(&sidecar_path, text.as_bytes()),
@@ -734,10 +847,7 @@ impl Registry {
             },
         }
         .map_err(|e| storage(format!("cannot restore the sidecar manifest: {e}")))?;
-        *lock(&slot.seen) = Some((
-            file_stamp(&self.wasm_path(&slot.name)),
-            file_stamp(&sidecar_path),
-        ));
+        *lock(&slot.seen) = Some(self.stamp(&slot.name));
         if let Some(orphan) = self
             .state
             .remove_version(current.id)
@@ -755,7 +865,11 @@ impl Registry {
             .lock_existing(name)
             .await
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
-        for path in [self.wasm_path(&slot.name), self.sidecar_path(&slot.name)] {
+        for path in [
+            self.wasm_path(&slot.name),
+            self.workflow_path(&slot.name),
+            self.sidecar_path(&slot.name),
+        ] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(RegistryError::Storage(format!(
@@ -887,10 +1001,7 @@ impl Registry {
             }
         }
         for name in &on_disk {
-            let stamp = (
-                file_stamp(&self.wasm_path(name)),
-                file_stamp(&self.sidecar_path(name)),
-            );
+            let stamp = self.stamp(name);
             let changed = match self.get(name.as_str()) {
                 Some(slot) => *lock(&slot.seen) != Some(stamp) || lock(&slot.failure).transient,
                 None => true,
@@ -930,19 +1041,48 @@ fn summary(slot: &Slot) -> SkillSummary {
 #[derive(Debug, PartialEq, Eq)]
 enum FileKind {
     Wasm,
+    Workflow,
     Sidecar,
 }
 
-/// `NAME.wasm` or `NAME.toml` with a valid name; dotfiles (temporary files)
-/// and everything else are not skill files.
+/// A skill's main file, read.
+struct MainFile {
+    /// The component (empty for a workflow: compiled later).
+    bytes: Vec<u8>,
+    /// The workflow source, when the skill is a `NAME.workflow.md`.
+    workflow: Option<String>,
+}
+
+/// Compiles a workflow off the async threads; the error is every
+/// diagnostic, rendered with the file's name, line and column.
+async fn compile_workflow(name: &SkillName, source: String) -> Result<Vec<u8>, String> {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        match crate::workflow::compile(&source, Some(&name)) {
+            Ok(compiled) => Ok(compiled.component),
+            Err(crate::workflow::CompileError::Invalid(diags)) => {
+                Err(diags.render(&format!("{name}{}", crate::workflow::SUFFIX), &source))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+    .map_err(|e| format!("the workflow compiler failed: {e}"))?
+}
+
+/// `NAME.wasm`, `NAME.workflow.md` or `NAME.toml` with a valid name;
+/// dotfiles (temporary files) and everything else are not skill files.
 fn skill_file_name(path: &Path) -> Option<(SkillName, FileKind)> {
     let file = path.file_name()?.to_str()?;
     if file.starts_with('.') {
         return None;
     }
-    let (stem, kind) = match file.strip_suffix(".wasm") {
-        Some(stem) => (stem, FileKind::Wasm),
-        None => (file.strip_suffix(".toml")?, FileKind::Sidecar),
+    let (stem, kind) = if let Some(stem) = file.strip_suffix(".wasm") {
+        (stem, FileKind::Wasm)
+    } else if let Some(stem) = file.strip_suffix(crate::workflow::SUFFIX) {
+        (stem, FileKind::Workflow)
+    } else {
+        (file.strip_suffix(".toml")?, FileKind::Sidecar)
     };
     SkillName::parse(stem).ok().map(|name| (name, kind))
 }
@@ -989,6 +1129,8 @@ mod tests {
         let p = |s: &str| skill_file_name(Path::new(s));
         assert_eq!(p("/d/echo.wasm").unwrap().1, FileKind::Wasm);
         assert_eq!(p("/d/echo.toml").unwrap().1, FileKind::Sidecar);
+        assert_eq!(p("/d/esc.workflow.md").unwrap().1, FileKind::Workflow);
+        assert!(p("/d/notes.md").is_none());
         assert!(p("/d/.echo.wasm.1.0.tmp").is_none());
         assert!(p("/d/.echo.wasm").is_none());
         assert!(p("/d/Echo.wasm").is_none());

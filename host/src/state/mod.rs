@@ -32,6 +32,8 @@ pub struct VersionRow {
     pub published_at_ms: i64,
     /// How it arrived: `file`, `api` or `rollback`.
     pub source: String,
+    /// The `workflow.md` source the component was compiled from, if it was.
+    pub workflow: Option<String>,
 }
 
 /// Where the ingest of one transcript file stopped.
@@ -92,6 +94,13 @@ impl StateStore {
                  newest_message_ms INTEGER
              );",
         )?;
+        // Added with workflows; older databases gain the column.
+        let has_workflow: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('skill_versions') WHERE name = 'workflow'")?
+            .exists([])?;
+        if !has_workflow {
+            conn.execute_batch("ALTER TABLE skill_versions ADD COLUMN workflow TEXT")?;
+        }
         Ok(StateStore {
             conn: Mutex::new(conn),
         })
@@ -112,15 +121,16 @@ impl StateStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO skill_versions (name, sha256, size, sidecar, published_at_ms, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO skill_versions (name, sha256, size, sidecar, published_at_ms, source, workflow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 row.name,
                 row.sha256,
                 row.size as i64,
                 row.sidecar,
                 row.published_at_ms,
-                row.source
+                row.source,
+                row.workflow
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -146,7 +156,7 @@ impl StateStore {
     pub fn history(&self, name: &str, limit: usize) -> Result<Vec<VersionRow>, StateError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, name, sha256, size, sidecar, published_at_ms, source
+            "SELECT id, name, sha256, size, sidecar, published_at_ms, source, workflow
              FROM skill_versions WHERE name = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![name, limit as i64], |r| {
@@ -158,6 +168,7 @@ impl StateStore {
                 sidecar: r.get(4)?,
                 published_at_ms: r.get(5)?,
                 source: r.get(6)?,
+                workflow: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -351,6 +362,7 @@ mod tests {
             sidecar: None,
             published_at_ms: 1,
             source: "file".into(),
+            workflow: None,
         }
     }
 

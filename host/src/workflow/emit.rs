@@ -40,6 +40,12 @@ const PAGE: u64 = 65_536;
 #[error("cannot build the workflow component: {0}")]
 pub struct EmitError(String);
 
+impl EmitError {
+    pub(crate) fn new(message: String) -> Self {
+        EmitError(message)
+    }
+}
+
 /// What the compiler needs to know about the interpreter module.
 #[derive(Debug)]
 pub struct Interpreter {
