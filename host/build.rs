@@ -65,13 +65,18 @@ fn main() {
             cmd.env_remove(var);
         }
     }
-    let mut remaps = vec![format!("--remap-path-prefix={}=/darkfactory", workspace.display())];
+    let mut remaps = vec![format!(
+        "--remap-path-prefix={}=/darkfactory",
+        workspace.display()
+    )];
     if let Some(home) = cargo_home() {
         remaps.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
     cmd.env("CARGO_ENCODED_RUSTFLAGS", remaps.join("\x1f"));
 
-    let status = cmd.status().expect("cannot run cargo to build the workflow interpreter");
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build the workflow interpreter");
     if !status.success() {
         panic!(
             "building the workflow interpreter for {TARGET} failed (see above). When the \
@@ -79,7 +84,9 @@ fn main() {
              install it)"
         );
     }
-    let built = target_dir.join(TARGET).join("release/darkfactory_workflow_vm.wasm");
+    let built = target_dir
+        .join(TARGET)
+        .join("release/darkfactory_workflow_vm.wasm");
     std::fs::copy(&built, out_dir.join("workflow-vm.wasm"))
         .unwrap_or_else(|e| panic!("cannot copy {}: {e}", built.display()));
 }

@@ -98,7 +98,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/workflows/compile",
-            post(workflows::compile).layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
+            post(workflows::compile)
+                .layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

@@ -74,11 +74,18 @@ pub(super) async fn deploy(
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "workflow_too_large",
-                format!("a workflow may be at most {} KiB", crate::workflow::MAX_SOURCE_BYTES / 1024),
+                format!(
+                    "a workflow may be at most {} KiB",
+                    crate::workflow::MAX_SOURCE_BYTES / 1024
+                ),
             ));
         }
         let source = String::from_utf8(body.to_vec()).map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_workflow_source", "the workflow is not UTF-8 text")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_workflow_source",
+                "the workflow is not UTF-8 text",
+            )
         })?;
         state.registry.deploy_workflow(&name, source).await?
     } else {

@@ -23,11 +23,17 @@ pub(super) struct NameQuery {
 fn source(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let body = body_or_error(body, workflow::MAX_SOURCE_BYTES)?;
     String::from_utf8(body.to_vec()).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_workflow_source", "the workflow is not UTF-8 text")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_workflow_source",
+            "the workflow is not UTF-8 text",
+        )
     })
 }
 
-fn query(q: Result<Query<NameQuery>, axum::extract::rejection::QueryRejection>) -> Result<Option<String>, ApiError> {
+fn query(
+    q: Result<Query<NameQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Option<String>, ApiError> {
     q.map(|Query(q)| q.name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
 }
@@ -41,12 +47,22 @@ pub(super) async fn check(
     let source = source(body)?;
     let checked = tokio::task::spawn_blocking(move || {
         let checked = workflow::check(&source, name.as_deref());
-        let file = format!("{}{}", checked.name.as_deref().unwrap_or("workflow"), workflow::SUFFIX);
+        let file = format!(
+            "{}{}",
+            checked.name.as_deref().unwrap_or("workflow"),
+            workflow::SUFFIX
+        );
         let rendered = checked.diagnostics.render(&file, &source);
         (checked, rendered)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "checker_failed", e.to_string()))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "checker_failed",
+            e.to_string(),
+        )
+    })?;
     let (checked, rendered) = checked;
     let errors = checked.diagnostics.errors();
     Ok(Json(json!({
@@ -74,20 +90,47 @@ pub(super) async fn compile(
         (result, source, name)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "compiler_failed", e.to_string()))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "compiler_failed",
+            e.to_string(),
+        )
+    })?;
     match result {
         (Ok(compiled), _, _) => {
             let headers = [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/wasm")),
-                (HeaderName::from_static("x-darkfactory-skill"), header_value(&compiled.name)),
-                (HeaderName::from_static("x-darkfactory-sha256"), header_value(&compiled.sha256)),
-                (HeaderName::from_static("x-darkfactory-source-sha256"), header_value(&compiled.source_sha256)),
-                (HeaderName::from_static("x-darkfactory-warnings"), header_value(&compiled.diagnostics.0.len().to_string())),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/wasm"),
+                ),
+                (
+                    HeaderName::from_static("x-darkfactory-skill"),
+                    header_value(&compiled.name),
+                ),
+                (
+                    HeaderName::from_static("x-darkfactory-sha256"),
+                    header_value(&compiled.sha256),
+                ),
+                (
+                    HeaderName::from_static("x-darkfactory-source-sha256"),
+                    header_value(&compiled.source_sha256),
+                ),
+                (
+                    HeaderName::from_static("x-darkfactory-warnings"),
+                    header_value(&compiled.diagnostics.0.len().to_string()),
+                ),
             ];
             Ok((headers, compiled.component).into_response())
         }
-        (Err(CompileError::Invalid(diags)), source, name) => Ok(invalid(&diags, &source, name.as_deref())),
-        (Err(e), _, _) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "compiler_failed", e.to_string())),
+        (Err(CompileError::Invalid(diags)), source, name) => {
+            Ok(invalid(&diags, &source, name.as_deref()))
+        }
+        (Err(e), _, _) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "compiler_failed",
+            e.to_string(),
+        )),
     }
 }
 

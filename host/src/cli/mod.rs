@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Memory(args) => memory::run(args).await,
         Command::Board(args) => board::run(args).await,
         Command::Fleet(args) => fleet::run(args).await,
-        Command::Workflow(args) => workflow::run(args),
+        Command::Workflow(args) => workflow::run(args).await,
     }
 }
 

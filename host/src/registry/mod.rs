@@ -414,12 +414,17 @@ impl Registry {
                 "both `{name}.wasm` and `{name}{}` are in the skills directory; remove one",
                 crate::workflow::SUFFIX
             )),
-            (Some(bytes), None) => Ok(Some(MainFile { bytes, workflow: None })),
+            (Some(bytes), None) => Ok(Some(MainFile {
+                bytes,
+                workflow: None,
+            })),
             (None, Some(source)) => {
-                let source = String::from_utf8(source).map_err(|_| {
-                    format!("`{}` is not UTF-8 text", workflow.display())
-                })?;
-                Ok(Some(MainFile { bytes: Vec::new(), workflow: Some(source) }))
+                let source = String::from_utf8(source)
+                    .map_err(|_| format!("`{}` is not UTF-8 text", workflow.display()))?;
+                Ok(Some(MainFile {
+                    bytes: Vec::new(),
+                    workflow: Some(source),
+                }))
             }
         }
     }
@@ -759,7 +764,11 @@ impl Registry {
     /// it into the skills directory as `NAME.workflow.md` and publishes it.
     /// A workflow that does not compile changes nothing; the error lists
     /// every problem with its line and column.
-    pub async fn deploy_workflow(&self, name: &str, source: String) -> Result<Published, RegistryError> {
+    pub async fn deploy_workflow(
+        &self,
+        name: &str,
+        source: String,
+    ) -> Result<Published, RegistryError> {
         let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
@@ -769,7 +778,14 @@ impl Registry {
                 .map_err(RegistryError::InvalidWorkflow)?;
             let sha = sha256_hex(&bytes);
             let version = self
-                .build_version(&slot, bytes.clone(), sha, sidecar, Some(source.clone()), Source::Api)
+                .build_version(
+                    &slot,
+                    bytes.clone(),
+                    sha,
+                    sidecar,
+                    Some(source.clone()),
+                    Source::Api,
+                )
                 .await?;
             self.write_main_file(&name, &bytes, Some(&source))?;
             *lock(&slot.seen) = Some(self.stamp(&name));
@@ -784,19 +800,27 @@ impl Registry {
 
     /// Makes the skills directory hold this version: `NAME.workflow.md` for
     /// a workflow, else `NAME.wasm`; the other file goes.
-    fn write_main_file(&self, name: &SkillName, bytes: &[u8], workflow: Option<&str>) -> Result<(), RegistryError> {
+    fn write_main_file(
+        &self,
+        name: &SkillName,
+        bytes: &[u8],
+        workflow: Option<&str>,
+    ) -> Result<(), RegistryError> {
         let (write, other, content) = match workflow {
-            Some(source) => (self.workflow_path(name), self.wasm_path(name), source.as_bytes()),
+            Some(source) => (
+                self.workflow_path(name),
+                self.wasm_path(name),
+                source.as_bytes(),
+            ),
             None => (self.wasm_path(name), self.workflow_path(name), bytes),
         };
         write_atomically(&write, content).map_err(|e| {
             RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
         })?;
         match std::fs::remove_file(&other) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RegistryError::Storage(format!(
-                "cannot delete `{}`: {e}",
-                other.display()
-            ))),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RegistryError::Storage(
+                format!("cannot delete `{}`: {e}", other.display()),
+            )),
             _ => Ok(()),
         }
     }
@@ -1057,15 +1081,15 @@ struct MainFile {
 /// diagnostic, rendered with the file's name, line and column.
 async fn compile_workflow(name: &SkillName, source: String) -> Result<Vec<u8>, String> {
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        match crate::workflow::compile(&source, Some(&name)) {
+    tokio::task::spawn_blocking(
+        move || match crate::workflow::compile(&source, Some(&name)) {
             Ok(compiled) => Ok(compiled.component),
             Err(crate::workflow::CompileError::Invalid(diags)) => {
                 Err(diags.render(&format!("{name}{}", crate::workflow::SUFFIX), &source))
             }
             Err(e) => Err(e.to_string()),
-        }
-    })
+        },
+    )
     .await
     .map_err(|e| format!("the workflow compiler failed: {e}"))?
 }

@@ -13,9 +13,7 @@ use super::front::{Grants, Header};
 use super::syntax::{Arg, Expr, ExprKind, Ident, Op, Stmt, StmtKind, TemplatePart};
 use super::types::{omittable, Ty};
 use super::wit::{snake, Interfaces, Signature};
-use darkfactory_workflow_vm::program::{
-    self as vm, BinOp, Builtin, Level, Part, Program, FORMAT,
-};
+use darkfactory_workflow_vm::program::{self as vm, BinOp, Builtin, Level, Part, Program, FORMAT};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,18 +33,34 @@ impl Usage {
     pub fn calls(&self) -> Vec<String> {
         self.functions
             .iter()
-            .map(|(i, f)| if i == "log" { "log".to_string() } else { format!("{i}.{}", snake(f)) })
+            .map(|(i, f)| {
+                if i == "log" {
+                    "log".to_string()
+                } else {
+                    format!("{i}.{}", snake(f))
+                }
+            })
             .collect()
     }
 }
 
 /// Checks `body` against `header`; returns the program and what it uses.
-pub fn check(name: &str, header: &Header, body: &[Stmt], diags: &mut Diagnostics) -> (Program, Usage) {
+pub fn check(
+    name: &str,
+    header: &Header,
+    body: &[Stmt],
+    diags: &mut Diagnostics,
+) -> (Program, Usage) {
     let mut c = Checker {
         diags,
         interfaces: Interfaces::get(),
         grants: &header.grants,
-        scopes: vec![vec![Var { name: "input".into(), slot: 0, ty: header.input_type(), span: Span::default() }]],
+        scopes: vec![vec![Var {
+            name: "input".into(),
+            slot: 0,
+            ty: header.input_type(),
+            span: Span::default(),
+        }]],
         next_slot: 1,
         usage: Usage::default(),
     };
@@ -58,7 +72,13 @@ pub fn check(name: &str, header: &Header, body: &[Stmt], diags: &mut Diagnostics
         .flatten()
         .filter_map(|f| Some((f.name.clone(), f.default.clone()?)))
         .collect();
-    let program = Program { format: FORMAT, name: name.to_string(), defaults, slots: c.next_slot, body };
+    let program = Program {
+        format: FORMAT,
+        name: name.to_string(),
+        defaults,
+        slots: c.next_slot,
+        body,
+    };
     (program, c.usage)
 }
 
@@ -84,7 +104,10 @@ fn poisoned() -> (vm::Expr, Ty) {
 }
 
 fn builtin_named(name: &str) -> Option<Builtin> {
-    Builtin::ALL.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    Builtin::ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
 }
 
 fn level_named(name: &str) -> Option<Level> {
@@ -97,11 +120,19 @@ impl Checker<'_> {
     }
 
     fn lookup(&self, name: &str) -> Option<&Var> {
-        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|v| v.name == name)
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|v| v.name == name)
     }
 
     fn visible_names(&self) -> Vec<String> {
-        self.scopes.iter().flatten().map(|v| v.name.clone()).collect()
+        self.scopes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect()
     }
 
     fn block(&mut self, body: &[Stmt]) -> Vec<vm::Stmt> {
@@ -122,27 +153,45 @@ impl Checker<'_> {
                     .expected("a variable name of your own")
                     .hint("`input`, `fail`, the capabilities and the built-in functions cannot be redeclared"),
             );
-        } else if let Some(prev) = self.scopes.last().and_then(|s| s.iter().find(|v| v.name == name.name)) {
+        } else if let Some(prev) = self
+            .scopes
+            .last()
+            .and_then(|s| s.iter().find(|v| v.name == name.name))
+        {
             let line = prev.span.start.line;
             self.error(
-                Diagnostic::error(name.span, format!("`{}` is already declared in this block (line {line})", name.name))
-                    .hint(format!("assign it without `let`: `{} = ...`", name.name)),
+                Diagnostic::error(
+                    name.span,
+                    format!(
+                        "`{}` is already declared in this block (line {line})",
+                        name.name
+                    ),
+                )
+                .hint(format!("assign it without `let`: `{} = ...`", name.name)),
             );
         }
         let slot = self.next_slot;
         self.next_slot += 1;
         let ty = if ty == Ty::Null { Ty::Json } else { ty };
-        self.scopes.last_mut().expect("a scope").push(Var { name: name.name.clone(), slot, ty, span: name.span });
+        self.scopes.last_mut().expect("a scope").push(Var {
+            name: name.name.clone(),
+            slot,
+            ty,
+            span: name.span,
+        });
         slot
     }
 
     fn undefined(&mut self, name: &str, span: Span) {
         let names = self.visible_names();
-        let mut d = Diagnostic::error(span, format!("undefined variable `{name}`")).expected("a variable declared with `let` before this line");
+        let mut d = Diagnostic::error(span, format!("undefined variable `{name}`"))
+            .expected("a variable declared with `let` before this line");
         if let Some(m) = did_you_mean(name, names.iter().map(String::as_str)) {
             d = d.hint(format!("did you mean `{m}`?"));
         } else if self.interfaces.0.contains_key(name) {
-            d = d.hint(format!("`{name}` is a capability: call one of its functions, `{name}.function(...)`"));
+            d = d.hint(format!(
+                "`{name}` is a capability: call one of its functions, `{name}.function(...)`"
+            ));
         } else {
             d = d.hint(format!("declare it first: `let {name} = ...`"));
         }
@@ -165,25 +214,44 @@ impl Checker<'_> {
                 };
                 let (slot, want) = (var.slot, var.ty.clone());
                 if slot == 0 {
-                    self.error(Diagnostic::error(name.span, "`input` cannot be assigned").hint("copy what you need: `let x = input.field`"));
+                    self.error(
+                        Diagnostic::error(name.span, "`input` cannot be assigned")
+                            .hint("copy what you need: `let x = input.field`"),
+                    );
                     return None;
                 }
                 if let Err(e) = ty.assignable_to(&want) {
                     self.error(
-                        Diagnostic::error(name.span, format!("`{}` is {want}; this value is {ty}", name.name))
-                            .expected(format!("a {want}"))
-                            .hint(if e.is_empty() { "declare a new variable for a value of another type".to_string() } else { e }),
+                        Diagnostic::error(
+                            name.span,
+                            format!("`{}` is {want}; this value is {ty}", name.name),
+                        )
+                        .expected(format!("a {want}"))
+                        .hint(if e.is_empty() {
+                            "declare a new variable for a value of another type".to_string()
+                        } else {
+                            e
+                        }),
                     );
                 }
                 vm::StmtKind::Set { slot, value }
             }
-            StmtKind::If { branches, otherwise } => {
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
                 let branches = branches
                     .iter()
                     .map(|(cond, body)| (self.condition(cond), self.block(body)))
                     .collect();
-                let otherwise = otherwise.as_deref().map(|b| self.block(b)).unwrap_or_default();
-                vm::StmtKind::If { branches, otherwise }
+                let otherwise = otherwise
+                    .as_deref()
+                    .map(|b| self.block(b))
+                    .unwrap_or_default();
+                vm::StmtKind::If {
+                    branches,
+                    otherwise,
+                }
             }
             StmtKind::For { var, list, body } => {
                 let (list, ty) = self.expr(list);
@@ -192,9 +260,16 @@ impl Checker<'_> {
                     Ty::Json => Ty::Json,
                     other => {
                         self.error(
-                            Diagnostic::error(stmt.span, format!("`for` loops over a list; this is {other}"))
-                                .expected("a list")
-                                .hint(if matches!(other, Ty::Int) { "count with `for i in range(n)`" } else { "for an object's fields, loop over `keys(x)`" }),
+                            Diagnostic::error(
+                                stmt.span,
+                                format!("`for` loops over a list; this is {other}"),
+                            )
+                            .expected("a list")
+                            .hint(if matches!(other, Ty::Int) {
+                                "count with `for i in range(n)`"
+                            } else {
+                                "for an object's fields, loop over `keys(x)`"
+                            }),
                         );
                         Ty::Json
                     }
@@ -223,20 +298,37 @@ impl Checker<'_> {
         match &callee.kind {
             ExprKind::Var(name) if name == "fail" && self.lookup("fail").is_none() => {
                 let [code, message] = args.as_slice() else {
-                    self.error(Diagnostic::error(e.span, format!("`fail` takes 2 arguments, not {}", args.len())).expected("`fail(\"code\", \"message\")`"));
+                    self.error(
+                        Diagnostic::error(
+                            e.span,
+                            format!("`fail` takes 2 arguments, not {}", args.len()),
+                        )
+                        .expected("`fail(\"code\", \"message\")`"),
+                    );
                     return None;
                 };
                 let (code_e, code_t) = self.expr(&code.value);
                 let (message_e, _) = self.expr(&message.value);
                 if code_t.assignable_to(&Ty::Str).is_err() {
-                    self.error(Diagnostic::error(code.value.span, format!("the error code is {code_t}")).expected("a string such as \"not-found\""));
+                    self.error(
+                        Diagnostic::error(code.value.span, format!("the error code is {code_t}"))
+                            .expected("a string such as \"not-found\""),
+                    );
                 }
-                Some(vm::StmtKind::Fail { code: code_e, message: message_e })
+                Some(vm::StmtKind::Fail {
+                    code: code_e,
+                    message: message_e,
+                })
             }
-            ExprKind::Field(target, level) if matches!(&target.kind, ExprKind::Var(n) if n == "log") => {
+            ExprKind::Field(target, level) if matches!(&target.kind, ExprKind::Var(n) if n == "log") =>
+            {
                 let Some(level_v) = level_named(&level.name) else {
                     let names: Vec<&str> = Level::ALL.iter().map(|(n, _)| *n).collect();
-                    let mut d = Diagnostic::error(level.span, format!("`log` has no level `{}`", level.name)).expected(format!("one of {}", names.join(", ")));
+                    let mut d = Diagnostic::error(
+                        level.span,
+                        format!("`log` has no level `{}`", level.name),
+                    )
+                    .expected(format!("one of {}", names.join(", ")));
                     if let Some(m) = did_you_mean(&level.name, names.iter().copied()) {
                         d = d.hint(format!("did you mean `log.{m}`?"));
                     }
@@ -244,12 +336,27 @@ impl Checker<'_> {
                     return None;
                 };
                 let [message] = args.as_slice() else {
-                    self.error(Diagnostic::error(e.span, format!("`log.{}` takes one message, not {} arguments", level.name, args.len())).expected("`log.info(\"text {value}\")`"));
+                    self.error(
+                        Diagnostic::error(
+                            e.span,
+                            format!(
+                                "`log.{}` takes one message, not {} arguments",
+                                level.name,
+                                args.len()
+                            ),
+                        )
+                        .expected("`log.info(\"text {value}\")`"),
+                    );
                     return None;
                 };
                 let (message, _) = self.expr(&message.value);
-                self.usage.functions.insert(("log".to_string(), "log".to_string()));
-                Some(vm::StmtKind::Log { level: level_v, message })
+                self.usage
+                    .functions
+                    .insert(("log".to_string(), "log".to_string()));
+                Some(vm::StmtKind::Log {
+                    level: level_v,
+                    message,
+                })
             }
             _ => {
                 let (call, _) = self.expr(e);
@@ -266,7 +373,14 @@ impl Checker<'_> {
                 Ty::List(_) | Ty::Str => "test its length: `len(x) > 0`",
                 _ => "compare it: `x > 0`, `x == \"...\"`",
             };
-            self.error(Diagnostic::error(cond.span, format!("a condition must be true or false; this is {ty}")).expected("a bool").hint(hint));
+            self.error(
+                Diagnostic::error(
+                    cond.span,
+                    format!("a condition must be true or false; this is {ty}"),
+                )
+                .expected("a bool")
+                .hint(hint),
+            );
         }
         e
     }
@@ -314,28 +428,40 @@ impl Checker<'_> {
                     });
                     out.push(x);
                 }
-                (vm::Expr::List(out), Ty::List(Box::new(ty.unwrap_or(Ty::Json))))
+                (
+                    vm::Expr::List(out),
+                    Ty::List(Box::new(ty.unwrap_or(Ty::Json))),
+                )
             }
             ExprKind::Object(fields) => {
                 let mut out = Vec::new();
                 let mut types = Vec::new();
                 for (key, value) in fields {
                     if types.iter().any(|(n, _): &(String, Ty)| *n == key.name) {
-                        self.error(Diagnostic::error(key.span, format!("field `{}` is written twice", key.name)));
+                        self.error(Diagnostic::error(
+                            key.span,
+                            format!("field `{}` is written twice", key.name),
+                        ));
                     }
                     let (x, t) = self.expr(value);
                     out.push((key.name.clone(), x));
                     types.push((key.name.clone(), t));
                 }
-                let ty = Ty::Record(std::sync::Arc::new(super::types::Record { name: String::new(), fields: types }));
+                let ty = Ty::Record(std::sync::Arc::new(super::types::Record {
+                    name: String::new(),
+                    fields: types,
+                }));
                 (vm::Expr::Object(out), ty)
             }
             ExprKind::Field(target, field) => {
                 if let ExprKind::Var(iface) = &target.kind {
                     if self.lookup(iface).is_none() && self.interfaces.0.contains_key(iface) {
                         self.error(
-                            Diagnostic::error(e.span, format!("`{iface}.{}` is a function; call it", field.name))
-                                .expected(format!("`{iface}.{}(...)`", field.name)),
+                            Diagnostic::error(
+                                e.span,
+                                format!("`{iface}.{}` is a function; call it", field.name),
+                            )
+                            .expected(format!("`{iface}.{}(...)`", field.name)),
                         );
                         return poisoned();
                     }
@@ -352,10 +478,25 @@ impl Checker<'_> {
                     Ty::Record(r) => match r.field(&field.name) {
                         Some(t) => t.clone(),
                         None => {
-                            let what = if r.name.is_empty() { "this object".to_string() } else { format!("`{}`", r.name) };
-                            let fields: Vec<&str> = r.fields.iter().map(|(n, _)| n.as_str()).collect();
-                            let mut d = Diagnostic::error(field.span, format!("{what} has no field `{}`", field.name))
-                                .expected(format!("one of {}", if fields.is_empty() { "(no fields)".to_string() } else { fields.join(", ") }));
+                            let what = if r.name.is_empty() {
+                                "this object".to_string()
+                            } else {
+                                format!("`{}`", r.name)
+                            };
+                            let fields: Vec<&str> =
+                                r.fields.iter().map(|(n, _)| n.as_str()).collect();
+                            let mut d = Diagnostic::error(
+                                field.span,
+                                format!("{what} has no field `{}`", field.name),
+                            )
+                            .expected(format!(
+                                "one of {}",
+                                if fields.is_empty() {
+                                    "(no fields)".to_string()
+                                } else {
+                                    fields.join(", ")
+                                }
+                            ));
                             if let Some(m) = did_you_mean(&field.name, fields.iter().copied()) {
                                 d = d.hint(format!("did you mean `{m}`?"));
                             } else if r.name == "input" {
@@ -367,14 +508,29 @@ impl Checker<'_> {
                     },
                     other => {
                         let hint = match other {
-                            Ty::List(_) => "a list has no fields: take an item (`x[0]`) or loop over it",
+                            Ty::List(_) => {
+                                "a list has no fields: take an item (`x[0]`) or loop over it"
+                            }
                             _ => "only objects have fields",
                         };
-                        self.error(Diagnostic::error(field.span, format!("{other} has no field `{}`", field.name)).hint(hint));
+                        self.error(
+                            Diagnostic::error(
+                                field.span,
+                                format!("{other} has no field `{}`", field.name),
+                            )
+                            .hint(hint),
+                        );
                         return poisoned();
                     }
                 };
-                (out, if optional { field_ty.optional() } else { field_ty })
+                (
+                    out,
+                    if optional {
+                        field_ty.optional()
+                    } else {
+                        field_ty
+                    },
+                )
             }
             ExprKind::Index(target, index) => {
                 let (x, ty) = self.expr(target);
@@ -386,7 +542,10 @@ impl Checker<'_> {
                     (Ty::Map(t), Ty::Str | Ty::Json) => t.as_ref().clone().optional(),
                     (Ty::Record(_), Ty::Str | Ty::Json) => Ty::Json,
                     (t, i) => {
-                        self.error(Diagnostic::error(index.span, format!("cannot index {t} with {i}")).expected("a list with an int, or an object with a string"));
+                        self.error(
+                            Diagnostic::error(index.span, format!("cannot index {t} with {i}"))
+                                .expected("a list with an int, or an object with a string"),
+                        );
                         return poisoned();
                     }
                 };
@@ -399,7 +558,10 @@ impl Checker<'_> {
             ExprKind::Neg(inner) => {
                 let (x, ty) = self.expr(inner);
                 if !ty.is_numeric() {
-                    self.error(Diagnostic::error(inner.span, format!("cannot negate {ty}")).expected("a number"));
+                    self.error(
+                        Diagnostic::error(inner.span, format!("cannot negate {ty}"))
+                            .expected("a number"),
+                    );
                 }
                 (vm::Expr::Neg(Box::new(x)), ty)
             }
@@ -413,7 +575,11 @@ impl Checker<'_> {
         match op {
             Op::And | Op::Or => {
                 let (x, y) = (self.condition(a), self.condition(b));
-                let e = if op == Op::And { vm::Expr::And(Box::new(x), Box::new(y)) } else { vm::Expr::Or(Box::new(x), Box::new(y)) };
+                let e = if op == Op::And {
+                    vm::Expr::And(Box::new(x), Box::new(y))
+                } else {
+                    vm::Expr::Or(Box::new(x), Box::new(y))
+                };
                 return (e, Ty::Bool);
             }
             Op::Coalesce => {
@@ -422,14 +588,23 @@ impl Checker<'_> {
                 let result = match &tx {
                     Ty::Optional(inner) => {
                         if let Err(e) = ty.assignable_to(inner) {
-                            self.error(Diagnostic::error(b.span, format!("the default is {ty}, but the value is {inner}")).hint(e));
+                            self.error(
+                                Diagnostic::error(
+                                    b.span,
+                                    format!("the default is {ty}, but the value is {inner}"),
+                                )
+                                .hint(e),
+                            );
                         }
                         inner.as_ref().clone()
                     }
                     Ty::Json => ty.clone(),
                     Ty::Null => ty.clone(),
                     other => {
-                        self.error(Diagnostic::warning(span, format!("`??` has no effect: the left side is {other} and never null")));
+                        self.error(Diagnostic::warning(
+                            span,
+                            format!("`??` has no effect: the left side is {other} and never null"),
+                        ));
                         other.clone()
                     }
                 };
@@ -437,7 +612,9 @@ impl Checker<'_> {
             }
             Op::Vm(_) => {}
         }
-        let Op::Vm(op) = op else { unreachable!("handled above") };
+        let Op::Vm(op) = op else {
+            unreachable!("handled above")
+        };
         let (x, tx) = self.expr(a);
         let (y, ty) = self.expr(b);
         let out = vm::Expr::Binary(op, Box::new(x), Box::new(y));
@@ -454,13 +631,23 @@ impl Checker<'_> {
                 (Ty::Str, Ty::Str) => Some(Ty::Str),
                 (Ty::List(p), Ty::List(q)) => Some(Ty::List(Box::new(p.join(q)))),
                 (Ty::Json, Ty::Json) => Some(Ty::Json),
-                (Ty::Json, t) | (t, Ty::Json) if matches!(t, Ty::Str | Ty::List(_)) => Some(t.clone()),
-                (a, b) if numeric(a) && numeric(b) => Some(if *a == Ty::Json || *b == Ty::Json { Ty::Json } else { Ty::Float }),
+                (Ty::Json, t) | (t, Ty::Json) if matches!(t, Ty::Str | Ty::List(_)) => {
+                    Some(t.clone())
+                }
+                (a, b) if numeric(a) && numeric(b) => Some(if *a == Ty::Json || *b == Ty::Json {
+                    Ty::Json
+                } else {
+                    Ty::Float
+                }),
                 _ => None,
             },
             BinOp::Sub | BinOp::Mul | BinOp::Rem => match (&tx, &ty) {
                 (Ty::Int, Ty::Int) => Some(Ty::Int),
-                (a, b) if numeric(a) && numeric(b) => Some(if *a == Ty::Json || *b == Ty::Json { Ty::Json } else { Ty::Float }),
+                (a, b) if numeric(a) && numeric(b) => Some(if *a == Ty::Json || *b == Ty::Json {
+                    Ty::Json
+                } else {
+                    Ty::Float
+                }),
                 _ => None,
             },
             BinOp::Div => (numeric(&tx) && numeric(&ty)).then_some(Ty::Float),
@@ -469,13 +656,20 @@ impl Checker<'_> {
             Some(t) => (out, t),
             None => {
                 let hint = match (op, &tx, &ty) {
-                    (BinOp::Add, Ty::Str, _) | (BinOp::Add, _, Ty::Str) => "put values into text with a template: \"{x} items\"",
-                    (_, Ty::Optional(_), _) | (_, _, Ty::Optional(_)) => "the value may be null: give a default with `x ?? 0`",
+                    (BinOp::Add, Ty::Str, _) | (BinOp::Add, _, Ty::Str) => {
+                        "put values into text with a template: \"{x} items\""
+                    }
+                    (_, Ty::Optional(_), _) | (_, _, Ty::Optional(_)) => {
+                        "the value may be null: give a default with `x ?? 0`"
+                    }
                     _ => "convert first: `int(x)`, `float(x)`, `str(x)`",
                 };
                 self.error(
-                    Diagnostic::error(span, format!("cannot apply `{}` to {tx} and {ty}", op.symbol()))
-                        .hint(hint),
+                    Diagnostic::error(
+                        span,
+                        format!("cannot apply `{}` to {tx} and {ty}", op.symbol()),
+                    )
+                    .hint(hint),
                 );
                 poisoned()
             }
@@ -486,12 +680,22 @@ impl Checker<'_> {
         match &callee.kind {
             ExprKind::Var(name) if self.lookup(name).is_none() => {
                 if name == "fail" {
-                    self.error(Diagnostic::error(whole.span, "`fail(...)` is a statement; it ends the run").hint("write it on its own line"));
+                    self.error(
+                        Diagnostic::error(
+                            whole.span,
+                            "`fail(...)` is a statement; it ends the run",
+                        )
+                        .hint("write it on its own line"),
+                    );
                     return poisoned();
                 }
                 let Some(b) = builtin_named(name) else {
                     let names: Vec<&str> = Builtin::ALL.iter().map(|(n, _)| *n).collect();
-                    let mut d = Diagnostic::error(callee.span, format!("unknown function `{name}`")).expected("a built-in function or a capability call `interface.function(...)`");
+                    let mut d =
+                        Diagnostic::error(callee.span, format!("unknown function `{name}`"))
+                            .expected(
+                            "a built-in function or a capability call `interface.function(...)`",
+                        );
                     if let Some(m) = did_you_mean(name, names.iter().copied()) {
                         d = d.hint(format!("did you mean `{m}`?"));
                     } else {
@@ -501,9 +705,13 @@ impl Checker<'_> {
                     return poisoned();
                 };
                 if let Some(named) = args.iter().find_map(|a| a.name.as_ref()) {
-                    self.error(Diagnostic::error(named.span, format!("`{name}` takes its arguments in order, without names")));
+                    self.error(Diagnostic::error(
+                        named.span,
+                        format!("`{name}` takes its arguments in order, without names"),
+                    ));
                 }
-                let checked: Vec<(vm::Expr, Ty)> = args.iter().map(|a| self.expr(&a.value)).collect();
+                let checked: Vec<(vm::Expr, Ty)> =
+                    args.iter().map(|a| self.expr(&a.value)).collect();
                 let types: Vec<Ty> = checked.iter().map(|(_, t)| t.clone()).collect();
                 let literal = args.get(1).and_then(|a| match &a.value.kind {
                     ExprKind::Str(p) => match p.as_slice() {
@@ -516,7 +724,11 @@ impl Checker<'_> {
                     Ok(t) => t,
                     Err((expected, hint)) => {
                         let shown: Vec<String> = types.iter().map(Ty::to_string).collect();
-                        let mut d = Diagnostic::error(whole.span, format!("`{name}` cannot take ({})", shown.join(", "))).expected(expected);
+                        let mut d = Diagnostic::error(
+                            whole.span,
+                            format!("`{name}` cannot take ({})", shown.join(", ")),
+                        )
+                        .expected(expected);
                         if let Some(h) = hint {
                             d = d.hint(h);
                         }
@@ -524,33 +736,61 @@ impl Checker<'_> {
                         Ty::Json
                     }
                 };
-                (vm::Expr::Builtin(b, checked.into_iter().map(|(e, _)| e).collect()), ty)
+                (
+                    vm::Expr::Builtin(b, checked.into_iter().map(|(e, _)| e).collect()),
+                    ty,
+                )
             }
             ExprKind::Field(target, function) => {
                 let ExprKind::Var(iface) = &target.kind else {
-                    self.error(Diagnostic::error(callee.span, "only capabilities and built-in functions can be called").hint("built-in functions take the value first: `len(x)`, `join(xs, \", \")`"));
+                    self.error(
+                        Diagnostic::error(
+                            callee.span,
+                            "only capabilities and built-in functions can be called",
+                        )
+                        .hint(
+                            "built-in functions take the value first: `len(x)`, `join(xs, \", \")`",
+                        ),
+                    );
                     return poisoned();
                 };
                 if self.lookup(iface).is_some() {
                     self.error(
-                        Diagnostic::error(callee.span, format!("`{iface}` is a variable; values have no methods"))
-                            .hint(format!("built-in functions take the value first: `{}({iface}, ...)`", function.name)),
+                        Diagnostic::error(
+                            callee.span,
+                            format!("`{iface}` is a variable; values have no methods"),
+                        )
+                        .hint(format!(
+                            "built-in functions take the value first: `{}({iface}, ...)`",
+                            function.name
+                        )),
                     );
                     return poisoned();
                 }
                 self.capability_call(whole, iface, &target.span, function, args)
             }
             _ => {
-                self.error(Diagnostic::error(callee.span, "only capabilities and built-in functions can be called"));
+                self.error(Diagnostic::error(
+                    callee.span,
+                    "only capabilities and built-in functions can be called",
+                ));
                 poisoned()
             }
         }
     }
 
-    fn capability_call(&mut self, whole: &Expr, iface: &str, iface_span: &Span, function: &Ident, args: &[Arg]) -> (vm::Expr, Ty) {
+    fn capability_call(
+        &mut self,
+        whole: &Expr,
+        iface: &str,
+        iface_span: &Span,
+        function: &Ident,
+        args: &[Arg],
+    ) -> (vm::Expr, Ty) {
         let Some(functions) = self.interfaces.0.get(iface) else {
             let names: Vec<&str> = self.interfaces.0.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(*iface_span, format!("unknown capability `{iface}`")).expected(format!("one of {}", names.join(", ")));
+            let mut d = Diagnostic::error(*iface_span, format!("unknown capability `{iface}`"))
+                .expected(format!("one of {}", names.join(", ")));
             if let Some(m) = did_you_mean(iface, names.iter().copied()) {
                 d = d.hint(format!("did you mean `{m}`?"));
             }
@@ -558,12 +798,22 @@ impl Checker<'_> {
             return poisoned();
         };
         if iface == "log" {
-            self.error(Diagnostic::error(whole.span, "`log` is written as a statement: `log.info(\"...\")`").hint("levels: trace, debug, info, warn, error"));
+            self.error(
+                Diagnostic::error(
+                    whole.span,
+                    "`log` is written as a statement: `log.info(\"...\")`",
+                )
+                .hint("levels: trace, debug, info, warn, error"),
+            );
             return poisoned();
         }
         let Some(sig) = functions.get(&function.name) else {
             let names: Vec<&str> = functions.keys().map(String::as_str).collect();
-            let mut d = Diagnostic::error(function.span, format!("`{iface}` has no function `{}`", function.name)).expected(format!("one of {}", names.join(", ")));
+            let mut d = Diagnostic::error(
+                function.span,
+                format!("`{iface}` has no function `{}`", function.name),
+            )
+            .expected(format!("one of {}", names.join(", ")));
             if let Some(m) = did_you_mean(&function.name, names.iter().copied()) {
                 d = d.hint(format!("did you mean `{iface}.{m}`?"));
             } else if function.name.contains('-') || snake(&function.name) != function.name {
@@ -575,25 +825,50 @@ impl Checker<'_> {
         let sig: Signature = sig.clone();
         self.require_grant(iface, &sig.wit_name, whole.span);
         let args = self.arguments(iface, &sig, whole.span, args);
-        self.usage.functions.insert((iface.to_string(), sig.wit_name.clone()));
+        self.usage
+            .functions
+            .insert((iface.to_string(), sig.wit_name.clone()));
         (
-            vm::Expr::Call { interface: iface.to_string(), function: sig.wit_name.clone(), args },
+            vm::Expr::Call {
+                interface: iface.to_string(),
+                function: sig.wit_name.clone(),
+                args,
+            },
             sig.result.clone(),
         )
     }
 
     /// Matches arguments to parameters: positional first, then by name.
-    fn arguments(&mut self, iface: &str, sig: &Signature, span: Span, args: &[Arg]) -> Vec<vm::Expr> {
+    fn arguments(
+        &mut self,
+        iface: &str,
+        sig: &Signature,
+        span: Span,
+        args: &[Arg],
+    ) -> Vec<vm::Expr> {
         let mut slots: Vec<Option<(vm::Expr, Ty, Span)>> = vec![None; sig.params.len()];
         let mut seen_named = false;
         for (i, arg) in args.iter().enumerate() {
             let index = match &arg.name {
                 None if seen_named => {
-                    self.error(Diagnostic::error(arg.value.span, "a positional argument after a named one").hint("name every argument after the first named one"));
+                    self.error(
+                        Diagnostic::error(
+                            arg.value.span,
+                            "a positional argument after a named one",
+                        )
+                        .hint("name every argument after the first named one"),
+                    );
                     continue;
                 }
                 None if i >= sig.params.len() => {
-                    self.error(Diagnostic::error(arg.value.span, format!("too many arguments: {} takes {}", sig.render(iface), sig.params.len())));
+                    self.error(Diagnostic::error(
+                        arg.value.span,
+                        format!(
+                            "too many arguments: {} takes {}",
+                            sig.render(iface),
+                            sig.params.len()
+                        ),
+                    ));
                     continue;
                 }
                 None => i,
@@ -602,8 +877,17 @@ impl Checker<'_> {
                     match sig.params.iter().position(|(p, _)| *p == name.name) {
                         Some(p) => p,
                         None => {
-                            let names: Vec<&str> = sig.params.iter().map(|(n, _)| n.as_str()).collect();
-                            let mut d = Diagnostic::error(name.span, format!("`{iface}.{}` has no parameter `{}`", snake(&sig.wit_name), name.name)).expected(sig.render(iface));
+                            let names: Vec<&str> =
+                                sig.params.iter().map(|(n, _)| n.as_str()).collect();
+                            let mut d = Diagnostic::error(
+                                name.span,
+                                format!(
+                                    "`{iface}.{}` has no parameter `{}`",
+                                    snake(&sig.wit_name),
+                                    name.name
+                                ),
+                            )
+                            .expected(sig.render(iface));
                             if let Some(m) = did_you_mean(&name.name, names.iter().copied()) {
                                 d = d.hint(format!("did you mean `{m}`?"));
                             }
@@ -614,7 +898,10 @@ impl Checker<'_> {
                 }
             };
             if slots[index].is_some() {
-                self.error(Diagnostic::error(arg.value.span, format!("`{}` is given twice", sig.params[index].0)));
+                self.error(Diagnostic::error(
+                    arg.value.span,
+                    format!("`{}` is given twice", sig.params[index].0),
+                ));
                 continue;
             }
             let (e, t) = self.expr(&arg.value);
@@ -626,9 +913,15 @@ impl Checker<'_> {
                 Some((e, t, at)) => {
                     if let Err(reason) = t.assignable_to(want) {
                         self.error(
-                            Diagnostic::error(at, format!("`{name}` of `{iface}.{}` must be {want}; this is {t}", snake(&sig.wit_name)))
-                                .expected(want.describe())
-                                .hint(reason),
+                            Diagnostic::error(
+                                at,
+                                format!(
+                                    "`{name}` of `{iface}.{}` must be {want}; this is {t}",
+                                    snake(&sig.wit_name)
+                                ),
+                            )
+                            .expected(want.describe())
+                            .hint(reason),
                         );
                     }
                     out.push(e);
@@ -636,9 +929,12 @@ impl Checker<'_> {
                 None if omittable(want) => out.push(vm::Expr::Value(Value::Null)),
                 None => {
                     self.error(
-                        Diagnostic::error(span, format!("`{iface}.{}` needs `{name}`", snake(&sig.wit_name)))
-                            .expected(sig.render(iface))
-                            .hint(format!("`{name}` is {}", want.describe())),
+                        Diagnostic::error(
+                            span,
+                            format!("`{iface}.{}` needs `{name}`", snake(&sig.wit_name)),
+                        )
+                        .expected(sig.render(iface))
+                        .hint(format!("`{name}` is {}", want.describe())),
                     );
                     out.push(vm::Expr::Value(Value::Null));
                 }
@@ -649,7 +945,9 @@ impl Checker<'_> {
 
     /// Checks that the front matter grants what a call needs.
     fn require_grant(&mut self, iface: &str, function: &str, span: Span) {
-        let Some((key, level)) = grant_needed(iface, function) else { return };
+        let Some((key, level)) = grant_needed(iface, function) else {
+            return;
+        };
         let g = self.grants;
         let granted = match key {
             "board_read" => !g.board_read.is_empty() || !g.board_write.is_empty(),
@@ -740,7 +1038,10 @@ fn builtin_type(b: Builtin, args: &[Ty], literal: Option<&str>) -> Result<Ty, Bu
             arity(1..=1, "`len(list | string | object)`")?;
             match &args[0] {
                 List(_) | Str | Map(_) | Record(_) | Json => Ok(Int),
-                Optional(_) => Err(("`len(list | string | object)`".into(), Some("it may be null: `len(x ?? [])`".into()))),
+                Optional(_) => Err((
+                    "`len(list | string | object)`".into(),
+                    Some("it may be null: `len(x ?? [])`".into()),
+                )),
                 _ => e("`len(list | string | object)`"),
             }
         }
@@ -761,23 +1062,39 @@ fn builtin_type(b: Builtin, args: &[Ty], literal: Option<&str>) -> Result<Ty, Bu
         }
         Builtin::Split => {
             arity(2..=2, "`split(string, separator)`")?;
-            if is(&args[0], &Str) && is(&args[1], &Str) { Ok(List(Box::new(Str))) } else { e("`split(string, separator)`") }
+            if is(&args[0], &Str) && is(&args[1], &Str) {
+                Ok(List(Box::new(Str)))
+            } else {
+                e("`split(string, separator)`")
+            }
         }
         Builtin::Lower | Builtin::Upper | Builtin::Trim => {
             arity(1..=1, "one string")?;
-            if is(&args[0], &Str) { Ok(Str) } else { e("one string") }
+            if is(&args[0], &Str) {
+                Ok(Str)
+            } else {
+                e("one string")
+            }
         }
         Builtin::Contains => {
             arity(2..=2, "`contains(string, part)` or `contains(list, item)`")?;
             match (&args[0], &args[1]) {
                 (Str, Str | Json) | (Json, _) => Ok(Bool),
-                (List(item), x) if x.assignable_to(item).is_ok() || item.assignable_to(x).is_ok() => Ok(Bool),
+                (List(item), x)
+                    if x.assignable_to(item).is_ok() || item.assignable_to(x).is_ok() =>
+                {
+                    Ok(Bool)
+                }
                 _ => e("`contains(string, part)` or `contains(list, item)`"),
             }
         }
         Builtin::StartsWith | Builtin::EndsWith => {
             arity(2..=2, "two strings")?;
-            if is(&args[0], &Str) && is(&args[1], &Str) { Ok(Bool) } else { e("two strings") }
+            if is(&args[0], &Str) && is(&args[1], &Str) {
+                Ok(Bool)
+            } else {
+                e("two strings")
+            }
         }
         Builtin::Keys => {
             arity(1..=1, "`keys(object)`")?;
@@ -788,7 +1105,11 @@ fn builtin_type(b: Builtin, args: &[Ty], literal: Option<&str>) -> Result<Ty, Bu
         }
         Builtin::Range => {
             arity(1..=2, "`range(n)` or `range(from, to)`")?;
-            if args.iter().all(|t| is(t, &Int)) { Ok(List(Box::new(Int))) } else { e("`range(n)` or `range(from, to)` with ints") }
+            if args.iter().all(|t| is(t, &Int)) {
+                Ok(List(Box::new(Int)))
+            } else {
+                e("`range(n)` or `range(from, to)` with ints")
+            }
         }
         Builtin::Sum | Builtin::Min | Builtin::Max => {
             arity(1..=1, "a list of numbers")?;
@@ -801,33 +1122,57 @@ fn builtin_type(b: Builtin, args: &[Ty], literal: Option<&str>) -> Result<Ty, Bu
         }
         Builtin::Round => {
             arity(1..=1, "one number")?;
-            if args[0].is_numeric() { Ok(Int) } else { e("one number") }
+            if args[0].is_numeric() {
+                Ok(Int)
+            } else {
+                e("one number")
+            }
         }
         Builtin::Abs => {
             arity(1..=1, "one number")?;
-            if args[0].is_numeric() { Ok(args[0].clone()) } else { e("one number") }
+            if args[0].is_numeric() {
+                Ok(args[0].clone())
+            } else {
+                e("one number")
+            }
         }
         Builtin::Sort | Builtin::Reverse => {
             arity(1..=1, "one list")?;
             match list_of(&args[0]) {
-                Some(item) if b == Builtin::Reverse || matches!(item, Int | Float | Str | Json) => Ok(List(Box::new(item))),
-                Some(_) => Err(("a list of numbers or strings".into(), Some("sort objects with `sort_by(list, \"field\")`".into()))),
+                Some(item) if b == Builtin::Reverse || matches!(item, Int | Float | Str | Json) => {
+                    Ok(List(Box::new(item)))
+                }
+                Some(_) => Err((
+                    "a list of numbers or strings".into(),
+                    Some("sort objects with `sort_by(list, \"field\")`".into()),
+                )),
                 None => e("one list"),
             }
         }
         Builtin::SortBy => {
             arity(2..=2, "`sort_by(list, \"field\")`")?;
-            let Some(item) = list_of(&args[0]) else { return e("`sort_by(list, \"field\")`") };
+            let Some(item) = list_of(&args[0]) else {
+                return e("`sort_by(list, \"field\")`");
+            };
             if !is(&args[1], &Str) {
                 return e("`sort_by(list, \"field\")`");
             }
             if let (Record(r), Some(field)) = (&item, literal) {
                 match r.field(field) {
                     Some(Int | Float | Str) => {}
-                    Some(t) => return Err((format!("a field of numbers or strings; `{field}` is {t}"), None)),
+                    Some(t) => {
+                        return Err((
+                            format!("a field of numbers or strings; `{field}` is {t}"),
+                            None,
+                        ))
+                    }
                     None => {
                         let names: Vec<&str> = r.fields.iter().map(|(n, _)| n.as_str()).collect();
-                        return Err((format!("a field of `{}`: {}", r.name, names.join(", ")), did_you_mean(field, names.iter().copied()).map(|m| format!("did you mean \"{m}\"?"))));
+                        return Err((
+                            format!("a field of `{}`: {}", r.name, names.join(", ")),
+                            did_you_mean(field, names.iter().copied())
+                                .map(|m| format!("did you mean \"{m}\"?")),
+                        ));
                     }
                 }
             }

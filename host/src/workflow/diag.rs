@@ -141,7 +141,12 @@ impl Diagnostics {
     pub fn render(&self, file: &str, source: &str) -> String {
         let lines: Vec<&str> = source.lines().collect();
         // One gutter width for the whole report, as rustc does.
-        let width = self.0.iter().map(|d| d.line.to_string().len()).max().unwrap_or(1);
+        let width = self
+            .0
+            .iter()
+            .map(|d| d.line.to_string().len())
+            .max()
+            .unwrap_or(1);
         let mut out = String::new();
         for d in &self.0 {
             let label = match d.severity {
@@ -149,11 +154,20 @@ impl Diagnostics {
                 Severity::Warning => "warning",
             };
             let _ = writeln!(out, "{label}: {}", d.message);
-            let _ = writeln!(out, "{}--> {file}:{}:{}", " ".repeat(width), d.line, d.column);
+            let _ = writeln!(
+                out,
+                "{}--> {file}:{}:{}",
+                " ".repeat(width),
+                d.line,
+                d.column
+            );
             if let Some(text) = lines.get(d.line.saturating_sub(1) as usize) {
                 let number = format!("{:>width$}", d.line);
                 let pad = " ".repeat(width);
-                let text: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+                let text: String = text
+                    .chars()
+                    .map(|c| if c == '\t' { ' ' } else { c })
+                    .collect();
                 let caret_at = " ".repeat(d.column.saturating_sub(1) as usize);
                 let carets = "^".repeat(d.len.clamp(1, 200) as usize);
                 let _ = writeln!(out, "{pad} |");
@@ -185,7 +199,12 @@ impl Diagnostics {
             (0, 0) => writeln!(out, "{file}: ok"),
             (0, w) => writeln!(out, "{file}: ok, {w} warning{}", plural(w)),
             (e, 0) => writeln!(out, "{file}: {e} error{}", plural(e)),
-            (e, w) => writeln!(out, "{file}: {e} error{}, {w} warning{}", plural(e), plural(w)),
+            (e, w) => writeln!(
+                out,
+                "{file}: {e} error{}, {w} warning{}",
+                plural(e),
+                plural(w)
+            ),
         };
         out
     }
@@ -201,7 +220,10 @@ fn plural(n: usize) -> &'static str {
 
 /// The closest of `candidates` to `word`, when one is close enough to be a
 /// likely typo (edit distance at most a third of the word, and at least 1).
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -225,7 +247,9 @@ fn distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -242,7 +266,10 @@ mod tests {
     #[test]
     fn suggestions_are_close_words_only() {
         assert_eq!(did_you_mean("crads", ["cards", "lists"]), Some("cards"));
-        assert_eq!(did_you_mean("titel", ["title", "labels", "list"]), Some("title"));
+        assert_eq!(
+            did_you_mean("titel", ["title", "labels", "list"]),
+            Some("title")
+        );
         assert_eq!(did_you_mean("zzz", ["cards"]), None);
     }
 

@@ -62,7 +62,8 @@ impl Interpreter {
     pub fn get() -> &'static Interpreter {
         static PARSED: OnceLock<Interpreter> = OnceLock::new();
         PARSED.get_or_init(|| {
-            Interpreter::parse(INTERPRETER).expect("the built-in workflow interpreter is a valid module")
+            Interpreter::parse(INTERPRETER)
+                .expect("the built-in workflow interpreter is a valid module")
         })
     }
 
@@ -77,8 +78,17 @@ impl Interpreter {
                     for import in section.into_imports() {
                         let import = import.map_err(err)?;
                         match import.ty {
-                            TypeRef::Func(ty) => imports.push((import.module.to_string(), import.name.to_string(), ty)),
-                            _ => return Err(EmitError(format!("unexpected non-function import {}", import.name))),
+                            TypeRef::Func(ty) => imports.push((
+                                import.module.to_string(),
+                                import.name.to_string(),
+                                ty,
+                            )),
+                            _ => {
+                                return Err(EmitError(format!(
+                                    "unexpected non-function import {}",
+                                    import.name
+                                )))
+                            }
                         }
                     }
                 }
@@ -100,8 +110,10 @@ impl Interpreter {
         }
         Ok(Interpreter {
             imports,
-            locator: locator.ok_or_else(|| EmitError(format!("the interpreter does not export `{LOCATOR}`")))?,
-            min_pages: min_pages.ok_or_else(|| EmitError("the interpreter has no memory".into()))?,
+            locator: locator
+                .ok_or_else(|| EmitError(format!("the interpreter does not export `{LOCATOR}`")))?,
+            min_pages: min_pages
+                .ok_or_else(|| EmitError("the interpreter has no memory".into()))?,
         })
     }
 
@@ -143,7 +155,10 @@ struct Remap {
 impl Reencode for Remap {
     type Error = std::convert::Infallible;
 
-    fn function_index(&mut self, func: u32) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
+    fn function_index(
+        &mut self,
+        func: u32,
+    ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
         Ok(match self.imports.get(func as usize) {
             Some(new) => *new,
             None => func - self.removed,
@@ -158,7 +173,8 @@ fn core_module(
     used: &BTreeSet<(String, String)>,
 ) -> Result<Vec<u8>, EmitError> {
     let err = |e: wasmparser::BinaryReaderError| EmitError(e.to_string());
-    let reenc = |e: wasm_encoder::reencode::Error<std::convert::Infallible>| EmitError(e.to_string());
+    let reenc =
+        |e: wasm_encoder::reencode::Error<std::convert::Infallible>| EmitError(e.to_string());
     let keep: Vec<bool> = vm
         .imports
         .iter()
@@ -173,7 +189,10 @@ fn core_module(
     // Filled once the function section says how many functions are defined:
     // removed imports map to stubs appended after them.
     let mut stubs = 0u32;
-    let mut remap = Remap { imports: Vec::new(), removed };
+    let mut remap = Remap {
+        imports: Vec::new(),
+        removed,
+    };
     let mut next_kept = 0u32;
     let mut module = Module::new();
     let program_at = vm.min_pages * PAGE;
@@ -190,7 +209,9 @@ fn core_module(
             Payload::Version { .. } | Payload::End(_) => {}
             Payload::TypeSection(section) => {
                 let mut types = TypeSection::new();
-                RoundtripReencoder.parse_type_section(&mut types, section).map_err(reenc)?;
+                RoundtripReencoder
+                    .parse_type_section(&mut types, section)
+                    .map_err(reenc)?;
                 module.section(&types);
             }
             Payload::ImportSection(section) => {
@@ -198,7 +219,9 @@ fn core_module(
                 for (i, import) in section.into_imports().enumerate() {
                     let import = import.map_err(err)?;
                     if keep[i] {
-                        RoundtripReencoder.parse_import(&mut imports, import).map_err(reenc)?;
+                        RoundtripReencoder
+                            .parse_import(&mut imports, import)
+                            .map_err(reenc)?;
                     }
                 }
                 module.section(&imports);
@@ -219,7 +242,9 @@ fn core_module(
                     })
                     .collect();
                 let mut functions = FunctionSection::new();
-                RoundtripReencoder.parse_function_section(&mut functions, section).map_err(reenc)?;
+                RoundtripReencoder
+                    .parse_function_section(&mut functions, section)
+                    .map_err(reenc)?;
                 for (i, (_, _, ty)) in vm.imports.iter().enumerate() {
                     if !keep[i] {
                         functions.function(*ty);
@@ -229,16 +254,22 @@ fn core_module(
             }
             Payload::TableSection(section) => {
                 let mut tables = wasm_encoder::TableSection::new();
-                remap.parse_table_section(&mut tables, section).map_err(reenc)?;
+                remap
+                    .parse_table_section(&mut tables, section)
+                    .map_err(reenc)?;
                 module.section(&tables);
             }
             Payload::MemorySection(section) => {
                 let mut memories = MemorySection::new();
                 for memory in section {
-                    let mut memory = RoundtripReencoder.memory_type(memory.map_err(err)?).map_err(reenc)?;
+                    let mut memory = RoundtripReencoder
+                        .memory_type(memory.map_err(err)?)
+                        .map_err(reenc)?;
                     memory.minimum += program_pages;
                     if memory.maximum.is_some_and(|max| max < memory.minimum) {
-                        return Err(EmitError("the program does not fit the interpreter's memory".into()));
+                        return Err(EmitError(
+                            "the program does not fit the interpreter's memory".into(),
+                        ));
                     }
                     memories.memory(memory);
                 }
@@ -246,7 +277,9 @@ fn core_module(
             }
             Payload::GlobalSection(section) => {
                 let mut globals = wasm_encoder::GlobalSection::new();
-                remap.parse_global_section(&mut globals, section).map_err(reenc)?;
+                remap
+                    .parse_global_section(&mut globals, section)
+                    .map_err(reenc)?;
                 module.section(&globals);
             }
             Payload::ExportSection(section) => {
@@ -261,11 +294,15 @@ fn core_module(
             }
             Payload::StartSection { func, .. } => {
                 let func = remap.function_index(func).map_err(reenc)?;
-                module.section(&wasm_encoder::StartSection { function_index: func });
+                module.section(&wasm_encoder::StartSection {
+                    function_index: func,
+                });
             }
             Payload::ElementSection(section) => {
                 let mut elements = wasm_encoder::ElementSection::new();
-                remap.parse_element_section(&mut elements, section).map_err(reenc)?;
+                remap
+                    .parse_element_section(&mut elements, section)
+                    .map_err(reenc)?;
                 module.section(&elements);
             }
             Payload::DataCountSection { count, .. } => {
@@ -299,7 +336,9 @@ fn core_module(
             }
             Payload::DataSection(section) => {
                 let mut data = DataSection::new();
-                remap.parse_data_section(&mut data, section).map_err(reenc)?;
+                remap
+                    .parse_data_section(&mut data, section)
+                    .map_err(reenc)?;
                 data.active(
                     0,
                     &wasm_encoder::ConstExpr::i32_const(program_at as i32),
@@ -330,7 +369,6 @@ fn core_module(
     Ok(module.finish())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,13 +377,23 @@ mod tests {
     use serde_json::json;
 
     fn program(body: Vec<Stmt>) -> Vec<u8> {
-        serde_json::to_vec(&Program { format: FORMAT, name: "t".into(), defaults: vec![], slots: 1, body }).unwrap()
+        serde_json::to_vec(&Program {
+            format: FORMAT,
+            name: "t".into(),
+            defaults: vec![],
+            slots: 1,
+            body,
+        })
+        .unwrap()
     }
 
     #[test]
     fn the_interpreter_calls_every_capability_function() {
         let functions = Interpreter::get().functions();
-        assert!(functions.contains(&("board".to_string(), "cards".to_string())), "{functions:?}");
+        assert!(
+            functions.contains(&("board".to_string(), "cards".to_string())),
+            "{functions:?}"
+        );
         assert!(functions.contains(&("log".to_string(), "log".to_string())));
     }
 
@@ -353,24 +401,47 @@ mod tests {
     async fn an_emitted_component_runs_and_imports_only_what_it_uses() {
         let body = vec![Stmt {
             line: 1,
-            kind: StmtKind::Return(Expr::Object(vec![("ok".into(), Expr::Field(Box::new(Expr::Var(0)), "x".into()))])),
+            kind: StmtKind::Return(Expr::Object(vec![(
+                "ok".into(),
+                Expr::Field(Box::new(Expr::Var(0)), "x".into()),
+            )])),
         }];
         let bytes = emit(&program(body.clone()), &BTreeSet::new()).unwrap();
-        assert_eq!(bytes, emit(&program(body), &BTreeSet::new()).unwrap(), "deterministic");
+        assert_eq!(
+            bytes,
+            emit(&program(body), &BTreeSet::new()).unwrap(),
+            "deterministic"
+        );
         let capabilities = |bytes: &[u8]| -> Vec<String> {
             let info = crate::registry::inspect_component(bytes).unwrap();
             // The world's `skill-error` type comes from `types` in every skill.
-            info.imports.into_iter().filter(|i| !i.contains("/types@") && i != "skill-error").collect()
+            info.imports
+                .into_iter()
+                .filter(|i| !i.contains("/types@") && i != "skill-error")
+                .collect()
         };
         assert_eq!(capabilities(&bytes), Vec::<String>::new());
         let used = BTreeSet::from([("board".to_string(), "cards".to_string())]);
         let with_board = emit(&program(vec![]), &used).unwrap();
-        assert_eq!(capabilities(&with_board), vec!["darkfactory:skill/board@0.1.0".to_string()]);
+        assert_eq!(
+            capabilities(&with_board),
+            vec!["darkfactory:skill/board@0.1.0".to_string()]
+        );
 
-        let rt = Runtime::new(RuntimeConfig::default(), &crate::capabilities::add_to_linker).unwrap();
+        let rt = Runtime::new(
+            RuntimeConfig::default(),
+            &crate::capabilities::add_to_linker,
+        )
+        .unwrap();
         let pre = rt.prepare(&rt.compile(&bytes).unwrap()).unwrap();
         let limits = rt.config().default_limits();
-        let out = rt.invoke(&pre, &"t".into(), &limits, None, r#"{"x": 3}"#).await.unwrap();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), json!({"ok": 3}));
+        let out = rt
+            .invoke(&pre, &"t".into(), &limits, None, r#"{"x": 3}"#)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+            json!({"ok": 3})
+        );
     }
 }

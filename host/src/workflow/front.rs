@@ -90,7 +90,11 @@ impl Header {
                 fields: fields
                     .iter()
                     .map(|f| {
-                        let ty = if f.default.is_some() { f.ty.required().clone() } else { f.ty.clone() };
+                        let ty = if f.default.is_some() {
+                            f.ty.required().clone()
+                        } else {
+                            f.ty.clone()
+                        };
                         (f.name.clone(), ty)
                     })
                     .collect(),
@@ -106,7 +110,11 @@ impl Header {
             fields: fields
                 .iter()
                 .map(|f| {
-                    let ty = if f.default.is_some() { f.ty.clone().optional() } else { f.ty.clone() };
+                    let ty = if f.default.is_some() {
+                        f.ty.clone().optional()
+                    } else {
+                        f.ty.clone()
+                    };
                     (f.name.clone(), ty)
                 })
                 .collect(),
@@ -124,8 +132,22 @@ impl Header {
     }
 }
 
-const TOP_KEYS: [&str; 7] = ["name", "version", "description", "trigger", "capabilities", "input", "limits"];
-const GRANT_KEYS: [&str; 5] = ["memory_read", "memory_write", "board_read", "board_write", "fleet"];
+const TOP_KEYS: [&str; 7] = [
+    "name",
+    "version",
+    "description",
+    "trigger",
+    "capabilities",
+    "input",
+    "limits",
+];
+const GRANT_KEYS: [&str; 5] = [
+    "memory_read",
+    "memory_write",
+    "board_read",
+    "board_write",
+    "fleet",
+];
 const LIMIT_KEYS: [&str; 2] = ["deadline_ms", "memory_mib"];
 
 /// Reads the front matter; problems go to `diags`, and what could be read is
@@ -145,7 +167,10 @@ pub fn parse(block: Option<&Block>, diags: &mut Diagnostics) -> Header {
     let (table, errors) = DeTable::parse_recoverable(&block.text);
     for e in errors {
         let span = block.span_of(e.span().unwrap_or(0..0));
-        diags.push(Diagnostic::error(span, format!("front matter: {}", e.message().trim())));
+        diags.push(Diagnostic::error(
+            span,
+            format!("front matter: {}", e.message().trim()),
+        ));
     }
     let mut r = Reader { block, diags };
     let mut saw_description = false;
@@ -155,7 +180,11 @@ pub fn parse(block: Option<&Block>, diags: &mut Diagnostics) -> Header {
             "name" => {
                 if let Some(name) = r.string(value, "name") {
                     if let Err(e) = crate::registry::SkillName::parse(&name) {
-                        r.error(r.span(value), format!("`{name}` is not a skill name: {e}"), None);
+                        r.error(
+                            r.span(value),
+                            format!("`{name}` is not a skill name: {e}"),
+                            None,
+                        );
                     }
                     header.name = Some((name, r.span(value)));
                 }
@@ -178,9 +207,12 @@ pub fn parse(block: Option<&Block>, diags: &mut Diagnostics) -> Header {
     }
     if !saw_description {
         r.diags.push(
-            Diagnostic::error(Span::new(block.first_line.saturating_sub(1), 1, 3), "the front matter has no `description`")
-                .expected("`description = \"what the workflow does\"`")
-                .hint("one sentence a reviewer reads first; it becomes the skill's description"),
+            Diagnostic::error(
+                Span::new(block.first_line.saturating_sub(1), 1, 3),
+                "the front matter has no `description`",
+            )
+            .expected("`description = \"what the workflow does\"`")
+            .hint("one sentence a reviewer reads first; it becomes the skill's description"),
         );
     }
     header
@@ -205,7 +237,8 @@ impl Reader<'_> {
     }
 
     fn unknown(&mut self, span: Span, key: &str, known: &[&str], what: &str) {
-        let mut d = Diagnostic::error(span, format!("unknown {what} `{key}`")).expected(format!("one of {}", known.join(", ")));
+        let mut d = Diagnostic::error(span, format!("unknown {what} `{key}`"))
+            .expected(format!("one of {}", known.join(", ")));
         if let Some(m) = did_you_mean(key, known.iter().copied()) {
             d = d.hint(format!("did you mean `{m}`?"));
         }
@@ -216,17 +249,29 @@ impl Reader<'_> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             other => {
-                self.error(self.span(value), format!("`{what}` must be a string, not {}", other.type_str()), Some("a quoted string"));
+                self.error(
+                    self.span(value),
+                    format!("`{what}` must be a string, not {}", other.type_str()),
+                    Some("a quoted string"),
+                );
                 None
             }
         }
     }
 
-    fn table<'v, 'i>(&mut self, value: &'v Spanned<DeValue<'i>>, what: &str) -> Option<&'v DeTable<'i>> {
+    fn table<'v, 'i>(
+        &mut self,
+        value: &'v Spanned<DeValue<'i>>,
+        what: &str,
+    ) -> Option<&'v DeTable<'i>> {
         match value.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
-                self.error(self.span(value), format!("`{what}` must be a table, not {}", other.type_str()), Some(&format!("`[{what}]`")));
+                self.error(
+                    self.span(value),
+                    format!("`{what}` must be a table, not {}", other.type_str()),
+                    Some(&format!("`[{what}]`")),
+                );
                 None
             }
         }
@@ -251,7 +296,8 @@ impl Reader<'_> {
         if let Some(kind) = text.strip_prefix("gap:") {
             let kind = kind.trim();
             if !GAP_KINDS.contains(&kind) {
-                let mut d = Diagnostic::error(span, format!("unknown gap kind `{kind}`")).expected(format!("one of {}", GAP_KINDS.join(", ")));
+                let mut d = Diagnostic::error(span, format!("unknown gap kind `{kind}`"))
+                    .expected(format!("one of {}", GAP_KINDS.join(", ")));
                 if let Some(m) = did_you_mean(kind, GAP_KINDS) {
                     d = d.hint(format!("did you mean `gap: {m}`?"));
                 }
@@ -268,19 +314,24 @@ impl Reader<'_> {
 
     fn grants(&mut self, value: &Spanned<DeValue>) -> Grants {
         let mut grants = Grants::default();
-        let Some(table) = self.table(value, "capabilities") else { return grants };
+        let Some(table) = self.table(value, "capabilities") else {
+            return grants;
+        };
         for (key, value) in table.iter() {
             let span = self.span(key);
             let name = &**key.get_ref();
             let list = |r: &mut Self| -> Vec<String> {
                 match value.get_ref() {
                     DeValue::String(s) => vec![s.to_string()],
-                    DeValue::Array(items) => items
-                        .iter()
-                        .filter_map(|i| r.string(i, name))
-                        .collect(),
+                    DeValue::Array(items) => {
+                        items.iter().filter_map(|i| r.string(i, name)).collect()
+                    }
                     other => {
-                        r.error(r.span(value), format!("`{name}` must be a list of names, not {}", other.type_str()), Some("`[\"Blocked\"]` or `\"*\"`"));
+                        r.error(
+                            r.span(value),
+                            format!("`{name}` must be a list of names, not {}", other.type_str()),
+                            Some("`[\"Blocked\"]` or `\"*\"`"),
+                        );
                         Vec::new()
                     }
                 }
@@ -293,7 +344,11 @@ impl Reader<'_> {
                 "fleet" => {
                     if let Some(level) = self.string(value, "fleet") {
                         if level != "read" && level != "write" {
-                            self.error(self.span(value), format!("`fleet` must be \"read\" or \"write\", not {level:?}"), Some("\"read\" or \"write\""));
+                            self.error(
+                                self.span(value),
+                                format!("`fleet` must be \"read\" or \"write\", not {level:?}"),
+                                Some("\"read\" or \"write\""),
+                            );
                         }
                         grants.fleet = Some(level);
                     }
@@ -310,12 +365,18 @@ impl Reader<'_> {
 
     fn inputs(&mut self, value: &Spanned<DeValue>) -> Vec<InputField> {
         let mut fields = Vec::new();
-        let Some(table) = self.table(value, "input") else { return fields };
+        let Some(table) = self.table(value, "input") else {
+            return fields;
+        };
         for (key, value) in table.iter() {
             let span = self.span(key);
             let name = key.get_ref().to_string();
             if !is_identifier(&name) {
-                self.error(span, format!("input field `{name}` is not a name the steps can use"), Some("lower-case letters, digits and `_`, starting with a letter"));
+                self.error(
+                    span,
+                    format!("input field `{name}` is not a name the steps can use"),
+                    Some("lower-case letters, digits and `_`, starting with a letter"),
+                );
             }
             let (ty_value, default, description) = match value.get_ref() {
                 DeValue::String(_) => (Some(value), None, None),
@@ -328,16 +389,32 @@ impl Reader<'_> {
                             "type" => ty = Some(v),
                             "default" => default = Some(v),
                             "description" => description = self.string(v, "description"),
-                            other => self.unknown(self.span(k), other, &["type", "default", "description"], "input property"),
+                            other => self.unknown(
+                                self.span(k),
+                                other,
+                                &["type", "default", "description"],
+                                "input property",
+                            ),
                         }
                     }
                     if ty.is_none() {
-                        self.error(self.span(value), format!("input field `{name}` has no type"), Some("`type = \"string\"` (or int, float, bool, json, list<T>)"));
+                        self.error(
+                            self.span(value),
+                            format!("input field `{name}` has no type"),
+                            Some("`type = \"string\"` (or int, float, bool, json, list<T>)"),
+                        );
                     }
                     (ty, default, description)
                 }
                 other => {
-                    self.error(self.span(value), format!("input field `{name}` must be a type or a table, not {}", other.type_str()), Some("`\"int\"` or `{ type = \"int\", default = 48 }`"));
+                    self.error(
+                        self.span(value),
+                        format!(
+                            "input field `{name}` must be a type or a table, not {}",
+                            other.type_str()
+                        ),
+                        Some("`\"int\"` or `{ type = \"int\", default = 48 }`"),
+                    );
                     (None, None, None)
                 }
             };
@@ -355,26 +432,43 @@ impl Reader<'_> {
                 let json = self.json(d)?;
                 let actual = type_of_json(&json);
                 if let Err(e) = actual.assignable_to(&ty) {
-                    self.error(self.span(d), format!("the default of `{name}` does not fit its type {ty}: {e}"), Some(&format!("a {ty}")));
+                    self.error(
+                        self.span(d),
+                        format!("the default of `{name}` does not fit its type {ty}: {e}"),
+                        Some(&format!("a {ty}")),
+                    );
                 }
                 Some(json)
             });
-            fields.push(InputField { name, ty, default, description });
+            fields.push(InputField {
+                name,
+                ty,
+                default,
+                description,
+            });
         }
         fields
     }
 
     fn limits(&mut self, value: &Spanned<DeValue>, header: &mut Header) {
-        let Some(table) = self.table(value, "limits") else { return };
+        let Some(table) = self.table(value, "limits") else {
+            return;
+        };
         for (key, value) in table.iter() {
             let name = &**key.get_ref();
             let number = match value.get_ref() {
-                DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| *n > 0),
+                DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix())
+                    .ok()
+                    .filter(|n| *n > 0),
                 _ => None,
             };
             match name {
                 "deadline_ms" | "memory_mib" if number.is_none() => {
-                    self.error(self.span(value), format!("`{name}` must be a positive integer"), Some("for example `deadline_ms = 5000`"));
+                    self.error(
+                        self.span(value),
+                        format!("`{name}` must be a positive integer"),
+                        Some("for example `deadline_ms = 5000`"),
+                    );
                 }
                 "deadline_ms" => header.deadline_ms = number,
                 "memory_mib" => header.memory_mib = number,
@@ -401,15 +495,26 @@ pub fn toml_to_json(value: &DeValue) -> Result<serde_json::Value, String> {
     Ok(match value {
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(i) => Value::from(
-            i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| format!("{} does not fit a 64-bit integer", i.as_str()))?,
+            i64::from_str_radix(i.as_str(), i.radix())
+                .map_err(|_| format!("{} does not fit a 64-bit integer", i.as_str()))?,
         ),
         DeValue::Float(f) => {
-            let x: f64 = f.as_str().parse().map_err(|_| format!("{} is not a number", f.as_str()))?;
-            Value::Number(serde_json::Number::from_f64(x).ok_or("infinite and NaN floats are not JSON")?)
+            let x: f64 = f
+                .as_str()
+                .parse()
+                .map_err(|_| format!("{} is not a number", f.as_str()))?;
+            Value::Number(
+                serde_json::Number::from_f64(x).ok_or("infinite and NaN floats are not JSON")?,
+            )
         }
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::String(d.to_string()),
-        DeValue::Array(items) => Value::Array(items.iter().map(|i| toml_to_json(i.get_ref())).collect::<Result<_, _>>()?),
+        DeValue::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| toml_to_json(i.get_ref()))
+                .collect::<Result<_, _>>()?,
+        ),
         DeValue::Table(t) => Value::Object(
             t.iter()
                 .map(|(k, v)| Ok((k.get_ref().to_string(), toml_to_json(v.get_ref())?)))
@@ -428,11 +533,18 @@ pub fn type_of_json(v: &serde_json::Value) -> Ty {
         Value::Number(_) => Ty::Int,
         Value::String(_) => Ty::Str,
         Value::Array(items) => Ty::List(Box::new(
-            items.iter().map(type_of_json).reduce(|a, b| a.join(&b)).unwrap_or(Ty::Json),
+            items
+                .iter()
+                .map(type_of_json)
+                .reduce(|a, b| a.join(&b))
+                .unwrap_or(Ty::Json),
         )),
         Value::Object(map) => Ty::Record(Arc::new(Record {
             name: String::new(),
-            fields: map.iter().map(|(k, v)| (k.clone(), type_of_json(v))).collect(),
+            fields: map
+                .iter()
+                .map(|(k, v)| (k.clone(), type_of_json(v)))
+                .collect(),
         })),
     }
 }
@@ -440,7 +552,9 @@ pub fn type_of_json(v: &serde_json::Value) -> Ty {
 /// A name the steps can use: `[a-z_][a-z0-9_]*`.
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
@@ -485,9 +599,16 @@ mod tests {
 
     fn read(text: &str) -> (Header, Vec<(u32, u32, String)>) {
         let mut diags = Diagnostics::default();
-        let block = Block { text: text.to_string(), first_line: 2 };
+        let block = Block {
+            text: text.to_string(),
+            first_line: 2,
+        };
         let header = parse(Some(&block), &mut diags);
-        let found = diags.0.into_iter().map(|d| (d.line, d.column, d.message)).collect();
+        let found = diags
+            .0
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect();
         (header, found)
     }
 
@@ -515,7 +636,11 @@ mod tests {
         let mut errors = errors;
         errors.sort();
         let lines: Vec<(u32, u32)> = errors.iter().map(|(l, c, _)| (*l, *c)).collect();
-        assert_eq!(lines, vec![(1, 1), (2, 8), (3, 11), (5, 1), (7, 35), (8, 5), (10, 1)], "{errors:?}");
+        assert_eq!(
+            lines,
+            vec![(1, 1), (2, 8), (3, 11), (5, 1), (7, 35), (8, 5), (10, 1)],
+            "{errors:?}"
+        );
         assert!(errors[2].2.contains("unknown gap kind `card-blocked`"));
         assert!(errors[3].2.contains("unknown capability `bord_read`"));
     }

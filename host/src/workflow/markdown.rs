@@ -20,13 +20,19 @@ impl Block {
     /// The span of a byte range of `text` (clipped to its first line).
     pub fn span_of(&self, range: std::ops::Range<usize>) -> Span {
         let start = range.start.min(self.text.len());
-        let start = (0..=start).rev().find(|i| self.text.is_char_boundary(*i)).unwrap_or(0);
+        let start = (0..=start)
+            .rev()
+            .find(|i| self.text.is_char_boundary(*i))
+            .unwrap_or(0);
         let before = &self.text[..start];
         let line = before.matches('\n').count() as u32;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let col = before[line_start..].chars().count() as u32 + 1;
         let end = range.end.clamp(start, self.text.len());
-        let end = (start..=end).rev().find(|i| self.text.is_char_boundary(*i)).unwrap_or(start);
+        let end = (start..=end)
+            .rev()
+            .find(|i| self.text.is_char_boundary(*i))
+            .unwrap_or(start);
         let rest = &self.text[start..end];
         let len = rest.split('\n').next().unwrap_or("").chars().count() as u32;
         Span::new(self.first_line + line, col, len)
@@ -69,24 +75,22 @@ pub fn split(source: &str, diags: &mut Diagnostics) -> Document {
     let line_no = |i: usize| (i + 1) as u32;
 
     match lines.first().map(|l| l.trim_end()) {
-        Some("+++") => {
-            match lines[1..].iter().position(|l| l.trim_end() == "+++") {
-                Some(end) => {
-                    doc.front = Some(Block {
-                        text: lines[1..=end].join("\n"),
-                        first_line: 2,
-                    });
-                    i = end + 2;
-                }
-                None => {
-                    diags.push(
-                        Diagnostic::error(Span::new(1, 1, 3), "the front matter is not closed")
-                            .expected("a line `+++` after the front matter"),
-                    );
-                    return doc;
-                }
+        Some("+++") => match lines[1..].iter().position(|l| l.trim_end() == "+++") {
+            Some(end) => {
+                doc.front = Some(Block {
+                    text: lines[1..=end].join("\n"),
+                    first_line: 2,
+                });
+                i = end + 2;
             }
-        }
+            None => {
+                diags.push(
+                    Diagnostic::error(Span::new(1, 1, 3), "the front matter is not closed")
+                        .expected("a line `+++` after the front matter"),
+                );
+                return doc;
+            }
+        },
         Some("---") => {
             diags.push(
                 Diagnostic::error(Span::new(1, 1, 3), "the front matter must be TOML between `+++` lines")
@@ -99,9 +103,12 @@ pub fn split(source: &str, diags: &mut Diagnostics) -> Document {
             }
         }
         _ => diags.push(
-            Diagnostic::error(Span::new(1, 1, 1), "the file does not start with front matter")
-                .expected("`+++` on the first line")
-                .hint("start the file with `+++`, `name = \"...\"`, `description = \"...\"`, `+++`"),
+            Diagnostic::error(
+                Span::new(1, 1, 1),
+                "the file does not start with front matter",
+            )
+            .expected("`+++` on the first line")
+            .hint("start the file with `+++`, `name = \"...\"`, `description = \"...\"`, `+++`"),
         ),
     }
 
@@ -116,12 +123,16 @@ pub fn split(source: &str, diags: &mut Diagnostics) -> Document {
             let indent = line.len() - trimmed.len();
             let close = lines[i + 1..].iter().position(|l| {
                 let t = l.trim();
-                t.len() >= fence.len() && t.chars().all(|c| c == fence.chars().next().unwrap_or('`'))
+                t.len() >= fence.len()
+                    && t.chars().all(|c| c == fence.chars().next().unwrap_or('`'))
             });
             let Some(close) = close else {
                 diags.push(
-                    Diagnostic::error(Span::new(open, indent as u32 + 1, fence.len() as u32), "this code block is not closed")
-                        .expected(format!("a closing `{fence}` line")),
+                    Diagnostic::error(
+                        Span::new(open, indent as u32 + 1, fence.len() as u32),
+                        "this code block is not closed",
+                    )
+                    .expected(format!("a closing `{fence}` line")),
                 );
                 return finish(doc, steps_heading, diags);
             };
@@ -155,13 +166,19 @@ pub fn split(source: &str, diags: &mut Diagnostics) -> Document {
             i += close + 2;
             continue;
         }
-        if let Some(title) = trimmed.strip_prefix("## ").filter(|_| !trimmed.starts_with("###")) {
+        if let Some(title) = trimmed
+            .strip_prefix("## ")
+            .filter(|_| !trimmed.starts_with("###"))
+        {
             let title = title.trim().trim_end_matches('#').trim();
             section = if title.eq_ignore_ascii_case("steps") {
                 if steps_heading.is_some() {
                     diags.push(
-                        Diagnostic::error(Span::new(line_no(i), 1, line.len() as u32), "a second `## Steps` section")
-                            .hint("put every step under one `## Steps` heading"),
+                        Diagnostic::error(
+                            Span::new(line_no(i), 1, line.len() as u32),
+                            "a second `## Steps` section",
+                        )
+                        .hint("put every step under one `## Steps` heading"),
                     );
                 }
                 steps_heading = Some(line_no(i));
@@ -187,8 +204,11 @@ pub fn split(source: &str, diags: &mut Diagnostics) -> Document {
         for test in &doc.tests {
             if test.body.is_none() {
                 diags.push(
-                    Diagnostic::error(test.heading, format!("test `{}` has no ```toml block", test.name))
-                        .hint("under the heading, write a ```toml block with `input` and `expect`"),
+                    Diagnostic::error(
+                        test.heading,
+                        format!("test `{}` has no ```toml block", test.name),
+                    )
+                    .hint("under the heading, write a ```toml block with `input` and `expect`"),
                 );
             }
         }
@@ -203,8 +223,11 @@ fn finish(doc: Document, steps_heading: Option<u32>, diags: &mut Diagnostics) ->
                 .hint("add a `## Steps` heading followed by a ```workflow code block"),
         ),
         Some(line) if doc.steps.is_empty() => diags.push(
-            Diagnostic::error(Span::new(line, 1, 8), "`## Steps` has no ```workflow code block")
-                .expected("a ```workflow block under the heading"),
+            Diagnostic::error(
+                Span::new(line, 1, 8),
+                "`## Steps` has no ```workflow code block",
+            )
+            .expected("a ```workflow block under the heading"),
         ),
         _ => {}
     }
@@ -239,9 +262,21 @@ mod tests {
         let mut diags = Diagnostics::default();
         let doc = split(src, &mut diags);
         assert!(diags.0.is_empty(), "{diags:?}");
-        assert_eq!(doc.front.unwrap(), Block { text: "name = \"x\"".into(), first_line: 2 });
+        assert_eq!(
+            doc.front.unwrap(),
+            Block {
+                text: "name = \"x\"".into(),
+                first_line: 2
+            }
+        );
         assert_eq!(doc.steps.len(), 2);
-        assert_eq!(doc.steps[0], Block { text: "let a = 1".into(), first_line: 13 });
+        assert_eq!(
+            doc.steps[0],
+            Block {
+                text: "let a = 1".into(),
+                first_line: 13
+            }
+        );
         assert_eq!(doc.steps[1].first_line, 21);
         assert_eq!(doc.tests.len(), 1);
         assert_eq!(doc.tests[0].name, "one");
@@ -251,8 +286,15 @@ mod tests {
     #[test]
     fn structural_errors_are_all_reported() {
         let mut diags = Diagnostics::default();
-        split("---\nname: x\n---\n## Steps\n```\nlet a = 1\n```\n", &mut diags);
-        let messages: Vec<_> = diags.0.iter().map(|d| (d.line, d.message.as_str())).collect();
+        split(
+            "---\nname: x\n---\n## Steps\n```\nlet a = 1\n```\n",
+            &mut diags,
+        );
+        let messages: Vec<_> = diags
+            .0
+            .iter()
+            .map(|d| (d.line, d.message.as_str()))
+            .collect();
         assert_eq!(
             messages,
             vec![

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod diag;
 pub mod emit;
+pub mod fixtures;
 pub mod front;
 pub mod markdown;
 pub mod syntax;
@@ -39,6 +40,8 @@ pub struct Checked {
     pub document: Document,
     pub program: Program,
     pub usage: check::Usage,
+    /// The examples of the `## Tests` section.
+    pub tests: Vec<fixtures::TestCase>,
     /// Every problem, errors and warnings, in source order.
     pub diagnostics: Diagnostics,
 }
@@ -83,8 +86,15 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
     let mut diags = Diagnostics::default();
     if source.len() > MAX_SOURCE_BYTES {
         diags.push(
-            Diagnostic::error(Span::new(1, 1, 1), format!("the file is {} KiB; a workflow may be at most {} KiB", source.len() / 1024, MAX_SOURCE_BYTES / 1024))
-                .hint("split it into several workflows"),
+            Diagnostic::error(
+                Span::new(1, 1, 1),
+                format!(
+                    "the file is {} KiB; a workflow may be at most {} KiB",
+                    source.len() / 1024,
+                    MAX_SOURCE_BYTES / 1024
+                ),
+            )
+            .hint("split it into several workflows"),
         );
         return Checked {
             name: file_name.map(str::to_string),
@@ -92,6 +102,7 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
             document: Document::default(),
             program: empty_program(),
             usage: check::Usage::default(),
+            tests: Vec::new(),
             diagnostics: diags,
         };
     }
@@ -108,7 +119,10 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
         (Some((declared, _)), _) => Some(declared.clone()),
         (None, Some(file)) => {
             if let Err(e) = SkillName::parse(file) {
-                diags.push(Diagnostic::error(Span::new(1, 1, 1), format!("`{file}` is not a skill name: {e}")));
+                diags.push(Diagnostic::error(
+                    Span::new(1, 1, 1),
+                    format!("`{file}` is not a skill name: {e}"),
+                ));
             }
             Some(file.to_string())
         }
@@ -122,9 +136,23 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
         }
     };
     let body = syntax::parse(&document.steps, &mut diags);
-    let (program, usage) = check::check(name.as_deref().unwrap_or("workflow"), &header, &body, &mut diags);
+    let (program, usage) = check::check(
+        name.as_deref().unwrap_or("workflow"),
+        &header,
+        &body,
+        &mut diags,
+    );
+    let tests = fixtures::parse(&document.tests, &mut diags);
     diags.sort();
-    Checked { name, header, document, program, usage, diagnostics: diags }
+    Checked {
+        name,
+        header,
+        document,
+        program,
+        usage,
+        tests,
+        diagnostics: diags,
+    }
 }
 
 fn empty_program() -> Program {
@@ -143,10 +171,14 @@ pub fn compile(source: &str, file_name: Option<&str>) -> Result<Compiled, Compil
     if checked.diagnostics.has_errors() {
         return Err(CompileError::Invalid(checked.diagnostics));
     }
-    let name = checked.name.clone().expect("a workflow without errors has a name");
+    let name = checked
+        .name
+        .clone()
+        .expect("a workflow without errors has a name");
     let source_sha256 = sha256_hex(source.as_bytes());
     let manifest = manifest(&checked, &source_sha256);
-    let program = serde_json::to_vec(&checked.program).map_err(|e| emit::EmitError::new(e.to_string()))?;
+    let program =
+        serde_json::to_vec(&checked.program).map_err(|e| emit::EmitError::new(e.to_string()))?;
     let mut component = emit::emit(&program, &checked.usage.functions)?;
     append_custom_section(&mut component, MANIFEST_SECTION, manifest.as_bytes());
     Ok(Compiled {
@@ -181,10 +213,16 @@ fn manifest(checked: &Checked, source_sha256: &str) -> String {
         skill.insert("input_schema".into(), Value::String(schema.to_string()));
     }
     if let Some(ms) = h.deadline_ms {
-        skill.insert("deadline_ms".into(), Value::Integer(ms.min(i64::MAX as u64) as i64));
+        skill.insert(
+            "deadline_ms".into(),
+            Value::Integer(ms.min(i64::MAX as u64) as i64),
+        );
     }
     if let Some(mib) = h.memory_mib {
-        skill.insert("memory_mib".into(), Value::Integer(mib.min(i64::MAX as u64) as i64));
+        skill.insert(
+            "memory_mib".into(),
+            Value::Integer(mib.min(i64::MAX as u64) as i64),
+        );
     }
     let list = |items: &[String]| Value::Array(items.iter().cloned().map(Value::String).collect());
     let used = &checked.usage.grants;
@@ -205,7 +243,10 @@ fn manifest(checked: &Checked, source_sha256: &str) -> String {
         skill.insert("fleet".into(), Value::String(level.to_string()));
     }
     let mut workflow = toml::Table::new();
-    workflow.insert("source_sha256".into(), Value::String(source_sha256.to_string()));
+    workflow.insert(
+        "source_sha256".into(),
+        Value::String(source_sha256.to_string()),
+    );
     workflow.insert("trigger".into(), Value::String(h.trigger.to_string()));
     let mut root = toml::Table::new();
     root.insert("package".into(), Value::Table(package));

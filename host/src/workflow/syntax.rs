@@ -31,10 +31,23 @@ pub struct Stmt {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
-    Let { name: Ident, value: Expr },
-    Assign { name: Ident, value: Expr },
-    If { branches: Vec<(Expr, Vec<Stmt>)>, otherwise: Option<Vec<Stmt>> },
-    For { var: Ident, list: Expr, body: Vec<Stmt> },
+    Let {
+        name: Ident,
+        value: Expr,
+    },
+    Assign {
+        name: Ident,
+        value: Expr,
+    },
+    If {
+        branches: Vec<(Expr, Vec<Stmt>)>,
+        otherwise: Option<Vec<Stmt>>,
+    },
+    For {
+        var: Ident,
+        list: Expr,
+        body: Vec<Stmt>,
+    },
     Return(Expr),
     Expr(Expr),
 }
@@ -125,11 +138,13 @@ struct Token {
 }
 
 const PUNCT: [&str; 22] = [
-    "==", "!=", "<=", ">=", "??", "(", ")", "[", "]", "{", "}", ",", ":", ".", "=", "<", ">", "+", "-", "*", "/",
-    "%",
+    "==", "!=", "<=", ">=", "??", "(", ")", "[", "]", "{", "}", ",", ":", ".", "=", "<", ">", "+",
+    "-", "*", "/", "%",
 ];
 
-const KEYWORDS: [&str; 12] = ["let", "if", "else", "for", "in", "return", "and", "or", "not", "true", "false", "null"];
+const KEYWORDS: [&str; 12] = [
+    "let", "if", "else", "for", "in", "return", "and", "or", "not", "true", "false", "null",
+];
 
 /// Splits one code text into tokens; `line`/`col` is where it starts.
 fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
@@ -141,7 +156,10 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
         let start = (l, c);
         let span = |len: usize| Span::new(start.0, start.1, len as u32);
         if ch == '\n' {
-            out.push(Token { tok: Tok::Newline, span: span(1) });
+            out.push(Token {
+                tok: Tok::Newline,
+                span: span(1),
+            });
             i += 1;
             l += 1;
             c = 1;
@@ -160,9 +178,15 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
             continue;
         }
         if ch.is_ascii_alphabetic() || ch == '_' {
-            let s: String = chars[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').collect();
+            let s: String = chars[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                .collect();
             let n = s.chars().count();
-            out.push(Token { tok: Tok::Ident(s), span: span(n) });
+            out.push(Token {
+                tok: Tok::Ident(s),
+                span: span(n),
+            });
             i += n;
             c += n as u32;
             continue;
@@ -171,7 +195,11 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
             let s: String = chars[i..]
                 .iter()
                 .enumerate()
-                .take_while(|(k, c)| c.is_ascii_digit() || **c == '_' || (**c == '.' && chars.get(i + k + 1).is_some_and(|d| d.is_ascii_digit())))
+                .take_while(|(k, c)| {
+                    c.is_ascii_digit()
+                        || **c == '_'
+                        || (**c == '.' && chars.get(i + k + 1).is_some_and(|d| d.is_ascii_digit()))
+                })
                 .map(|(_, c)| *c)
                 .collect();
             let n = s.chars().count();
@@ -184,8 +212,14 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
             match tok {
                 Some(tok) => out.push(Token { tok, span: span(n) }),
                 None => {
-                    diags.push(Diagnostic::error(span(n), format!("`{s}` does not fit a 64-bit integer")));
-                    out.push(Token { tok: Tok::Int(0), span: span(n) });
+                    diags.push(Diagnostic::error(
+                        span(n),
+                        format!("`{s}` does not fit a 64-bit integer"),
+                    ));
+                    out.push(Token {
+                        tok: Tok::Int(0),
+                        span: span(n),
+                    });
                 }
             }
             i += n;
@@ -194,7 +228,10 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
         }
         if ch == '"' {
             let (tok, used, lines, end_col) = lex_string(&chars[i..], l, c, diags);
-            out.push(Token { tok, span: span(if lines == 0 { used } else { 1 }) });
+            out.push(Token {
+                tok,
+                span: span(if lines == 0 { used } else { 1 }),
+            });
             i += used;
             l += lines;
             c = end_col;
@@ -202,7 +239,10 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
         }
         let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
         if let Some(p) = PUNCT.iter().find(|p| rest.starts_with(**p)) {
-            out.push(Token { tok: Tok::Punct(p), span: span(p.len()) });
+            out.push(Token {
+                tok: Tok::Punct(p),
+                span: span(p.len()),
+            });
             i += p.len();
             c += p.len() as u32;
             continue;
@@ -226,14 +266,20 @@ fn lex(text: &str, line: u32, col: u32, diags: &mut Diagnostics) -> Vec<Token> {
 
 /// Lexes a string literal starting at `chars[0] == '"'`. Returns the token,
 /// characters used, newlines crossed and the column after it.
-fn lex_string(chars: &[char], line: u32, col: u32, diags: &mut Diagnostics) -> (Tok, usize, u32, u32) {
+fn lex_string(
+    chars: &[char],
+    line: u32,
+    col: u32,
+    diags: &mut Diagnostics,
+) -> (Tok, usize, u32, u32) {
     let mut parts = Vec::new();
     let mut text = String::new();
     let (mut i, l, mut c) = (1usize, line, col + 1);
     loop {
         let Some(&ch) = chars.get(i) else {
             diags.push(
-                Diagnostic::error(Span::new(line, col, 1), "this string is not closed").expected("a closing `\"`"),
+                Diagnostic::error(Span::new(line, col, 1), "this string is not closed")
+                    .expected("a closing `\"`"),
             );
             break;
         };
@@ -245,9 +291,12 @@ fn lex_string(chars: &[char], line: u32, col: u32, diags: &mut Diagnostics) -> (
             }
             '\n' => {
                 diags.push(
-                    Diagnostic::error(Span::new(line, col, 1), "this string is not closed on its line")
-                        .expected("a closing `\"`")
-                        .hint("write a line break inside a string as `\\n`"),
+                    Diagnostic::error(
+                        Span::new(line, col, 1),
+                        "this string is not closed on its line",
+                    )
+                    .expected("a closing `\"`")
+                    .hint("write a line break inside a string as `\\n`"),
                 );
                 break;
             }
@@ -265,8 +314,11 @@ fn lex_string(chars: &[char], line: u32, col: u32, diags: &mut Diagnostics) -> (
                 match out {
                     Some(o) => text.push(o),
                     None => diags.push(
-                        Diagnostic::error(Span::new(l, c, 2), format!("unknown escape `\\{}`", esc.unwrap_or(' ')))
-                            .expected("\\n, \\t, \\\", \\\\, \\{ or \\}"),
+                        Diagnostic::error(
+                            Span::new(l, c, 2),
+                            format!("unknown escape `\\{}`", esc.unwrap_or(' ')),
+                        )
+                        .expected("\\n, \\t, \\\", \\\\, \\{ or \\}"),
                     ),
                 }
                 i += 2;
@@ -340,16 +392,34 @@ pub fn parse(blocks: &[Block], diags: &mut Diagnostics) -> Vec<Stmt> {
     for block in blocks {
         tokens.extend(lex(&block.text, block.first_line, 1, diags));
         let end = block.first_line + block.text.lines().count() as u32;
-        tokens.push(Token { tok: Tok::Newline, span: Span::new(end, 1, 1) });
+        tokens.push(Token {
+            tok: Tok::Newline,
+            span: Span::new(end, 1, 1),
+        });
     }
     let last = tokens.last().map(|t| t.span).unwrap_or_default();
-    tokens.push(Token { tok: Tok::Eof, span: last });
-    let mut p = Parser { tokens, pos: 0, diags, depth: 0, statements: 0 };
+    tokens.push(Token {
+        tok: Tok::Eof,
+        span: last,
+    });
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        diags,
+        depth: 0,
+        statements: 0,
+    };
     let body = p.statements(false);
     if p.statements > MAX_STATEMENTS {
         p.diags.push(
-            Diagnostic::error(Span::new(blocks.first().map(|b| b.first_line).unwrap_or(1), 1, 1), format!("the workflow has {} statements; at most {MAX_STATEMENTS} are allowed", p.statements))
-                .hint("split it into several workflows that call each other"),
+            Diagnostic::error(
+                Span::new(blocks.first().map(|b| b.first_line).unwrap_or(1), 1, 1),
+                format!(
+                    "the workflow has {} statements; at most {MAX_STATEMENTS} are allowed",
+                    p.statements
+                ),
+            )
+            .hint("split it into several workflows that call each other"),
         );
     }
     body
@@ -414,7 +484,8 @@ impl Parser<'_> {
 
     fn fail<T>(&mut self, expected: &str, hint: Option<&str>) -> PResult<T> {
         let found = Self::describe(self.peek());
-        let mut d = Diagnostic::error(self.span(), format!("unexpected {found}")).expected(expected.to_string());
+        let mut d = Diagnostic::error(self.span(), format!("unexpected {found}"))
+            .expected(expected.to_string());
         if let Some(h) = hint {
             d = d.hint(h.to_string());
         }
@@ -481,13 +552,18 @@ impl Parser<'_> {
             match self.peek() {
                 Tok::Eof => {
                     if in_block {
-                        self.diags.push(Diagnostic::error(self.span(), "a block is not closed").expected("`}`"));
+                        self.diags.push(
+                            Diagnostic::error(self.span(), "a block is not closed").expected("`}`"),
+                        );
                     }
                     return out;
                 }
                 Tok::Punct("}") if in_block => return out,
                 Tok::Punct("}") => {
-                    self.diags.push(Diagnostic::error(self.span(), "unexpected `}`").hint("there is no block to close here"));
+                    self.diags.push(
+                        Diagnostic::error(self.span(), "unexpected `}`")
+                            .hint("there is no block to close here"),
+                    );
                     self.bump();
                     continue;
                 }
@@ -501,7 +577,10 @@ impl Parser<'_> {
                         Tok::Newline | Tok::Eof => {}
                         Tok::Punct("}") if in_block => {}
                         _ => {
-                            let _ = self.fail::<()>("the end of the line", Some("write one statement per line"));
+                            let _ = self.fail::<()>(
+                                "the end of the line",
+                                Some("write one statement per line"),
+                            );
                             self.recover();
                         }
                     }
@@ -510,7 +589,9 @@ impl Parser<'_> {
                     let before = self.pos;
                     self.recover();
                     // A stray `)` or `]` would otherwise stop recovery forever.
-                    if self.pos == before && !matches!(self.peek(), Tok::Newline | Tok::Eof | Tok::Punct("}")) {
+                    if self.pos == before
+                        && !matches!(self.peek(), Tok::Newline | Tok::Eof | Tok::Punct("}"))
+                    {
                         self.bump();
                     }
                 }
@@ -551,7 +632,10 @@ impl Parser<'_> {
                         break;
                     }
                 }
-                StmtKind::If { branches, otherwise }
+                StmtKind::If {
+                    branches,
+                    otherwise,
+                }
             }
             Tok::Ident(k) if k == "for" => {
                 self.bump();
@@ -561,17 +645,27 @@ impl Parser<'_> {
                 }
                 self.bump();
                 let list = self.expr()?;
-                StmtKind::For { var, list, body: self.block()? }
+                StmtKind::For {
+                    var,
+                    list,
+                    body: self.block()?,
+                }
             }
             Tok::Ident(k) if k == "return" => {
                 self.bump();
                 if matches!(self.peek(), Tok::Newline | Tok::Eof | Tok::Punct("}")) {
-                    return self.fail("the value to return", Some("write `return { ... }`; the output is JSON"));
+                    return self.fail(
+                        "the value to return",
+                        Some("write `return { ... }`; the output is JSON"),
+                    );
                 }
                 StmtKind::Return(self.expr()?)
             }
             Tok::Ident(k) if k == "while" || k == "loop" => {
-                return self.fail("a statement", Some("there is no `while`: loop over a list with `for item in list`"));
+                return self.fail(
+                    "a statement",
+                    Some("there is no `while`: loop over a list with `for item in list`"),
+                );
             }
             Tok::Ident(k) if k == "var" || k == "const" => {
                 return self.fail("a statement", Some("declare a variable with `let`"));
@@ -582,7 +676,10 @@ impl Parser<'_> {
                     self.bump();
                     let value = self.expr()?;
                     match e.kind {
-                        ExprKind::Var(name) => StmtKind::Assign { name: Ident { name, span: e.span }, value },
+                        ExprKind::Var(name) => StmtKind::Assign {
+                            name: Ident { name, span: e.span },
+                            value,
+                        },
                         _ => {
                             self.diags.push(
                                 Diagnostic::error(e.span, "only a variable can be assigned")
@@ -608,7 +705,10 @@ impl Parser<'_> {
     }
 
     fn binary(&mut self, op: Op, a: Expr, b: Expr) -> Expr {
-        Expr { span: a.span.to(b.span), kind: ExprKind::Binary(op, Box::new(a), Box::new(b)) }
+        Expr {
+            span: a.span.to(b.span),
+            kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+        }
     }
 
     fn or(&mut self) -> PResult<Expr> {
@@ -640,7 +740,10 @@ impl Parser<'_> {
             let inner = self.not();
             self.depth -= 1;
             let inner = inner?;
-            return Ok(Expr { span: span.to(inner.span), kind: ExprKind::Not(Box::new(inner)) });
+            return Ok(Expr {
+                span: span.to(inner.span),
+                kind: ExprKind::Not(Box::new(inner)),
+            });
         }
         self.comparison()
     }
@@ -659,8 +762,14 @@ impl Parser<'_> {
         self.bump();
         self.skip_newlines();
         let r = self.coalesce()?;
-        if matches!(self.peek(), Tok::Punct("==" | "!=" | "<" | "<=" | ">" | ">=")) {
-            return self.fail("the end of the comparison", Some("comparisons do not chain: write `a < b and b < c`"));
+        if matches!(
+            self.peek(),
+            Tok::Punct("==" | "!=" | "<" | "<=" | ">" | ">=")
+        ) {
+            return self.fail(
+                "the end of the comparison",
+                Some("comparisons do not chain: write `a < b and b < c`"),
+            );
         }
         Ok(self.binary(Op::Vm(op), e, r))
     }
@@ -714,7 +823,10 @@ impl Parser<'_> {
             let inner = self.unary();
             self.depth -= 1;
             let inner = inner?;
-            return Ok(Expr { span: span.to(inner.span), kind: ExprKind::Neg(Box::new(inner)) });
+            return Ok(Expr {
+                span: span.to(inner.span),
+                kind: ExprKind::Neg(Box::new(inner)),
+            });
         }
         self.postfix()
     }
@@ -725,14 +837,20 @@ impl Parser<'_> {
             if self.is_punct(".") {
                 self.bump();
                 let field = self.ident("a field name after `.`")?;
-                e = Expr { span: e.span.to(field.span), kind: ExprKind::Field(Box::new(e), field) };
+                e = Expr {
+                    span: e.span.to(field.span),
+                    kind: ExprKind::Field(Box::new(e), field),
+                };
             } else if self.is_punct("[") {
                 self.bump();
                 self.skip_newlines();
                 let index = self.expr()?;
                 self.skip_newlines();
                 let close = self.expect("]", "`]` after the index")?;
-                e = Expr { span: e.span.to(close), kind: ExprKind::Index(Box::new(e), Box::new(index)) };
+                e = Expr {
+                    span: e.span.to(close),
+                    kind: ExprKind::Index(Box::new(e), Box::new(index)),
+                };
             } else if self.is_punct("(") {
                 self.bump();
                 let mut args = Vec::new();
@@ -741,7 +859,11 @@ impl Parser<'_> {
                     if self.is_punct(")") {
                         break;
                     }
-                    let named = matches!(self.peek(), Tok::Ident(_)) && matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Punct(":")));
+                    let named = matches!(self.peek(), Tok::Ident(_))
+                        && matches!(
+                            self.tokens.get(self.pos + 1).map(|t| &t.tok),
+                            Some(Tok::Punct(":"))
+                        );
                     let name = if named {
                         let n = self.ident("an argument name")?;
                         self.bump();
@@ -760,7 +882,10 @@ impl Parser<'_> {
                     }
                 }
                 let close = self.bump().span;
-                e = Expr { span: e.span.to(close), kind: ExprKind::Call(Box::new(e), args) };
+                e = Expr {
+                    span: e.span.to(close),
+                    kind: ExprKind::Call(Box::new(e), args),
+                };
             } else {
                 return Ok(e);
             }
@@ -784,7 +909,9 @@ impl Parser<'_> {
                 for part in parts {
                     match part {
                         RawPart::Text(t) => out.push(TemplatePart::Text(t)),
-                        RawPart::Expr(text, line, col) => out.push(TemplatePart::Expr(self.interpolation(&text, line, col)?)),
+                        RawPart::Expr(text, line, col) => {
+                            out.push(TemplatePart::Expr(self.interpolation(&text, line, col)?))
+                        }
                     }
                 }
                 ExprKind::Str(out)
@@ -827,7 +954,10 @@ impl Parser<'_> {
                     }
                 }
                 let close = self.bump().span;
-                return Ok(Expr { span: span.to(close), kind: ExprKind::List(items) });
+                return Ok(Expr {
+                    span: span.to(close),
+                    kind: ExprKind::List(items),
+                });
             }
             Tok::Punct("{") => {
                 self.bump();
@@ -839,8 +969,16 @@ impl Parser<'_> {
                     }
                     let key = match self.peek().clone() {
                         Tok::Str(parts) => match parts.as_slice() {
-                            [RawPart::Text(t)] => Ident { name: t.clone(), span: self.bump().span },
-                            _ => return self.fail("a plain field name", Some("a field name cannot be a template")),
+                            [RawPart::Text(t)] => Ident {
+                                name: t.clone(),
+                                span: self.bump().span,
+                            },
+                            _ => {
+                                return self.fail(
+                                    "a plain field name",
+                                    Some("a field name cannot be a template"),
+                                )
+                            }
                         },
                         _ => self.ident("a field name")?,
                     };
@@ -850,7 +988,10 @@ impl Parser<'_> {
                         self.expr()?
                     } else {
                         // `{ cards }` is `{ cards: cards }`.
-                        Expr { span: key.span, kind: ExprKind::Var(key.name.clone()) }
+                        Expr {
+                            span: key.span,
+                            kind: ExprKind::Var(key.name.clone()),
+                        }
                     };
                     fields.push((key, value));
                     self.skip_newlines();
@@ -861,7 +1002,10 @@ impl Parser<'_> {
                     }
                 }
                 let close = self.bump().span;
-                return Ok(Expr { span: span.to(close), kind: ExprKind::Object(fields) });
+                return Ok(Expr {
+                    span: span.to(close),
+                    kind: ExprKind::Object(fields),
+                });
             }
             _ => return self.fail("a value", None),
         };
@@ -873,10 +1017,19 @@ impl Parser<'_> {
         let mut tokens = lex(text, line, col, self.diags);
         let end = Span::new(line, col + text.chars().count() as u32, 1);
         if tokens.is_empty() {
-            self.diags.push(Diagnostic::error(Span::new(line, col.saturating_sub(1), 2), "an empty `{}` in a string").hint("write a literal brace as `\\{`"));
+            self.diags.push(
+                Diagnostic::error(
+                    Span::new(line, col.saturating_sub(1), 2),
+                    "an empty `{}` in a string",
+                )
+                .hint("write a literal brace as `\\{`"),
+            );
             return Err(Reported);
         }
-        tokens.push(Token { tok: Tok::Eof, span: end });
+        tokens.push(Token {
+            tok: Tok::Eof,
+            span: end,
+        });
         let saved_tokens = std::mem::replace(&mut self.tokens, tokens);
         let saved_pos = std::mem::replace(&mut self.pos, 0);
         let e = self.expr();
@@ -899,8 +1052,21 @@ mod tests {
 
     fn parse_text(text: &str) -> (Vec<Stmt>, Vec<(u32, u32, String)>) {
         let mut diags = Diagnostics::default();
-        let body = parse(&[Block { text: text.to_string(), first_line: 1 }], &mut diags);
-        (body, diags.0.into_iter().map(|d| (d.line, d.column, d.message)).collect())
+        let body = parse(
+            &[Block {
+                text: text.to_string(),
+                first_line: 1,
+            }],
+            &mut diags,
+        );
+        (
+            body,
+            diags
+                .0
+                .into_iter()
+                .map(|d| (d.line, d.column, d.message))
+                .collect(),
+        )
     }
 
     #[test]
@@ -910,13 +1076,34 @@ mod tests {
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(body.len(), 3);
-        let StmtKind::For { body: inner, .. } = &body[1].kind else { panic!() };
-        let StmtKind::If { branches, otherwise } = &inner[0].kind else { panic!() };
-        let ExprKind::Binary(Op::And, left, _) = &branches[0].0.kind else { panic!("{:?}", branches[0].0) };
-        let ExprKind::Binary(Op::Vm(BinOp::Gt), _, sum) = &left.kind else { panic!() };
-        assert!(matches!(sum.kind, ExprKind::Binary(Op::Vm(BinOp::Add), _, _)));
+        let StmtKind::For { body: inner, .. } = &body[1].kind else {
+            panic!()
+        };
+        let StmtKind::If {
+            branches,
+            otherwise,
+        } = &inner[0].kind
+        else {
+            panic!()
+        };
+        let ExprKind::Binary(Op::And, left, _) = &branches[0].0.kind else {
+            panic!("{:?}", branches[0].0)
+        };
+        let ExprKind::Binary(Op::Vm(BinOp::Gt), _, sum) = &left.kind else {
+            panic!()
+        };
+        assert!(matches!(
+            sum.kind,
+            ExprKind::Binary(Op::Vm(BinOp::Add), _, _)
+        ));
         assert!(otherwise.is_some());
-        let StmtKind::Return(Expr { kind: ExprKind::Object(fields), .. }) = &body[2].kind else { panic!() };
+        let StmtKind::Return(Expr {
+            kind: ExprKind::Object(fields),
+            ..
+        }) = &body[2].kind
+        else {
+            panic!()
+        };
         assert_eq!(fields[0].0.name, "n");
     }
 
@@ -924,13 +1111,34 @@ mod tests {
     fn templates_hold_expressions() {
         let (body, errors) = parse_text("log.info(\"{join(names, \", \")} and {n + 1}\")\n");
         assert!(errors.is_empty(), "{errors:?}");
-        let StmtKind::Expr(Expr { kind: ExprKind::Call(_, args), .. }) = &body[0].kind else { panic!() };
-        let ExprKind::Str(parts) = &args[0].value.kind else { panic!() };
+        let StmtKind::Expr(Expr {
+            kind: ExprKind::Call(_, args),
+            ..
+        }) = &body[0].kind
+        else {
+            panic!()
+        };
+        let ExprKind::Str(parts) = &args[0].value.kind else {
+            panic!()
+        };
         assert_eq!(parts.len(), 3);
-        assert_eq!(parts[2], TemplatePart::Expr(Expr {
-            span: Span::new(1, 36, 5),
-            kind: ExprKind::Binary(Op::Vm(BinOp::Add), Box::new(Expr { span: Span::new(1, 36, 1), kind: ExprKind::Var("n".into()) }), Box::new(Expr { span: Span::new(1, 40, 1), kind: ExprKind::Int(1) })),
-        }));
+        assert_eq!(
+            parts[2],
+            TemplatePart::Expr(Expr {
+                span: Span::new(1, 36, 5),
+                kind: ExprKind::Binary(
+                    Op::Vm(BinOp::Add),
+                    Box::new(Expr {
+                        span: Span::new(1, 36, 1),
+                        kind: ExprKind::Var("n".into())
+                    }),
+                    Box::new(Expr {
+                        span: Span::new(1, 40, 1),
+                        kind: ExprKind::Int(1)
+                    })
+                ),
+            })
+        );
     }
 
     #[test]
@@ -946,7 +1154,10 @@ mod tests {
     fn depth_is_bounded() {
         let deep = format!("let x = {}1{}\n", "(".repeat(200), ")".repeat(200));
         let (_, errors) = parse_text(&deep);
-        assert!(errors.iter().any(|e| e.2.contains("nested more than")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.2.contains("nested more than")),
+            "{errors:?}"
+        );
         let deep = format!("{}{}", "if true {\n".repeat(100), "}\n".repeat(100));
         let (_, errors) = parse_text(&deep);
         assert!(errors.iter().any(|e| e.2.contains("nested more than")));

@@ -99,7 +99,8 @@ impl Ty {
     pub fn describe(&self) -> String {
         match self {
             Ty::Record(r) if !r.name.is_empty() => {
-                let fields: Vec<String> = r.fields.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+                let fields: Vec<String> =
+                    r.fields.iter().map(|(n, t)| format!("{n}: {t}")).collect();
                 format!("{} {{ {} }}", r.name, fields.join(", "))
             }
             t => t.to_string(),
@@ -117,11 +118,14 @@ impl Ty {
             (Ty::Optional(a), Ty::Optional(b)) => a.assignable_to(b),
             (Ty::Optional(_), b) => Err(format!("it may be null, and {b} is not optional")),
             (a, Ty::Optional(b)) => a.assignable_to(b),
-            (Ty::List(a), Ty::List(b)) => a.assignable_to(b).map_err(|e| format!("an item does not fit: {e}")),
+            (Ty::List(a), Ty::List(b)) => a
+                .assignable_to(b)
+                .map_err(|e| format!("an item does not fit: {e}")),
             (Ty::Map(a), Ty::Map(b)) => a.assignable_to(b),
             (Ty::Record(r), Ty::Map(b)) => {
                 for (name, ty) in &r.fields {
-                    ty.assignable_to(b).map_err(|e| format!("field `{name}`: {e}"))?;
+                    ty.assignable_to(b)
+                        .map_err(|e| format!("field `{name}`: {e}"))?;
                 }
                 Ok(())
             }
@@ -129,12 +133,19 @@ impl Ty {
                 for (name, ty) in &from.fields {
                     match to.field(name) {
                         Some(want) => ty.assignable_to(want).map_err(|e| {
-                            format!("field `{name}` is {ty}, but {} needs {want}{}", record_name(to), because(&e))
+                            format!(
+                                "field `{name}` is {ty}, but {} needs {want}{}",
+                                record_name(to),
+                                because(&e)
+                            )
                         })?,
                         None => {
-                            let hint = super::diag::did_you_mean(name, to.fields.iter().map(|(n, _)| n.as_str()))
-                                .map(|m| format!(" (did you mean `{m}`?)"))
-                                .unwrap_or_default();
+                            let hint = super::diag::did_you_mean(
+                                name,
+                                to.fields.iter().map(|(n, _)| n.as_str()),
+                            )
+                            .map(|m| format!(" (did you mean `{m}`?)"))
+                            .unwrap_or_default();
                             return Err(format!("{} has no field `{name}`{hint}", record_name(to)));
                         }
                     }
@@ -175,8 +186,11 @@ impl Ty {
             Ty::List(t) => json!({"type": "array", "items": t.schema()}),
             Ty::Map(t) => json!({"type": "object", "additionalProperties": t.schema()}),
             Ty::Record(r) => {
-                let props: serde_json::Map<String, serde_json::Value> =
-                    r.fields.iter().map(|(n, t)| (n.clone(), t.schema())).collect();
+                let props: serde_json::Map<String, serde_json::Value> = r
+                    .fields
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.schema()))
+                    .collect();
                 let required: Vec<&str> = r
                     .fields
                     .iter()
@@ -246,7 +260,10 @@ mod tests {
     fn record(name: &str, fields: &[(&str, Ty)]) -> Ty {
         Ty::Record(Arc::new(Record {
             name: name.into(),
-            fields: fields.iter().map(|(n, t)| (n.to_string(), t.clone())).collect(),
+            fields: fields
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.clone()))
+                .collect(),
         }))
     }
 
@@ -256,20 +273,35 @@ mod tests {
         assert!(Ty::Float.assignable_to(&Ty::Int).is_err());
         assert!(Ty::Null.assignable_to(&Ty::Str.optional()).is_ok());
         assert!(Ty::Str.optional().assignable_to(&Ty::Str).is_err());
-        let card = record("new-card", &[("list", Ty::Str), ("title", Ty::Str), ("labels", Ty::List(Box::new(Ty::Str)))]);
+        let card = record(
+            "new-card",
+            &[
+                ("list", Ty::Str),
+                ("title", Ty::Str),
+                ("labels", Ty::List(Box::new(Ty::Str))),
+            ],
+        );
         let lit = record("", &[("list", Ty::Str), ("title", Ty::Str)]);
         assert!(lit.assignable_to(&card).is_ok());
         let typo = record("", &[("list", Ty::Str), ("titel", Ty::Str)]);
         let err = typo.assignable_to(&card).unwrap_err();
-        assert_eq!(err, "`new-card` has no field `titel` (did you mean `title`?)");
+        assert_eq!(
+            err,
+            "`new-card` has no field `titel` (did you mean `title`?)"
+        );
         let missing = record("", &[("list", Ty::Str)]);
-        assert_eq!(missing.assignable_to(&card).unwrap_err(), "field `title: string` is missing");
+        assert_eq!(
+            missing.assignable_to(&card).unwrap_err(),
+            "field `title: string` is missing"
+        );
     }
 
     #[test]
     fn types_parse_and_print() {
         assert_eq!(parse_type("list<int>?").unwrap().to_string(), "list<int>?");
-        assert!(parse_type("strng").unwrap_err().contains("did you mean `string`"));
+        assert!(parse_type("strng")
+            .unwrap_err()
+            .contains("did you mean `string`"));
         assert_eq!(Ty::Int.join(&Ty::Null), Ty::Int.optional());
     }
 }

@@ -22,6 +22,9 @@ pub const WIT_FILES: [(&str, &str); 6] = [
     ("fleet.wit", include_str!("../../../wit/fleet.wit")),
 ];
 
+/// The version of the `darkfactory:skill` package the WIT declares.
+pub const VERSION: &str = "0.1.0";
+
 /// One callable function.
 #[derive(Debug, Clone)]
 pub struct Signature {
@@ -38,8 +41,17 @@ pub struct Signature {
 impl Signature {
     /// `name(param: type, ...) -> result`, for messages.
     pub fn render(&self, interface: &str) -> String {
-        let params: Vec<String> = self.params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-        format!("{interface}.{}({}) -> {}", snake(&self.wit_name), params.join(", "), self.result)
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(n, t)| format!("{n}: {t}"))
+            .collect();
+        format!(
+            "{interface}.{}({}) -> {}",
+            snake(&self.wit_name),
+            params.join(", "),
+            self.result
+        )
     }
 }
 
@@ -63,22 +75,34 @@ impl Interfaces {
         let group = map.parse().map_err(|(_, e)| format!("{e:?}"))?;
         let mut resolve = Resolve::default();
         let package = resolve.push_group(group).map_err(|e| format!("{e:?}"))?;
-        let world = resolve.select_world(&[package], Some("skill")).map_err(|e| e.to_string())?;
+        let world = resolve
+            .select_world(&[package], Some("skill"))
+            .map_err(|e| e.to_string())?;
         let mut out = BTreeMap::new();
         for item in resolve.worlds[world].imports.values() {
-            let WorldItem::Interface { id, .. } = item else { continue };
+            let WorldItem::Interface { id, .. } = item else {
+                continue;
+            };
             let iface = &resolve.interfaces[*id];
-            let Some(name) = iface.name.clone() else { continue };
+            let Some(name) = iface.name.clone() else {
+                continue;
+            };
             if iface.functions.is_empty() {
                 continue;
             }
             let mut functions = BTreeMap::new();
             for (fname, f) in &iface.functions {
-                let params = f.params.iter().map(|p| (snake(&p.name), ty(&resolve, &p.ty))).collect();
+                let params = f
+                    .params
+                    .iter()
+                    .map(|p| (snake(&p.name), ty(&resolve, &p.ty)))
+                    .collect();
                 let result = match f.result {
                     None => Ty::Null,
                     Some(Type::Id(id)) => match &resolve.types[id].kind {
-                        TypeDefKind::Result(r) => r.ok.as_ref().map(|t| ty(&resolve, t)).unwrap_or(Ty::Null),
+                        TypeDefKind::Result(r) => {
+                            r.ok.as_ref().map(|t| ty(&resolve, t)).unwrap_or(Ty::Null)
+                        }
                         _ => ty(&resolve, &Type::Id(id)),
                     },
                     Some(ref t) => ty(&resolve, t),
@@ -90,7 +114,15 @@ impl Interfaces {
                     .and_then(|d| d.lines().next())
                     .unwrap_or("")
                     .to_string();
-                functions.insert(snake(fname), Signature { wit_name: fname.clone(), params, result, doc });
+                functions.insert(
+                    snake(fname),
+                    Signature {
+                        wit_name: fname.clone(),
+                        params,
+                        result,
+                        doc,
+                    },
+                );
             }
             out.insert(name, functions);
         }
@@ -106,7 +138,14 @@ pub fn snake(name: &str) -> String {
 fn ty(resolve: &Resolve, t: &Type) -> Ty {
     match t {
         Type::Bool => Ty::Bool,
-        Type::U8 | Type::U16 | Type::U32 | Type::U64 | Type::S8 | Type::S16 | Type::S32 | Type::S64 => Ty::Int,
+        Type::U8
+        | Type::U16
+        | Type::U32
+        | Type::U64
+        | Type::S8
+        | Type::S16
+        | Type::S32
+        | Type::S64 => Ty::Int,
         Type::F32 | Type::F64 => Ty::Float,
         Type::Char | Type::String => Ty::Str,
         Type::ErrorContext => Ty::Json,
@@ -119,10 +158,16 @@ fn typedef(resolve: &Resolve, id: TypeId) -> Ty {
     match &def.kind {
         TypeDefKind::Record(r) => Ty::Record(Arc::new(Record {
             name: def.name.clone().unwrap_or_default(),
-            fields: r.fields.iter().map(|f| (snake(&f.name), ty(resolve, &f.ty))).collect(),
+            fields: r
+                .fields
+                .iter()
+                .map(|f| (snake(&f.name), ty(resolve, &f.ty)))
+                .collect(),
         })),
         TypeDefKind::Option(t) => ty(resolve, t).optional(),
-        TypeDefKind::List(Type::Id(inner)) if is_string_pair(resolve, *inner) => Ty::Map(Box::new(Ty::Str)),
+        TypeDefKind::List(Type::Id(inner)) if is_string_pair(resolve, *inner) => {
+            Ty::Map(Box::new(Ty::Str))
+        }
         TypeDefKind::List(t) => Ty::List(Box::new(ty(resolve, t))),
         TypeDefKind::Enum(_) => Ty::Str,
         TypeDefKind::Type(t) => ty(resolve, t),
@@ -158,13 +203,31 @@ mod tests {
     }
 
     #[test]
+    fn the_version_is_the_packages() {
+        assert!(WIT_FILES[0]
+            .1
+            .contains(&format!("package darkfactory:skill@{VERSION};")));
+    }
+
+    #[test]
     fn signatures_come_from_the_wit() {
         let i = Interfaces::get();
         let cards = &i.0["board"]["cards"];
-        assert_eq!(cards.render("board"), "board.cards(filter: card-filter) -> list<card>");
-        let Ty::Record(filter) = &cards.params[0].1 else { panic!() };
-        assert_eq!(filter.field("in_list_longer_than"), Some(&Ty::Int.optional()));
-        assert_eq!(i.0["memory"]["store"].params[2].1, Ty::Map(Box::new(Ty::Str)));
+        assert_eq!(
+            cards.render("board"),
+            "board.cards(filter: card-filter) -> list<card>"
+        );
+        let Ty::Record(filter) = &cards.params[0].1 else {
+            panic!()
+        };
+        assert_eq!(
+            filter.field("in_list_longer_than"),
+            Some(&Ty::Int.optional())
+        );
+        assert_eq!(
+            i.0["memory"]["store"].params[2].1,
+            Ty::Map(Box::new(Ty::Str))
+        );
         assert_eq!(i.0["fleet"]["send_heartbeat"].result, Ty::Null);
         assert!(i.0["log"].contains_key("log"));
     }
@@ -174,7 +237,11 @@ mod tests {
         let vm = super::super::emit::Interpreter::get().functions();
         for (iface, functions) in &Interfaces::get().0 {
             for sig in functions.values() {
-                assert!(vm.contains(&(iface.clone(), sig.wit_name.clone())), "{iface}.{} has no glue in host/workflow-vm", sig.wit_name);
+                assert!(
+                    vm.contains(&(iface.clone(), sig.wit_name.clone())),
+                    "{iface}.{} has no glue in host/workflow-vm",
+                    sig.wit_name
+                );
             }
         }
     }

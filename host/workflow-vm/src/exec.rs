@@ -14,8 +14,12 @@ use serde_json::{Map, Number, Value};
 pub trait Capabilities {
     /// Calls `interface.function` with arguments shaped like its WIT
     /// parameters; answers with its result shaped the same way.
-    fn call(&mut self, interface: &str, function: &str, args: Vec<Value>)
-        -> Result<Value, CallFailure>;
+    fn call(
+        &mut self,
+        interface: &str,
+        function: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, CallFailure>;
     /// Writes a line to the host's log.
     fn log(&mut self, level: Level, message: &str);
 }
@@ -119,7 +123,12 @@ impl Machine<'_> {
             StmtKind::For { slot, list, body } => {
                 let items = match self.expr(list, line)? {
                     Value::Array(items) => items,
-                    other => return Err(Failure::at(line, format!("`for` needs a list, not {}", kind(&other)))),
+                    other => {
+                        return Err(Failure::at(
+                            line,
+                            format!("`for` needs a list, not {}", kind(&other)),
+                        ))
+                    }
                 };
                 for item in items {
                     *self.slot(*slot, line)? = item;
@@ -146,15 +155,21 @@ impl Machine<'_> {
     }
 
     fn slot(&mut self, slot: u32, line: u32) -> Result<&mut Value, Failure> {
-        self.slots
-            .get_mut(slot as usize)
-            .ok_or_else(|| Failure::at(line, format!("variable slot {slot} does not exist; recompile the workflow")))
+        self.slots.get_mut(slot as usize).ok_or_else(|| {
+            Failure::at(
+                line,
+                format!("variable slot {slot} does not exist; recompile the workflow"),
+            )
+        })
     }
 
     fn truth(&mut self, e: &Expr, line: u32) -> Result<bool, Failure> {
         match self.expr(e, line)? {
             Value::Bool(b) => Ok(b),
-            other => Err(Failure::at(line, format!("a condition must be true or false, not {}", kind(&other)))),
+            other => Err(Failure::at(
+                line,
+                format!("a condition must be true or false, not {}", kind(&other)),
+            )),
         }
     }
 
@@ -193,7 +208,10 @@ impl Machine<'_> {
             Expr::Not(e) => Value::Bool(!self.truth(e, line)?),
             Expr::Neg(e) => match self.expr(e, line)? {
                 Value::Number(n) => match n.as_i64() {
-                    Some(i) => Value::from(i.checked_neg().ok_or_else(|| Failure::at(line, "integer overflow"))?),
+                    Some(i) => Value::from(
+                        i.checked_neg()
+                            .ok_or_else(|| Failure::at(line, "integer overflow"))?,
+                    ),
                     None => float(-n.as_f64().unwrap_or(0.0), line)?,
                 },
                 other => return Err(Failure::at(line, format!("cannot negate {}", kind(&other)))),
@@ -239,7 +257,11 @@ impl Machine<'_> {
                     .call(interface, function, args)
                     .map_err(|f| Failure {
                         code: format!("{interface}-{}", f.kind),
-                        message: format!("line {line}: {interface}.{}: {}", function.replace('-', "_"), f.message),
+                        message: format!(
+                            "line {line}: {interface}.{}: {}",
+                            function.replace('-', "_"),
+                            f.message
+                        ),
                     })?
             }
         })
@@ -249,16 +271,21 @@ impl Machine<'_> {
         match (target, index) {
             (Value::Array(mut items), Value::Number(n)) => {
                 let len = items.len() as i64;
-                let i = n
-                    .as_i64()
-                    .ok_or_else(|| Failure::at(line, format!("a list index must be an integer, not {n}")))?;
+                let i = n.as_i64().ok_or_else(|| {
+                    Failure::at(line, format!("a list index must be an integer, not {n}"))
+                })?;
                 let at = if i < 0 { len + i } else { i };
                 if at < 0 || at >= len {
-                    return Err(Failure::at(line, format!("index {i} is out of range for a list of {len}")));
+                    return Err(Failure::at(
+                        line,
+                        format!("index {i} is out of range for a list of {len}"),
+                    ));
                 }
                 Ok(items.swap_remove(at as usize))
             }
-            (Value::Object(mut map), Value::String(key)) => Ok(map.remove(&key).unwrap_or(Value::Null)),
+            (Value::Object(mut map), Value::String(key)) => {
+                Ok(map.remove(&key).unwrap_or(Value::Null))
+            }
             (target, index) => Err(Failure::at(
                 line,
                 format!("cannot index {} with {}", kind(&target), kind(&index)),
@@ -301,7 +328,10 @@ fn number(v: &Value) -> Option<f64> {
 fn binary(op: BinOp, a: Value, b: Value, line: u32) -> Result<Value, Failure> {
     let sym = op.symbol();
     let mismatch = |a: &Value, b: &Value| {
-        Failure::at(line, format!("cannot apply `{sym}` to {} and {}", kind(a), kind(b)))
+        Failure::at(
+            line,
+            format!("cannot apply `{sym}` to {} and {}", kind(a), kind(b)),
+        )
     };
     match op {
         BinOp::Eq => return Ok(Value::Bool(equal(&a, &b))),
@@ -345,9 +375,9 @@ fn binary(op: BinOp, a: Value, b: Value, line: u32) -> Result<Value, Failure> {
                         i.checked_rem(j)
                     }
                 };
-                return r
-                    .map(Value::from)
-                    .ok_or_else(|| Failure::at(line, format!("integer overflow in `{i} {sym} {j}`")));
+                return r.map(Value::from).ok_or_else(|| {
+                    Failure::at(line, format!("integer overflow in `{i} {sym} {j}`"))
+                });
             }
             let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
             if matches!(op, BinOp::Div | BinOp::Rem) && y == 0.0 {
@@ -411,7 +441,9 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
                 .parse::<i64>()
                 .map_err(|_| Failure::at(line, format!("`int`: {s:?} is not an integer")))?,
         ),
-        (Builtin::Float, Some(Value::Number(n)), None, None) => float(n.as_f64().unwrap_or(0.0), line)?,
+        (Builtin::Float, Some(Value::Number(n)), None, None) => {
+            float(n.as_f64().unwrap_or(0.0), line)?
+        }
         (Builtin::Float, Some(Value::String(s)), None, None) => float(
             s.trim()
                 .parse::<f64>()
@@ -425,15 +457,27 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
             if sep.is_empty() {
                 return Err(Failure::at(line, "`split` needs a non-empty separator"));
             }
-            Value::Array(s.split(sep.as_str()).map(|p| Value::String(p.to_string())).collect())
+            Value::Array(
+                s.split(sep.as_str())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect(),
+            )
         }
         (Builtin::Lower, Some(Value::String(s)), None, None) => Value::String(s.to_lowercase()),
         (Builtin::Upper, Some(Value::String(s)), None, None) => Value::String(s.to_uppercase()),
         (Builtin::Trim, Some(Value::String(s)), None, None) => Value::String(s.trim().to_string()),
-        (Builtin::Contains, Some(Value::String(s)), Some(Value::String(p)), None) => Value::Bool(s.contains(p.as_str())),
-        (Builtin::Contains, Some(Value::Array(items)), Some(v), None) => Value::Bool(items.iter().any(|i| equal(i, &v))),
-        (Builtin::StartsWith, Some(Value::String(s)), Some(Value::String(p)), None) => Value::Bool(s.starts_with(p.as_str())),
-        (Builtin::EndsWith, Some(Value::String(s)), Some(Value::String(p)), None) => Value::Bool(s.ends_with(p.as_str())),
+        (Builtin::Contains, Some(Value::String(s)), Some(Value::String(p)), None) => {
+            Value::Bool(s.contains(p.as_str()))
+        }
+        (Builtin::Contains, Some(Value::Array(items)), Some(v), None) => {
+            Value::Bool(items.iter().any(|i| equal(i, &v)))
+        }
+        (Builtin::StartsWith, Some(Value::String(s)), Some(Value::String(p)), None) => {
+            Value::Bool(s.starts_with(p.as_str()))
+        }
+        (Builtin::EndsWith, Some(Value::String(s)), Some(Value::String(p)), None) => {
+            Value::Bool(s.ends_with(p.as_str()))
+        }
         (Builtin::Keys, Some(Value::Object(map)), None, None) => {
             Value::Array(map.keys().map(|k| Value::String(k.clone())).collect())
         }
@@ -452,7 +496,9 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
             let mut int: Option<i64> = Some(0);
             let mut total = 0.0f64;
             for item in &items {
-                let Value::Number(n) = item else { return Err(bad(&args)) };
+                let Value::Number(n) = item else {
+                    return Err(bad(&args));
+                };
                 int = int.and_then(|acc| n.as_i64().and_then(|i| acc.checked_add(i)));
                 total += n.as_f64().unwrap_or(0.0);
             }
@@ -471,7 +517,11 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
                     None => true,
                     Some(cur) => {
                         let (x, y) = (item.as_f64().unwrap_or(0.0), cur.as_f64().unwrap_or(0.0));
-                        if b == Builtin::Min { x < y } else { x > y }
+                        if b == Builtin::Min {
+                            x < y
+                        } else {
+                            x > y
+                        }
                     }
                 };
                 if better {
@@ -480,20 +530,32 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
             }
             best.unwrap_or(Value::Null)
         }
-        (Builtin::Round, Some(Value::Number(n)), None, None) => {
-            builtin(Builtin::Int, vec![float(n.as_f64().unwrap_or(0.0).round(), line)?], line)?
-        }
+        (Builtin::Round, Some(Value::Number(n)), None, None) => builtin(
+            Builtin::Int,
+            vec![float(n.as_f64().unwrap_or(0.0).round(), line)?],
+            line,
+        )?,
         (Builtin::Abs, Some(Value::Number(n)), None, None) => match n.as_i64() {
-            Some(i) => Value::from(i.checked_abs().ok_or_else(|| Failure::at(line, "integer overflow"))?),
+            Some(i) => Value::from(
+                i.checked_abs()
+                    .ok_or_else(|| Failure::at(line, "integer overflow"))?,
+            ),
             None => float(n.as_f64().unwrap_or(0.0).abs(), line)?,
         },
         (Builtin::Sort, Some(Value::Array(mut items)), None, None) => {
             if items.iter().all(Value::is_string) {
                 items.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
             } else if items.iter().all(Value::is_number) {
-                items.sort_by(|x, y| x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)));
+                items.sort_by(|x, y| {
+                    x.as_f64()
+                        .unwrap_or(0.0)
+                        .total_cmp(&y.as_f64().unwrap_or(0.0))
+                });
             } else {
-                return Err(Failure::at(line, "`sort` sorts a list of numbers or of strings; use `sort_by` for objects"));
+                return Err(Failure::at(
+                    line,
+                    "`sort` sorts a list of numbers or of strings; use `sort_by` for objects",
+                ));
             }
             Value::Array(items)
         }
@@ -510,7 +572,10 @@ fn builtin(b: Builtin, args: Vec<Value>, line: u32) -> Result<Value, Failure> {
                 let (kx, ky) = (key(x), key(y));
                 match (kx.as_str(), ky.as_str()) {
                     (Some(a), Some(b)) => a.cmp(b),
-                    _ => kx.as_f64().unwrap_or(0.0).total_cmp(&ky.as_f64().unwrap_or(0.0)),
+                    _ => kx
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        .total_cmp(&ky.as_f64().unwrap_or(0.0)),
                 }
             });
             Value::Array(items)
@@ -542,11 +607,22 @@ mod tests {
     struct Recorder(Vec<String>);
 
     impl Capabilities for Recorder {
-        fn call(&mut self, interface: &str, function: &str, args: Vec<Value>) -> Result<Value, CallFailure> {
-            self.0.push(format!("{interface}.{function}({})", Value::Array(args.clone())));
+        fn call(
+            &mut self,
+            interface: &str,
+            function: &str,
+            args: Vec<Value>,
+        ) -> Result<Value, CallFailure> {
+            self.0.push(format!(
+                "{interface}.{function}({})",
+                Value::Array(args.clone())
+            ));
             match function {
                 "lists" => Ok(json!([{"name": "Blocked"}])),
-                _ => Err(CallFailure { kind: "unavailable".into(), message: "down".into() }),
+                _ => Err(CallFailure {
+                    kind: "unavailable".into(),
+                    message: "down".into(),
+                }),
             }
         }
         fn log(&mut self, level: Level, message: &str) {
@@ -559,7 +635,13 @@ mod tests {
     }
 
     fn program(slots: u32, body: Vec<Stmt>) -> Program {
-        Program { format: FORMAT, name: "t".into(), defaults: vec![("n".into(), json!(2))], slots, body }
+        Program {
+            format: FORMAT,
+            name: "t".into(),
+            defaults: vec![("n".into(), json!(2))],
+            slots,
+            body,
+        }
     }
 
     fn e(v: Value) -> Expr {
@@ -572,41 +654,104 @@ mod tests {
         let p = program(
             3,
             vec![
-                stmt(1, StmtKind::Set { slot: 1, value: e(json!(0)) }),
-                stmt(2, StmtKind::For {
-                    slot: 2,
-                    list: Expr::Builtin(Builtin::Range, vec![Expr::Field(Box::new(Expr::Var(0)), "n".into())]),
-                    body: vec![stmt(3, StmtKind::Set {
+                stmt(
+                    1,
+                    StmtKind::Set {
                         slot: 1,
-                        value: Expr::Binary(BinOp::Add, Box::new(Expr::Var(1)), Box::new(Expr::Var(2))),
-                    })],
-                }),
-                stmt(4, StmtKind::Log { level: Level::Info, message: Expr::Template(vec![Part::Text("t=".into()), Part::Expr(Expr::Var(1))]) }),
-                stmt(5, StmtKind::Return(Expr::Object(vec![("total".into(), Expr::Var(1))]))),
+                        value: e(json!(0)),
+                    },
+                ),
+                stmt(
+                    2,
+                    StmtKind::For {
+                        slot: 2,
+                        list: Expr::Builtin(
+                            Builtin::Range,
+                            vec![Expr::Field(Box::new(Expr::Var(0)), "n".into())],
+                        ),
+                        body: vec![stmt(
+                            3,
+                            StmtKind::Set {
+                                slot: 1,
+                                value: Expr::Binary(
+                                    BinOp::Add,
+                                    Box::new(Expr::Var(1)),
+                                    Box::new(Expr::Var(2)),
+                                ),
+                            },
+                        )],
+                    },
+                ),
+                stmt(
+                    4,
+                    StmtKind::Log {
+                        level: Level::Info,
+                        message: Expr::Template(vec![
+                            Part::Text("t=".into()),
+                            Part::Expr(Expr::Var(1)),
+                        ]),
+                    },
+                ),
+                stmt(
+                    5,
+                    StmtKind::Return(Expr::Object(vec![("total".into(), Expr::Var(1))])),
+                ),
             ],
         );
         let mut rec = Recorder(vec![]);
         assert_eq!(run(&p, json!({}), &mut rec).unwrap(), json!({"total": 1}));
-        assert_eq!(run(&p, json!({"n": 5}), &mut rec).unwrap(), json!({"total": 10}));
+        assert_eq!(
+            run(&p, json!({"n": 5}), &mut rec).unwrap(),
+            json!({"total": 10})
+        );
         assert_eq!(rec.0, vec!["Info: t=1", "Info: t=10"]);
     }
 
     #[test]
     fn runtime_errors_name_the_line() {
-        let p = program(1, vec![stmt(7, StmtKind::Return(Expr::Binary(BinOp::Rem, Box::new(e(json!(1))), Box::new(e(json!(0))))))]);
+        let p = program(
+            1,
+            vec![stmt(
+                7,
+                StmtKind::Return(Expr::Binary(
+                    BinOp::Rem,
+                    Box::new(e(json!(1))),
+                    Box::new(e(json!(0))),
+                )),
+            )],
+        );
         let err = run(&p, json!({}), &mut Recorder(vec![])).unwrap_err();
         assert_eq!(err.code, "workflow-error");
         assert!(err.message.starts_with("line 7:"), "{}", err.message);
-        let p = program(1, vec![stmt(9, StmtKind::Return(Expr::Index(Box::new(e(json!([1]))), Box::new(e(json!(3))))))]);
-        assert!(run(&p, json!({}), &mut Recorder(vec![])).unwrap_err().message.contains("out of range"));
+        let p = program(
+            1,
+            vec![stmt(
+                9,
+                StmtKind::Return(Expr::Index(Box::new(e(json!([1]))), Box::new(e(json!(3))))),
+            )],
+        );
+        assert!(run(&p, json!({}), &mut Recorder(vec![]))
+            .unwrap_err()
+            .message
+            .contains("out of range"));
         let err = run(&p, json!([1]), &mut Recorder(vec![])).unwrap_err();
         assert_eq!(err.code, "invalid-input");
     }
 
     #[test]
     fn capability_failures_become_skill_errors() {
-        let call = |function: &str| Expr::Call { interface: "board".into(), function: function.into(), args: vec![] };
-        let p = program(1, vec![stmt(2, StmtKind::Eval(call("lists"))), stmt(3, StmtKind::Eval(call("get-card")))]);
+        let call = |function: &str| Expr::Call {
+            interface: "board".into(),
+            function: function.into(),
+            args: vec![],
+        };
+        let p = program(
+            1,
+            vec![
+                stmt(2, StmtKind::Eval(call("lists"))),
+                stmt(3, StmtKind::Eval(call("get-card"))),
+            ],
+        );
         let mut rec = Recorder(vec![]);
         let err = run(&p, json!({}), &mut rec).unwrap_err();
         assert_eq!(err.code, "board-unavailable");
@@ -617,18 +762,43 @@ mod tests {
     #[test]
     fn builtins() {
         let b = |f: Builtin, args: Vec<Value>| builtin(f, args, 1);
-        assert_eq!(b(Builtin::Join, vec![json!(["a", 1]), json!(", ")]).unwrap(), json!("a, 1"));
-        assert_eq!(b(Builtin::SortBy, vec![json!([{"k": 2}, {"k": 1}]), json!("k")]).unwrap(), json!([{"k": 1}, {"k": 2}]));
-        assert_eq!(b(Builtin::Slice, vec![json!([1, 2, 3]), json!(-2)]).unwrap(), json!([2, 3]));
-        assert_eq!(b(Builtin::Slice, vec![json!([1, 2, 3]), json!(2), json!(1)]).unwrap(), json!([]));
+        assert_eq!(
+            b(Builtin::Join, vec![json!(["a", 1]), json!(", ")]).unwrap(),
+            json!("a, 1")
+        );
+        assert_eq!(
+            b(
+                Builtin::SortBy,
+                vec![json!([{"k": 2}, {"k": 1}]), json!("k")]
+            )
+            .unwrap(),
+            json!([{"k": 1}, {"k": 2}])
+        );
+        assert_eq!(
+            b(Builtin::Slice, vec![json!([1, 2, 3]), json!(-2)]).unwrap(),
+            json!([2, 3])
+        );
+        assert_eq!(
+            b(Builtin::Slice, vec![json!([1, 2, 3]), json!(2), json!(1)]).unwrap(),
+            json!([])
+        );
         assert_eq!(b(Builtin::Sum, vec![json!([1, 2.5])]).unwrap(), json!(3.5));
         assert_eq!(b(Builtin::Max, vec![json!([])]).unwrap(), Value::Null);
         assert_eq!(b(Builtin::Round, vec![json!(2.5)]).unwrap(), json!(3));
         assert!(b(Builtin::Int, vec![json!(1e300)]).is_err());
         assert!(b(Builtin::Split, vec![json!("a"), json!("")]).is_err());
-        assert!(b(Builtin::Len, vec![json!(1)]).unwrap_err().message.contains("`len` cannot take (an integer)"));
+        assert!(b(Builtin::Len, vec![json!(1)])
+            .unwrap_err()
+            .message
+            .contains("`len` cannot take (an integer)"));
         assert!(binary(BinOp::Add, json!(i64::MAX), json!(1), 1).is_err());
-        assert_eq!(binary(BinOp::Div, json!(7), json!(2), 1).unwrap(), json!(3.5));
-        assert_eq!(binary(BinOp::Eq, json!(1), json!(1.0), 1).unwrap(), json!(true));
+        assert_eq!(
+            binary(BinOp::Div, json!(7), json!(2), 1).unwrap(),
+            json!(3.5)
+        );
+        assert_eq!(
+            binary(BinOp::Eq, json!(1), json!(1.0), 1).unwrap(),
+            json!(true)
+        );
     }
 }

@@ -37,7 +37,8 @@ fn program() -> Result<Program, SkillError> {
     if len == 0 {
         return Err(SkillError {
             code: "workflow-error".to_string(),
-            message: "this is the workflow interpreter without a workflow; compile a workflow.md".to_string(),
+            message: "this is the workflow interpreter without a workflow; compile a workflow.md"
+                .to_string(),
         });
     }
     // SAFETY: the compiler placed `len` bytes of program at `address`, in
@@ -74,13 +75,23 @@ export!(Vm);
 struct Imports;
 
 impl Capabilities for Imports {
-    fn call(&mut self, interface: &str, function: &str, args: Vec<Value>) -> Result<Value, CallFailure> {
-        let mut args = Args { function, items: args.into_iter() };
+    fn call(
+        &mut self,
+        interface: &str,
+        function: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, CallFailure> {
+        let mut args = Args {
+            function,
+            items: args.into_iter(),
+        };
         match interface {
             "board" => board_call(function, &mut args),
             "fleet" => fleet_call(function, &mut args),
             "memory" => memory_call(function, &mut args),
-            _ => Err(invalid(format!("the interpreter has no interface `{interface}`"))),
+            _ => Err(invalid(format!(
+                "the interpreter has no interface `{interface}`"
+            ))),
         }
     }
 
@@ -97,7 +108,10 @@ impl Capabilities for Imports {
 }
 
 fn invalid(message: String) -> CallFailure {
-    CallFailure { kind: "invalid".to_string(), message }
+    CallFailure {
+        kind: "invalid".to_string(),
+        message,
+    }
 }
 
 fn unknown(function: &str) -> CallFailure {
@@ -145,7 +159,10 @@ fn as_strings(v: &Value, what: &str) -> Result<Vec<String>, CallFailure> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().map(|i| as_string(i, what)).collect(),
-        other => Err(invalid(format!("`{what}` must be a list of strings, not {}", exec::kind(other)))),
+        other => Err(invalid(format!(
+            "`{what}` must be a list of strings, not {}",
+            exec::kind(other)
+        ))),
     }
 }
 
@@ -171,16 +188,27 @@ fn pairs(v: &Value, what: &str) -> Result<Vec<(String, String)>, CallFailure> {
             .iter()
             .map(|(k, v)| Ok((k.clone(), as_string(v, what)?)))
             .collect(),
-        other => Err(invalid(format!("`{what}` must be an object of strings, not {}", exec::kind(other)))),
+        other => Err(invalid(format!(
+            "`{what}` must be an object of strings, not {}",
+            exec::kind(other)
+        ))),
     }
 }
 
 fn pairs_json(pairs: Vec<(String, String)>) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }
 
 fn failure(kind: &str, message: String) -> CallFailure {
-    CallFailure { kind: kind.to_string(), message }
+    CallFailure {
+        kind: kind.to_string(),
+        message,
+    }
 }
 
 fn board_error(e: board::BoardError) -> CallFailure {
@@ -241,7 +269,8 @@ fn board_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
             let new = board::NewCard {
                 list: as_string(&field("list"), "card.list")?,
                 title: as_string(&field("title"), "card.title")?,
-                description: as_opt_string(card.get("description"), "card.description")?.unwrap_or_default(),
+                description: as_opt_string(card.get("description"), "card.description")?
+                    .unwrap_or_default(),
                 labels: as_strings(&field("labels"), "card.labels")?,
             };
             card_json(board::create_card(&new).map_err(board_error)?)
@@ -359,7 +388,8 @@ fn memory_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
             let query = args.string("query")?;
             let scope = args.string("scope")?;
             let limit = as_u64(&args.next("limit")?, "limit")?;
-            let limit = u32::try_from(limit).map_err(|_| invalid(format!("`limit` {limit} is too large")))?;
+            let limit = u32::try_from(limit)
+                .map_err(|_| invalid(format!("`limit` {limit} is too large")))?;
             let filter = pairs(&args.next("filter")?, "filter")?;
             let hits = memory::search(&query, &scope, limit, &filter).map_err(memory_error)?;
             Value::Array(
