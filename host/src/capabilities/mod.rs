@@ -71,6 +71,8 @@ pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
 pub const BOARD_INTERFACE: &str = "darkfactory:skill/board";
 /// The WIT interface name of `fleet`.
 pub const FLEET_INTERFACE: &str = "darkfactory:skill/fleet";
+/// The `kpi` interface: declared for workflows, not served by the host yet.
+pub const KPI_INTERFACE: &str = "darkfactory:skill/kpi";
 
 /// Refuses a component that imports a capability its manifest does not
 /// grant; the message names the import and the manifest keys to set.
@@ -89,6 +91,13 @@ pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), S
                 "the component imports `{import}` but its manifest grants no board list: \
                  set `board_read` and/or `board_write` (e.g. `board_read = \"*\"`, \
                  `board_write = \"Backlog\"`)"
+            ));
+        }
+        if interface == KPI_INTERFACE {
+            return Err(format!(
+                "the component imports `{import}`, which this host does not serve yet (no \
+                 KPI series are recorded); a workflow that reads KPIs runs its examples with \
+                 `darkfactory workflow test`"
             ));
         }
         if interface == FLEET_INTERFACE && context.fleet.is_none() {

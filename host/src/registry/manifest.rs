@@ -55,6 +55,10 @@ pub struct Manifest {
     /// `read` (agents and routes) or `write` (heartbeats for its agent too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
+    /// KPI series the skill may read (`kpi`, which only workflows import
+    /// so far).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kpi_read: Vec<String>,
     /// Set when the component was compiled from a `workflow.md`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<WorkflowOrigin>,
@@ -86,6 +90,7 @@ struct Fields {
     board_read: Option<List>,
     board_write: Option<List>,
     fleet: Option<String>,
+    kpi_read: Option<List>,
 }
 
 /// A list written as a TOML array, or as one comma-separated string (what
@@ -215,6 +220,9 @@ impl Manifest {
         }
         if let Some(fleet) = fields.fleet {
             self.fleet = Some(fleet);
+        }
+        if let Some(read) = fields.kpi_read {
+            self.kpi_read = read.items();
         }
         if let Some(schema) = fields.input_schema {
             let json = match schema {

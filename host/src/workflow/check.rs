@@ -956,12 +956,14 @@ impl Checker<'_> {
             "memory_write" => !g.memory_write.is_empty(),
             "fleet" if level == "write" => g.fleet.as_deref() == Some("write"),
             "fleet" => g.fleet.is_some(),
+            "kpi_read" => !g.kpi_read.is_empty(),
             _ => false,
         };
         if !granted {
             let example = match key {
                 "fleet" => format!("fleet = \"{level}\""),
                 k if k.starts_with("board") => format!("{k} = [\"Blocked\"]"),
+                "kpi_read" => "kpi_read = [\"ci.green\"]".to_string(),
                 k => format!("{k} = [\"agent\"]"),
             };
             self.error(
@@ -986,6 +988,7 @@ impl Checker<'_> {
                 "memory_read" => self.usage.grants.contains_key("memory_read"),
                 "memory_write" => self.usage.grants.contains_key("memory_write"),
                 "fleet" => self.usage.grants.contains_key("fleet"),
+                "kpi_read" => self.usage.grants.contains_key("kpi_read"),
                 _ => true,
             };
             if !used {
@@ -1008,6 +1011,7 @@ pub fn grant_needed(iface: &str, function: &str) -> Option<(&'static str, &'stat
         ("memory", _) => ("memory_write", "write"),
         ("fleet", "send-heartbeat") => ("fleet", "write"),
         ("fleet", _) => ("fleet", "read"),
+        ("kpi", _) => ("kpi_read", "read"),
         _ => ("unknown", "read"),
     })
 }

@@ -53,6 +53,8 @@ pub struct Grants {
     pub board_write: Vec<String>,
     /// `read` or `write`.
     pub fleet: Option<String>,
+    /// KPI series the workflow may read.
+    pub kpi_read: Vec<String>,
     /// Where each key was written, for "declared but unused" warnings.
     pub spans: Vec<(String, Span)>,
 }
@@ -341,6 +343,7 @@ impl Reader<'_> {
                 "memory_write" => grants.memory_write = list(self),
                 "board_read" => grants.board_read = list(self),
                 "board_write" => grants.board_write = list(self),
+                "kpi_read" => grants.kpi_read = list(self),
                 "fleet" => {
                     if let Some(level) = self.string(value, "fleet") {
                         if level != "read" && level != "write" {

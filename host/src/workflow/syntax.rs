@@ -331,13 +331,28 @@ fn lex_string(
                 let mut j = i + 1;
                 let mut in_str = false;
                 let mut closed = false;
+                // The expression's text. A quote escaped for the outer string
+                // (`\"`) is a quote here; the backslash becomes a space so
+                // that columns stay true.
+                let mut inner = String::new();
                 while let Some(&x) = chars.get(j) {
                     if x == '\n' {
                         break;
                     }
+                    if x == '\\' && chars.get(j + 1) == Some(&'"') {
+                        // The space goes outside the nested string.
+                        inner.push_str(if in_str { "\" " } else { " \"" });
+                        in_str = !in_str;
+                        j += 2;
+                        continue;
+                    }
+                    inner.push(x);
                     if in_str {
                         if x == '\\' {
                             j += 1;
+                            if let Some(&next) = chars.get(j) {
+                                inner.push(next);
+                            }
                         } else if x == '"' {
                             in_str = false;
                         }
@@ -368,7 +383,7 @@ fn lex_string(
                 if !text.is_empty() {
                     parts.push(RawPart::Text(std::mem::take(&mut text)));
                 }
-                let inner: String = chars[i + 1..j].iter().collect();
+                inner.pop(); // the closing `}`
                 parts.push(RawPart::Expr(inner, start_l, start_c));
                 c += (j - i + 1) as u32;
                 i = j + 1;
@@ -1139,6 +1154,16 @@ mod tests {
                 ),
             })
         );
+    }
+
+    #[test]
+    fn quotes_escaped_for_the_outer_string_work_inside_templates() {
+        let (body, errors) = parse_text("log.info(\"{join(xs, \\\", \\\")}!\")\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        let StmtKind::Expr(Expr { kind: ExprKind::Call(_, args), .. }) = &body[0].kind else { panic!() };
+        let ExprKind::Str(parts) = &args[0].value.kind else { panic!() };
+        let TemplatePart::Expr(Expr { kind: ExprKind::Call(_, join), .. }) = &parts[0] else { panic!("{parts:?}") };
+        assert_eq!(join[1].value.kind, ExprKind::Str(vec![TemplatePart::Text(", ".into())]));
     }
 
     #[test]

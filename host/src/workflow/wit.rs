@@ -1,7 +1,7 @@
 //! The capabilities a workflow can call, read from the WIT contract itself.
 //!
 //! The host embeds `wit/` and reads it with `wit-parser`, so the checker
-//! knows every function of every interface the `skill` world imports, with
+//! knows every function of every interface the `workflow` world imports, with
 //! its parameters and result as [`Ty`]s: a new interface in `wit/` is
 //! callable from workflows without a line of checker code. In a workflow,
 //! WIT's kebab-case names are written in snake_case (`board.get_card`,
@@ -13,14 +13,19 @@ use std::sync::{Arc, OnceLock};
 use wit_parser::{Resolve, SourceMap, Type, TypeDefKind, TypeId, WorldItem};
 
 /// The WIT files of `darkfactory:skill`, as the host was built with them.
-pub const WIT_FILES: [(&str, &str); 6] = [
+pub const WIT_FILES: [(&str, &str); 7] = [
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("log.wit", include_str!("../../../wit/log.wit")),
     ("memory.wit", include_str!("../../../wit/memory.wit")),
     ("board.wit", include_str!("../../../wit/board.wit")),
     ("fleet.wit", include_str!("../../../wit/fleet.wit")),
+    ("kpi.wit", include_str!("../../../wit/kpi.wit")),
 ];
+
+/// The world workflows are checked against and the interpreter is built
+/// for: `skill`, and the interfaces the host does not serve yet.
+pub const WORLD: &str = "workflow";
 
 /// The version of the `darkfactory:skill` package the WIT declares.
 pub const VERSION: &str = "0.1.0";
@@ -76,7 +81,7 @@ impl Interfaces {
         let mut resolve = Resolve::default();
         let package = resolve.push_group(group).map_err(|e| format!("{e:?}"))?;
         let world = resolve
-            .select_world(&[package], Some("skill"))
+            .select_world(&[package], Some(WORLD))
             .map_err(|e| e.to_string())?;
         let mut out = BTreeMap::new();
         for item in resolve.worlds[world].imports.values() {

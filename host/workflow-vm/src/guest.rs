@@ -14,10 +14,10 @@ use serde_json::{json, Map, Value};
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "skill",
+    world: "workflow",
 });
 
-use darkfactory::skill::{board, fleet, log, memory};
+use darkfactory::skill::{board, fleet, kpi, log, memory};
 
 /// Where the program is: `(address << 32) | length`. The compiler replaces
 /// this function's body with the constant for the data it adds; the bare
@@ -89,6 +89,7 @@ impl Capabilities for Imports {
             "board" => board_call(function, &mut args),
             "fleet" => fleet_call(function, &mut args),
             "memory" => memory_call(function, &mut args),
+            "kpi" => kpi_call(function, &mut args),
             _ => Err(invalid(format!(
                 "the interpreter has no interface `{interface}`"
             ))),
@@ -410,6 +411,32 @@ fn memory_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
             )
         }
         "forget" => Value::Bool(memory::forget(&args.string("id")?).map_err(memory_error)?),
+        other => return Err(unknown(other)),
+    })
+}
+
+fn kpi_error(e: kpi::KpiError) -> CallFailure {
+    match e {
+        kpi::KpiError::Denied(m) => failure("denied", m),
+        kpi::KpiError::Invalid(m) => failure("invalid", m),
+        kpi::KpiError::NotFound(m) => failure("not-found", m),
+        kpi::KpiError::Unavailable(m) => failure("unavailable", m),
+    }
+}
+
+fn kpi_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
+    Ok(match function {
+        "series" => {
+            let name = args.string("name")?;
+            let window = as_u64(&args.next("window_seconds")?, "window_seconds")?;
+            Value::Array(
+                kpi::series(&name, window)
+                    .map_err(kpi_error)?
+                    .into_iter()
+                    .map(|s| json!({"at": s.at, "value": s.value, "labels": pairs_json(s.labels)}))
+                    .collect(),
+            )
+        }
         other => return Err(unknown(other)),
     })
 }
