@@ -109,7 +109,9 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
     let document = markdown::split(source, &mut diags);
     let header = front::parse(document.front.as_ref(), &mut diags);
     let name = match (&header.name, file_name) {
-        (Some((declared, span)), Some(file)) if declared != file => {
+        (Some((declared, span)), Some(file))
+            if declared != file && SkillName::parse(declared).is_ok() =>
+        {
             diags.push(
                 Diagnostic::error(*span, format!("the front matter names the workflow `{declared}`, but its file makes it `{file}`"))
                     .hint(format!("rename the file to `{declared}{SUFFIX}`, or remove `name`")),
@@ -280,3 +282,6 @@ fn leb128(out: &mut Vec<u8>, mut value: u64) {
         out.push(byte | 0x80);
     }
 }
+
+#[cfg(test)]
+mod tests;
