@@ -13,3 +13,4 @@ mod ingest;
 mod lifecycle;
 mod memory;
 mod swap;
+mod workflow;
