@@ -17,6 +17,9 @@ TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 # carries is a core module with no WASI imports (wasm32-unknown-unknown).
 TARGETS := wasm32-wasip2 wasm32-unknown-unknown
 EXAMPLE_SKILLS := echo text-stats recall blocked dispatch
+# The example workflows whose capabilities the host serves (the others read
+# `kpi`, which only `darkfactory workflow test` answers so far).
+EXAMPLE_WORKFLOWS := blocked-escalator agent-down
 TEST_SKILLS := spin hog trap alien probe clerk
 WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
@@ -58,15 +61,23 @@ run: skills
 		f="$(WASM_DIR)/skill_$${s//-/_}.wasm"; \
 		cmp -s "$$f" "$(RUN_DIR)/skills/$$s.wasm" || cp "$$f" "$(RUN_DIR)/skills/$$s.wasm"; \
 	done
+	for w in $(EXAMPLE_WORKFLOWS); do \
+		f="skills/$$w.workflow.md"; \
+		cmp -s "$$f" "$(RUN_DIR)/skills/$$w.workflow.md" || cp "$$f" "$(RUN_DIR)/skills/$$w.workflow.md"; \
+	done
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
 test: skills redis
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
-	cargo test --release -p darkfactory -p darkfactory-sdk -p skill-text-stats
+	cargo clippy --release -p darkfactory-workflow-vm --features guest \
+		--target wasm32-unknown-unknown -- -D warnings
+	cargo test --release -p darkfactory -p darkfactory-sdk -p darkfactory-workflow-vm \
+		-p skill-text-stats
 
 bench: skills redis
 	cargo bench -p darkfactory --bench core
 	cargo bench -p darkfactory --bench memory
 	cargo bench -p darkfactory --bench fleet
+	cargo bench -p darkfactory --bench workflow

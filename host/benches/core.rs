@@ -18,6 +18,9 @@
 //! instantiate + call of each, interleaved so that every build sees the same
 //! moments of a noisy machine, 30 batches, the median of the batch medians.
 
+#[path = "support/percentile.rs"]
+mod percentile;
+use percentile::percentile;
 use axum::routing::post;
 use darkfactory::registry::RegistryConfig;
 use darkfactory::runtime::{Runtime, RuntimeConfig};
@@ -50,14 +53,6 @@ fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
     out.push(section.len() as u8); // LEB128 of a length < 128
     out.extend_from_slice(&section);
     out
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn fmt_us(d: Duration) -> String {

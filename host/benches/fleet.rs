@@ -15,6 +15,9 @@
 //! Agents are generated deterministically: each has 3 to 8 skill tags and
 //! two specialties drawn from fixed vocabularies, and a load in [0, 0.9].
 
+#[path = "support/percentile.rs"]
+mod percentile;
+use percentile::percentile;
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
 #[path = "support/rng.rs"]
@@ -93,11 +96,6 @@ fn agent(i: usize, rng: &mut Rng) -> Heartbeat {
         last_heartbeat: None,
         interval_seconds: None,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn fmt_us(d: Duration) -> String {

@@ -18,6 +18,9 @@
 //! The corpus is deterministic: words drawn from a Zipf distribution over a
 //! generated vocabulary, with English function words mixed in.
 
+#[path = "support/percentile.rs"]
+mod percentile;
+use percentile::percentile;
 #[path = "../../tests/support/embeddings_stub.rs"]
 mod embeddings_stub;
 #[path = "support/rng.rs"]
@@ -94,11 +97,6 @@ impl Corpus {
         }
         out
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn ms(d: Duration) -> String {

@@ -254,7 +254,7 @@ fn no_input_makes_the_checker_panic() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
-    let mut rng = Rng(0x5eed_0f_d1ff);
+    let mut rng = Rng(0x5eed_0fd1_ff00);
     for case in 0..cases {
         let mut text: Vec<char> = seeds[case % seeds.len()].chars().collect();
         for _ in 0..1 + rng.below(8) {
