@@ -20,11 +20,11 @@
 
 #[path = "support/percentile.rs"]
 mod percentile;
-use percentile::percentile;
 use axum::routing::post;
 use darkfactory::registry::RegistryConfig;
 use darkfactory::runtime::{Runtime, RuntimeConfig};
 use darkfactory::server::{Server, ServerConfig};
+use percentile::percentile;
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;

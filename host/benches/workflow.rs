@@ -61,31 +61,62 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
 
 #[tokio::main]
 async fn main() {
-    let steps: usize = std::env::var("BENCH_WORKFLOW_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let steps: usize = std::env::var("BENCH_WORKFLOW_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let source = generate(steps);
     let first = workflow::compile(&source, None).unwrap_or_else(|e| match e {
         workflow::CompileError::Invalid(d) => panic!("{}", d.render("bench.workflow.md", &source)),
         other => panic!("{other}"),
     });
     let statements = source.lines().count();
-    println!("workflow compiler: {steps} top-level steps ({statements} lines, {} bytes of source)", source.len());
+    println!(
+        "workflow compiler: {steps} top-level steps ({statements} lines, {} bytes of source)",
+        source.len()
+    );
     println!("{:<44} {:>10} {:>10} {:>10}", "", "p50", "p99", "mean");
     let runs = 200;
     for (what, samples) in [
-        ("compile: source to component (goal < 50 ms)", time(runs, || workflow::compile(&source, None).map(|c| c.component.len()))),
-        ("check only: parse, names, types, grants", time(runs, || workflow::check(&source, None).diagnostics.0.len())),
+        (
+            "compile: source to component (goal < 50 ms)",
+            time(runs, || {
+                workflow::compile(&source, None).map(|c| c.component.len())
+            }),
+        ),
+        (
+            "check only: parse, names, types, grants",
+            time(runs, || workflow::check(&source, None).diagnostics.0.len()),
+        ),
     ] {
         let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-        println!("{what:<44} {:>10} {:>10} {:>10}", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)), ms(mean));
+        println!(
+            "{what:<44} {:>10} {:>10} {:>10}",
+            ms(percentile(&samples, 0.5)),
+            ms(percentile(&samples, 0.99)),
+            ms(mean)
+        );
     }
-    println!("component: {} bytes, sha256 {}…", first.component.len(), &first.sha256[..16]);
+    println!(
+        "component: {} bytes, sha256 {}…",
+        first.component.len(),
+        &first.sha256[..16]
+    );
 
-    let runtime = Runtime::new(RuntimeConfig::default(), &darkfactory::capabilities::add_to_linker).unwrap();
+    let runtime = Runtime::new(
+        RuntimeConfig::default(),
+        &darkfactory::capabilities::add_to_linker,
+    )
+    .unwrap();
     let started = Instant::now();
     let component = runtime.compile(&first.component).unwrap();
     let cranelift = started.elapsed();
     let started = Instant::now();
     runtime.prepare(&component).unwrap();
     let link = started.elapsed();
-    println!("hot load in the host: Cranelift {}, link {}", ms(cranelift), ms(link));
+    println!(
+        "hot load in the host: Cranelift {}, link {}",
+        ms(cranelift),
+        ms(link)
+    );
 }
