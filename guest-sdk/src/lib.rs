@@ -91,10 +91,12 @@
 //! | `board_read`   | board lists it may read, e.g. `"*"` or `"Blocked"`       |
 //! | `board_write`  | board lists it may change, e.g. `"Backlog, Blocked"`     |
 //! | `fleet`        | `"read"` (agents, routes) or `"write"` (heartbeats too)  |
+//! | `skills`       | skills it may call, e.g. `"text-stats"` or `"*"`         |
 //!
 //! Grants are deny-by-default: a skill that calls [`memory`] without a
 //! `memory_read` or `memory_write` grant, [`board`] without a `board_read`
-//! or `board_write` grant, or [`fleet`] without `fleet`, is refused at load. Memory grant
+//! or `board_write` grant, [`fleet`] without `fleet`, or [`skills`] without
+//! `skills`, is refused at load. Memory grant
 //! entries are `agent`, `org`, `user:<id>`, `user:*` (every user) and
 //! `agent:<name>`; board grant entries are list names or `*`.
 //!
@@ -130,6 +132,7 @@ pub mod board;
 pub mod fleet;
 pub mod log;
 pub mod memory;
+pub mod skills;
 
 pub use bindings::darkfactory::skill::types::SkillError;
 
@@ -195,7 +198,8 @@ pub mod __private {
 /// `handler` is any `fn(I) -> Result<O, SkillError>` where `I: Deserialize`
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
 /// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
-/// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`, `fleet`.
+/// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`, `fleet`,
+/// `skills`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -268,11 +272,14 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] fleet = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "fleet = '''", $v, "'''\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] skills = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "skills = '''", $v, "'''\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
             "`; expected description, version, input_schema, deadline_ms, memory_mib, \
-             agent, memory_read, memory_write, board_read, board_write or fleet"
+             agent, memory_read, memory_write, board_read, board_write, fleet or skills"
         ))
     };
 }

@@ -244,6 +244,7 @@ impl Server {
             memory: Some(memory.clone()),
             board: Some(board.clone()),
             fleet: Some(fleet.clone()),
+            skills: Default::default(),
         };
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;

@@ -323,3 +323,71 @@ async fn the_cli_checks_compiles_and_tests_without_a_host() {
     );
     assert!(stdout.contains("2 passed, 1 failed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_workflow_calls_other_skills_it_is_granted_and_no_deeper_than_four() {
+    let dirs = Dirs::new();
+    dirs.install("text-stats", &wasm("text-stats"));
+    dirs.install("echo", &wasm("echo"));
+    let host = Host::start(&dirs, &[]);
+    host.wait_for("text-stats", "to load", |s| s["status"] == "ready")
+        .await;
+
+    let counter = "+++\ndescription = \"Counts words through text-stats.\"\n[capabilities]\nskills = [\"text-stats\"]\n[input]\ntext = \"string\"\n+++\n## Steps\n```workflow\nlet stats = skills.invoke(name: \"text-stats\", input: { text: input.text })\nreturn { words: stats.words, sentences: stats.sentences }\n```\n";
+    install(&dirs, "counter", counter);
+    host.wait_for("counter", "to load", |s| s["status"] == "ready")
+        .await;
+    let (status, out) = host
+        .invoke("counter", r#"{"text": "Ship it. Then watch the board."}"#)
+        .await;
+    assert_eq!((status, out), (200, json!({"words": 6, "sentences": 2})));
+    // The callee's input schema and errors reach the caller as errors.
+    let skill = host.skill("counter").await;
+    assert_eq!(skill["manifest"]["skills"], json!(["text-stats"]));
+
+    // A literal name outside the grant is a compile error, with a hint.
+    let (_, report) = host
+        .send(
+            host.http
+                .post(format!("{}/api/workflows/check?name=x", host.url))
+                .body(counter.replace("name: \"text-stats\"", "name: \"echo\"")),
+        )
+        .await;
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["diagnostics"][0]["message"],
+        "skill `echo` is not in the front matter's `skills`"
+    );
+
+    // A name computed at run time is checked by the host against the grant.
+    let sneaky = counter.replace("name: \"text-stats\"", "name: \"ec\" + \"ho\"");
+    install(&dirs, "sneaky", &sneaky);
+    host.wait_for("sneaky", "to load", |s| s["status"] == "ready")
+        .await;
+    let (status, body) = host.invoke("sneaky", r#"{"text": "x"}"#).await;
+    assert_error(status, &body, 422, "skills-denied");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not call `echo`"),
+        "{body}"
+    );
+
+    // A workflow that calls itself stops at the fourth level.
+    let recursive = "+++\ndescription = \"Calls itself.\"\n[capabilities]\nskills = [\"again\"]\n+++\n## Steps\n```workflow\nreturn skills.invoke(name: \"again\", input: {})\n```\n";
+    install(&dirs, "again", recursive);
+    host.wait_for("again", "to load", |s| s["status"] == "ready")
+        .await;
+    let (status, body) = host.invoke("again", "{}").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest 4 deep at most"),
+        "{body}"
+    );
+    // The host is unharmed.
+    assert_eq!(host.invoke("echo", "[1]").await, (200, json!([1])));
+}

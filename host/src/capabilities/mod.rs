@@ -13,6 +13,7 @@ pub mod board;
 pub mod fleet;
 pub mod log;
 pub mod memory;
+pub mod skills;
 
 use crate::runtime::{RuntimeError, SkillState};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     wit::memory::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::board::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::fleet::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::skills::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     Ok(())
 }
 
@@ -39,6 +41,8 @@ pub struct Capabilities {
     pub board: Option<Arc<dyn board::BoardBackend>>,
     /// The fleet registry; `None` on a host built without it (some tests).
     pub fleet: Option<Arc<fleet::Fleet>>,
+    /// What calls other skills (the registry, once it is open).
+    pub skills: skills::InvokerSlot,
 }
 
 /// What one skill version may use: built from its manifest when it loads,
@@ -54,6 +58,8 @@ pub struct SkillContext {
     pub board: Option<board::BoardGrants>,
     /// Its fleet grant; `None` when it has none.
     pub fleet: Option<fleet::FleetGrant>,
+    /// The skills it may call; `None` when it has no grant.
+    pub skills: Option<skills::SkillsGrant>,
 }
 
 /// Milliseconds since the Unix epoch: the time stamps of memories, cards
@@ -71,6 +77,8 @@ pub const MEMORY_INTERFACE: &str = "darkfactory:skill/memory";
 pub const BOARD_INTERFACE: &str = "darkfactory:skill/board";
 /// The WIT interface name of `fleet`.
 pub const FLEET_INTERFACE: &str = "darkfactory:skill/fleet";
+/// The WIT interface name of `skills`.
+pub const SKILLS_INTERFACE: &str = "darkfactory:skill/skills";
 /// The `kpi` interface: declared for workflows, not served by the host yet.
 pub const KPI_INTERFACE: &str = "darkfactory:skill/kpi";
 
@@ -100,6 +108,13 @@ pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), S
                  `darkfactory workflow test`"
             ));
         }
+        if interface == SKILLS_INTERFACE && context.skills.is_none() {
+            return Err(format!(
+                "the component imports `{import}` but its manifest grants no skill to call: \
+                 set `skills` to the names it calls (e.g. `skills = [\"text-stats\"]`), or \
+                 `\"*\"`"
+            ));
+        }
         if interface == FLEET_INTERFACE && context.fleet.is_none() {
             return Err(format!(
                 "the component imports `{import}` but its manifest grants no fleet access: \
@@ -122,6 +137,7 @@ mod tests {
             memory: None,
             board: None,
             fleet: None,
+            skills: None,
         }
     }
 
@@ -132,6 +148,7 @@ mod tests {
             (MEMORY_INTERFACE, "memory_read"),
             (BOARD_INTERFACE, "board_read"),
             (FLEET_INTERFACE, "fleet = \"read\""),
+            (SKILLS_INTERFACE, "skills = ["),
         ] {
             let err = check_imports(&imports(interface), &context()).unwrap_err();
             assert!(err.contains(interface) && err.contains(key), "{err}");

@@ -46,6 +46,7 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             memory: resolved.memory,
             board: resolved.board,
             fleet: resolved.fleet,
+            skills: resolved.skills,
         };
         crate::capabilities::check_imports(&info.imports, &context)
     });

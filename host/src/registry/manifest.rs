@@ -9,6 +9,7 @@
 use crate::capabilities::board::BoardGrants;
 use crate::capabilities::fleet::FleetGrant;
 use crate::capabilities::memory::{Grant, SkillGrants};
+use crate::capabilities::skills::SkillsGrant;
 use crate::runtime::{CallLimits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,6 +56,9 @@ pub struct Manifest {
     /// `read` (agents and routes) or `write` (heartbeats for its agent too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
+    /// The skills it may call (`*`: every skill).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
     /// KPI series the skill may read (`kpi`, which only workflows import
     /// so far).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +94,7 @@ struct Fields {
     board_read: Option<List>,
     board_write: Option<List>,
     fleet: Option<String>,
+    skills: Option<List>,
     kpi_read: Option<List>,
 }
 
@@ -147,6 +152,8 @@ pub struct ResolvedManifest {
     pub board: Option<BoardGrants>,
     /// The fleet grant, when the manifest gives one.
     pub fleet: Option<FleetGrant>,
+    /// The skills it may call, when the manifest names any.
+    pub skills: Option<SkillsGrant>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -221,6 +228,9 @@ impl Manifest {
         if let Some(fleet) = fields.fleet {
             self.fleet = Some(fleet);
         }
+        if let Some(names) = fields.skills {
+            self.skills = names.items();
+        }
         if let Some(read) = fields.kpi_read {
             self.kpi_read = read.items();
         }
@@ -269,8 +279,10 @@ impl Manifest {
         let board = BoardGrants::parse(&self.board_read, &self.board_write)?;
         let agent = self.agent.clone().unwrap_or_else(|| skill.to_string());
         let fleet = FleetGrant::parse(self.fleet.as_deref(), agent)?;
+        let skills = SkillsGrant::parse(&self.skills)?;
         Ok(ResolvedManifest {
             fleet,
+            skills,
             manifest: self,
             limits,
             schema,

@@ -30,6 +30,7 @@ pub use stats::StatsSnapshot;
 pub use store::write_atomically;
 pub use watch::WatchHandle;
 
+use crate::capabilities::skills::{SkillCallError, SkillInvoker};
 use crate::capabilities::{check_imports, Capabilities, SkillContext};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
 use crate::state::{StateStore, VersionRow};
@@ -348,6 +349,10 @@ impl Registry {
             artifacts: Arc::new(artifacts),
             state,
         });
+        // Skills call skills through the registry; a weak reference, since
+        // the registry owns the capabilities.
+        let invoker: Arc<dyn SkillInvoker> = registry.clone();
+        registry.capabilities.skills.set(Arc::downgrade(&invoker));
         let started = Instant::now();
         let names = registry.names_on_disk()?;
         for name in &names {
@@ -617,6 +622,7 @@ impl Registry {
             memory: resolved.memory.clone(),
             board: resolved.board.clone(),
             fleet: resolved.fleet.clone(),
+            skills: resolved.skills.clone(),
         };
         check_imports(&info.imports, &context)?;
         let context: CallContext = Arc::new(context);
@@ -1034,6 +1040,23 @@ impl Registry {
                 self.sync(name).await;
             }
         }
+    }
+}
+
+/// A skill calling a skill: the same path as an HTTP invoke.
+#[async_trait::async_trait]
+impl SkillInvoker for Registry {
+    async fn invoke_skill(&self, name: &str, input: &str) -> Result<String, SkillCallError> {
+        self.invoke(name, input).await.map_err(|e| match e {
+            RegistryError::NotFound(_)
+            | RegistryError::InvalidName(_)
+            | RegistryError::Unavailable { .. } => SkillCallError::NotFound(e.to_string()),
+            RegistryError::InvalidInput(_) => SkillCallError::Invalid(e.to_string()),
+            RegistryError::Invoke(InvokeError::Skill { code, message }) => {
+                SkillCallError::Failed { code, message }
+            }
+            other => SkillCallError::Unavailable(other.to_string()),
+        })
     }
 }
 

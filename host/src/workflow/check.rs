@@ -827,6 +827,9 @@ impl Checker<'_> {
         };
         let sig: Signature = sig.clone();
         self.require_grant(iface, &sig.wit_name, whole.span);
+        if iface == "skills" {
+            self.granted_skill(args);
+        }
         let args = self.arguments(iface, &sig, whole.span, args);
         self.usage
             .functions
@@ -960,6 +963,7 @@ impl Checker<'_> {
             "fleet" if level == "write" => g.fleet.as_deref() == Some("write"),
             "fleet" => g.fleet.is_some(),
             "kpi_read" => !g.kpi_read.is_empty(),
+            "skills" => !g.skills.is_empty(),
             _ => false,
         };
         if !granted {
@@ -967,6 +971,7 @@ impl Checker<'_> {
                 "fleet" => format!("fleet = \"{level}\""),
                 k if k.starts_with("board") => format!("{k} = [\"Blocked\"]"),
                 "kpi_read" => "kpi_read = [\"ci.green\"]".to_string(),
+                "skills" => "skills = [\"text-stats\"]".to_string(),
                 k => format!("{k} = [\"agent\"]"),
             };
             self.error(
@@ -981,6 +986,39 @@ impl Checker<'_> {
         }
     }
 
+    /// A skill named by a literal must be one the front matter grants.
+    fn granted_skill(&mut self, args: &[Arg]) {
+        let named = args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "name"))
+            .or_else(|| args.first().filter(|a| a.name.is_none()));
+        let Some(arg) = named else { return };
+        let ExprKind::Str(parts) = &arg.value.kind else {
+            return;
+        };
+        let [TemplatePart::Text(name)] = parts.as_slice() else {
+            return;
+        };
+        let granted = &self.grants.skills;
+        if !granted.is_empty() && !granted.iter().any(|g| g == "*" || g == name) {
+            self.error(
+                Diagnostic::error(
+                    arg.value.span,
+                    format!("skill `{name}` is not in the front matter's `skills`"),
+                )
+                .expected(format!("one of {}", granted.join(", ")))
+                .hint(format!(
+                    "add it: `skills = [{}, \"{name}\"]`",
+                    granted
+                        .iter()
+                        .map(|g| format!("\"{g}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+        }
+    }
+
     fn unused_grants(&mut self) {
         let spans = self.grants.spans.clone();
         for (key, span) in spans {
@@ -992,6 +1030,7 @@ impl Checker<'_> {
                 "memory_write" => self.usage.grants.contains_key("memory_write"),
                 "fleet" => self.usage.grants.contains_key("fleet"),
                 "kpi_read" => self.usage.grants.contains_key("kpi_read"),
+                "skills" => self.usage.grants.contains_key("skills"),
                 _ => true,
             };
             if !used {
@@ -1015,6 +1054,7 @@ pub fn grant_needed(iface: &str, function: &str) -> Option<(&'static str, &'stat
         ("fleet", "send-heartbeat") => ("fleet", "write"),
         ("fleet", _) => ("fleet", "read"),
         ("kpi", _) => ("kpi_read", "read"),
+        ("skills", _) => ("skills", "read"),
         _ => ("unknown", "read"),
     })
 }

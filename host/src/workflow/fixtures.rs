@@ -22,6 +22,7 @@ use super::wit::{snake, Interfaces};
 use super::Compiled;
 use crate::registry::Manifest;
 use crate::runtime::{CallContext, Runtime, RuntimeConfig, RuntimeError, SkillState};
+use darkfactory_workflow_vm::exec::equal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -392,7 +393,7 @@ fn compare(
                 if let Some(Value::Object(args)) = args {
                     for (k, v) in args {
                         match got.args.get(k) {
-                            Some(actual) if json_equal(v, actual) => {}
+                            Some(actual) if equal(v, actual) => {}
                             actual => problems.push(format!(
                                 "write {} ({call}): `{k}` is {}, expected {v}",
                                 i + 1,
@@ -414,7 +415,7 @@ fn compare(
 }
 
 /// An expected output against the actual one: JSON equality where
-/// `1 == 1.0`, and where a field the expectation leaves out must be `null`
+/// `1 == 1.0` ([`equal`]), and where a field the expectation leaves out must be `null`
 /// (TOML, which the examples are written in, has no null).
 pub fn output_equal(want: &Value, got: &Value) -> bool {
     match (want, got) {
@@ -426,23 +427,7 @@ pub fn output_equal(want: &Value, got: &Value) -> bool {
                 .all(|(k, v)| y.get(k).is_some_and(|w| output_equal(v, w)))
                 && y.iter().all(|(k, w)| x.contains_key(k) || w.is_null())
         }
-        _ => json_equal(want, got),
-    }
-}
-
-/// JSON equality where `1 == 1.0`.
-pub fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
+        _ => equal(want, got),
     }
 }
 
@@ -504,6 +489,13 @@ fn answer(
         lock(&session.logs).push(message.to_string());
         return Ok(());
     }
+    // Another skill's input and output are values in a workflow.
+    if call == "skills.invoke" {
+        if let Some(Value::String(text)) = args.get("input") {
+            let parsed = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()));
+            args.insert("input".into(), parsed);
+        }
+    }
     lock(&session.calls).push(Call {
         call: call.to_string(),
         args,
@@ -520,6 +512,7 @@ fn answer(
         Err(Some(Box::new(error_case(&err_ty, kind, message)?)))
     } else {
         let answer = match (session.fixtures.get(call), write) {
+            (Some(v), _) if call == "skills.invoke" => Some(Value::String(v.to_string())),
             (Some(v), _) => Some(v.clone()),
             (None, true) => None,
             (None, false) => {

@@ -55,6 +55,8 @@ pub struct Grants {
     pub fleet: Option<String>,
     /// KPI series the workflow may read.
     pub kpi_read: Vec<String>,
+    /// Other skills the workflow may call.
+    pub skills: Vec<String>,
     /// Where each key was written, for "declared but unused" warnings.
     pub spans: Vec<(String, Span)>,
 }
@@ -143,12 +145,14 @@ const TOP_KEYS: [&str; 7] = [
     "input",
     "limits",
 ];
-const GRANT_KEYS: [&str; 5] = [
+const GRANT_KEYS: [&str; 7] = [
     "memory_read",
     "memory_write",
     "board_read",
     "board_write",
     "fleet",
+    "kpi_read",
+    "skills",
 ];
 const LIMIT_KEYS: [&str; 2] = ["deadline_ms", "memory_mib"];
 
@@ -344,6 +348,7 @@ impl Reader<'_> {
                 "board_read" => grants.board_read = list(self),
                 "board_write" => grants.board_write = list(self),
                 "kpi_read" => grants.kpi_read = list(self),
+                "skills" => grants.skills = list(self),
                 "fleet" => {
                     if let Some(level) = self.string(value, "fleet") {
                         if level != "read" && level != "write" {

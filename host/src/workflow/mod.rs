@@ -241,6 +241,9 @@ fn manifest(checked: &Checked, source_sha256: &str) -> String {
     if used.contains_key("memory_write") {
         skill.insert("memory_write".into(), list(&g.memory_write));
     }
+    if used.contains_key("skills") {
+        skill.insert("skills".into(), list(&g.skills));
+    }
     if used.contains_key("kpi_read") {
         skill.insert("kpi_read".into(), list(&g.kpi_read));
     }

@@ -481,6 +481,47 @@ pub fn parse(blocks: &[Block], diags: &mut Diagnostics) -> Vec<Stmt> {
     body
 }
 
+/// The binary operators' precedence levels, loosest first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Level {
+    Or,
+    And,
+    Compare,
+    Coalesce,
+    Sum,
+    Product,
+}
+
+impl Level {
+    /// The operator of this level that `tok` is, if any.
+    fn op(self, tok: &Tok) -> Option<Op> {
+        Some(match (self, tok) {
+            (Level::Or, Tok::Ident(k)) if k == "or" => Op::Or,
+            (Level::And, Tok::Ident(k)) if k == "and" => Op::And,
+            (Level::Compare, Tok::Punct("==")) => Op::Vm(BinOp::Eq),
+            (Level::Compare, Tok::Punct("!=")) => Op::Vm(BinOp::Ne),
+            (Level::Compare, Tok::Punct("<")) => Op::Vm(BinOp::Lt),
+            (Level::Compare, Tok::Punct("<=")) => Op::Vm(BinOp::Le),
+            (Level::Compare, Tok::Punct(">")) => Op::Vm(BinOp::Gt),
+            (Level::Compare, Tok::Punct(">=")) => Op::Vm(BinOp::Ge),
+            (Level::Coalesce, Tok::Punct("??")) => Op::Coalesce,
+            (Level::Sum, Tok::Punct("+")) => Op::Vm(BinOp::Add),
+            (Level::Sum, Tok::Punct("-")) => Op::Vm(BinOp::Sub),
+            (Level::Product, Tok::Punct("*")) => Op::Vm(BinOp::Mul),
+            (Level::Product, Tok::Punct("/")) => Op::Vm(BinOp::Div),
+            (Level::Product, Tok::Punct("%")) => Op::Vm(BinOp::Rem),
+            _ => return None,
+        })
+    }
+}
+
+/// The prefix operators.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Prefix {
+    Not,
+    Neg,
+}
+
 struct Parser<'d> {
     tokens: Vec<Token>,
     pos: usize,
@@ -755,7 +796,7 @@ impl Parser<'_> {
     fn expr(&mut self) -> PResult<Expr> {
         let span = self.span();
         self.enter(span)?;
-        let e = self.or();
+        let e = self.level(Level::Or);
         self.depth -= 1;
         e
     }
@@ -767,124 +808,64 @@ impl Parser<'_> {
         }
     }
 
-    fn or(&mut self) -> PResult<Expr> {
-        let mut e = self.and()?;
-        while self.is_keyword("or") {
+    /// The operand of a level: the next tighter level, or a prefix
+    /// operator (`not` below `and`, `-` below `* / %`).
+    fn operand(&mut self, level: Level) -> PResult<Expr> {
+        match level {
+            Level::Or => self.level(Level::And),
+            Level::And => self.prefix(Prefix::Not),
+            Level::Compare => self.level(Level::Coalesce),
+            Level::Coalesce => self.level(Level::Sum),
+            Level::Sum => self.level(Level::Product),
+            Level::Product => self.prefix(Prefix::Neg),
+        }
+    }
+
+    /// Left-associative binary operators of one level; comparisons do not
+    /// chain.
+    fn level(&mut self, level: Level) -> PResult<Expr> {
+        let mut e = self.operand(level)?;
+        while let Some(op) = level.op(self.peek()) {
             self.bump();
             self.skip_newlines();
-            let r = self.and()?;
-            e = self.binary(Op::Or, e, r);
+            let r = self.operand(level)?;
+            e = self.binary(op, e, r);
+            if level == Level::Compare {
+                if level.op(self.peek()).is_some() {
+                    return self.fail(
+                        "the end of the comparison",
+                        Some("comparisons do not chain: write `a < b and b < c`"),
+                    );
+                }
+                break;
+            }
         }
         Ok(e)
     }
 
-    fn and(&mut self) -> PResult<Expr> {
-        let mut e = self.not()?;
-        while self.is_keyword("and") {
-            self.bump();
-            self.skip_newlines();
-            let r = self.not()?;
-            e = self.binary(Op::And, e, r);
-        }
-        Ok(e)
-    }
-
-    fn not(&mut self) -> PResult<Expr> {
-        if self.is_keyword("not") {
-            let span = self.bump().span;
-            self.enter(span)?;
-            let inner = self.not();
-            self.depth -= 1;
-            let inner = inner?;
-            return Ok(Expr {
-                span: span.to(inner.span),
-                kind: ExprKind::Not(Box::new(inner)),
-            });
-        }
-        self.comparison()
-    }
-
-    fn comparison(&mut self) -> PResult<Expr> {
-        let e = self.coalesce()?;
-        let op = match self.peek() {
-            Tok::Punct("==") => BinOp::Eq,
-            Tok::Punct("!=") => BinOp::Ne,
-            Tok::Punct("<") => BinOp::Lt,
-            Tok::Punct("<=") => BinOp::Le,
-            Tok::Punct(">") => BinOp::Gt,
-            Tok::Punct(">=") => BinOp::Ge,
-            _ => return Ok(e),
+    fn prefix(&mut self, prefix: Prefix) -> PResult<Expr> {
+        let found = match prefix {
+            Prefix::Not => self.is_keyword("not"),
+            Prefix::Neg => self.is_punct("-"),
         };
-        self.bump();
-        self.skip_newlines();
-        let r = self.coalesce()?;
-        if matches!(
-            self.peek(),
-            Tok::Punct("==" | "!=" | "<" | "<=" | ">" | ">=")
-        ) {
-            return self.fail(
-                "the end of the comparison",
-                Some("comparisons do not chain: write `a < b and b < c`"),
-            );
-        }
-        Ok(self.binary(Op::Vm(op), e, r))
-    }
-
-    fn coalesce(&mut self) -> PResult<Expr> {
-        let mut e = self.additive()?;
-        while self.is_punct("??") {
-            self.bump();
-            self.skip_newlines();
-            let r = self.additive()?;
-            e = self.binary(Op::Coalesce, e, r);
-        }
-        Ok(e)
-    }
-
-    fn additive(&mut self) -> PResult<Expr> {
-        let mut e = self.multiplicative()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("+") => BinOp::Add,
-                Tok::Punct("-") => BinOp::Sub,
-                _ => return Ok(e),
+        if !found {
+            return match prefix {
+                Prefix::Not => self.level(Level::Compare),
+                Prefix::Neg => self.postfix(),
             };
-            self.bump();
-            self.skip_newlines();
-            let r = self.multiplicative()?;
-            e = self.binary(Op::Vm(op), e, r);
         }
-    }
-
-    fn multiplicative(&mut self) -> PResult<Expr> {
-        let mut e = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Punct("*") => BinOp::Mul,
-                Tok::Punct("/") => BinOp::Div,
-                Tok::Punct("%") => BinOp::Rem,
-                _ => return Ok(e),
-            };
-            self.bump();
-            self.skip_newlines();
-            let r = self.unary()?;
-            e = self.binary(Op::Vm(op), e, r);
-        }
-    }
-
-    fn unary(&mut self) -> PResult<Expr> {
-        if self.is_punct("-") {
-            let span = self.bump().span;
-            self.enter(span)?;
-            let inner = self.unary();
-            self.depth -= 1;
-            let inner = inner?;
-            return Ok(Expr {
-                span: span.to(inner.span),
-                kind: ExprKind::Neg(Box::new(inner)),
-            });
-        }
-        self.postfix()
+        let span = self.bump().span;
+        self.enter(span)?;
+        let inner = self.prefix(prefix);
+        self.depth -= 1;
+        let inner = Box::new(inner?);
+        Ok(Expr {
+            span: span.to(inner.span),
+            kind: match prefix {
+                Prefix::Not => ExprKind::Not(inner),
+                Prefix::Neg => ExprKind::Neg(inner),
+            },
+        })
     }
 
     fn postfix(&mut self) -> PResult<Expr> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use wit_parser::{Resolve, SourceMap, Type, TypeDefKind, TypeId, WorldItem};
 
 /// The WIT files of `darkfactory:skill`, as the host was built with them.
-pub const WIT_FILES: [(&str, &str); 7] = [
+pub const WIT_FILES: [(&str, &str); 8] = [
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("log.wit", include_str!("../../../wit/log.wit")),
@@ -21,6 +21,7 @@ pub const WIT_FILES: [(&str, &str); 7] = [
     ("board.wit", include_str!("../../../wit/board.wit")),
     ("fleet.wit", include_str!("../../../wit/fleet.wit")),
     ("kpi.wit", include_str!("../../../wit/kpi.wit")),
+    ("skills.wit", include_str!("../../../wit/skills.wit")),
 ];
 
 /// The world workflows are checked against and the interpreter is built
@@ -130,6 +131,14 @@ impl Interfaces {
                 );
             }
             out.insert(name, functions);
+        }
+        // Another skill's input and output are JSON text in the WIT; in a
+        // workflow they are values (the interpreter encodes and decodes).
+        if let Some(invoke) = out.get_mut("skills").and_then(|f| f.get_mut("invoke")) {
+            if let Some(input) = invoke.params.get_mut(1) {
+                input.1 = Ty::Json;
+            }
+            invoke.result = Ty::Json;
         }
         Ok(Interfaces(out))
     }

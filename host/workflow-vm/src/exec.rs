@@ -396,8 +396,8 @@ fn binary(op: BinOp, a: Value, b: Value, line: u32) -> Result<Value, Failure> {
     }
 }
 
-/// JSON equality where `1 == 1.0`.
-fn equal(a: &Value, b: &Value) -> bool {
+/// JSON equality where `1 == 1.0` (what `==` means in a workflow).
+pub fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(i), Some(j)) => i == j,

@@ -17,7 +17,7 @@ wit_bindgen::generate!({
     world: "workflow",
 });
 
-use darkfactory::skill::{board, fleet, kpi, log, memory};
+use darkfactory::skill::{board, fleet, kpi, log, memory, skills};
 
 /// Where the program is: `(address << 32) | length`. The compiler replaces
 /// this function's body with the constant for the data it adds; the bare
@@ -90,6 +90,7 @@ impl Capabilities for Imports {
             "fleet" => fleet_call(function, &mut args),
             "memory" => memory_call(function, &mut args),
             "kpi" => kpi_call(function, &mut args),
+            "skills" => skills_call(function, &mut args),
             _ => Err(invalid(format!(
                 "the interpreter has no interface `{interface}`"
             ))),
@@ -436,6 +437,30 @@ fn kpi_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
                     .map(|s| json!({"at": s.at, "value": s.value, "labels": pairs_json(s.labels)}))
                     .collect(),
             )
+        }
+        other => return Err(unknown(other)),
+    })
+}
+
+/// `skills.invoke`: the input is any value, sent as JSON text; the output
+/// comes back as a value.
+fn skills_call(function: &str, args: &mut Args) -> Result<Value, CallFailure> {
+    Ok(match function {
+        "invoke" => {
+            let name = args.string("name")?;
+            let input = args.next("input")?.to_string();
+            let output = skills::invoke(&name, &input).map_err(|e| match e {
+                skills::CallError::Denied(m) => failure("denied", m),
+                skills::CallError::NotFound(m) => failure("not-found", m),
+                skills::CallError::Invalid(m) => failure("invalid", m),
+                skills::CallError::Failed(e) => {
+                    failure("failed", format!("{}: {}", e.code, e.message))
+                }
+                skills::CallError::Unavailable(m) => failure("unavailable", m),
+            })?;
+            serde_json::from_str(&output).map_err(|e| {
+                invalid(format!("`{name}` answered something that is not JSON: {e}"))
+            })?
         }
         other => return Err(unknown(other)),
     })
