@@ -232,6 +232,7 @@ async fn check_compile_and_deploy_over_http() {
         .wait_for("esc", "the workflow again", |s| s["status"] == "ready")
         .await;
     assert_eq!(skill["sha256"], json!(sha));
+    assert_eq!(skill["history"][0]["workflow"], true);
 }
 
 #[tokio::test]

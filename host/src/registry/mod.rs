@@ -297,6 +297,8 @@ pub struct HistoryEntry {
     pub source: String,
     /// Whether a sidecar manifest was part of the version.
     pub sidecar: bool,
+    /// Whether it was compiled from a `workflow.md` (kept for rollback).
+    pub workflow: bool,
 }
 
 /// What a successful deploy or rollback published.
@@ -1003,6 +1005,7 @@ impl Registry {
                 ),
                 source: row.source,
                 sidecar: row.sidecar.is_some(),
+                workflow: row.workflow.is_some(),
             })
             .collect();
         let active = slot.active();

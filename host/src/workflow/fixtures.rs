@@ -31,8 +31,9 @@ use toml::de::{DeTable, DeValue};
 use wasmtime::component::types::Type;
 use wasmtime::component::{Linker, Val};
 
-/// The error cases every capability's error variant has (some have fewer).
-const FAILURE_KINDS: [&str; 4] = ["denied", "invalid", "not-found", "unavailable"];
+/// The cases of the capabilities' error variants (each has some of them;
+/// `failed` is another skill's own error, written "failed: CODE: message").
+const FAILURE_KINDS: [&str; 5] = ["denied", "invalid", "not-found", "unavailable", "failed"];
 
 /// One example of the Tests section, read.
 #[derive(Debug, Clone, PartialEq)]
@@ -544,6 +545,22 @@ fn error_case(ty: &Type, kind: &str, message: &str) -> Result<Val, String> {
         .ok_or_else(|| format!("this call has no error `{kind}`"))?;
     let payload = case.ty.map(|t| match t {
         Type::String => Box::new(Val::String(message.to_string())),
+        // A skill error: "CODE: message".
+        Type::Record(r) => {
+            let (code, text) = message.split_once(':').unwrap_or((message, ""));
+            Box::new(Val::Record(
+                r.fields()
+                    .map(|f| {
+                        let value = match f.name {
+                            "code" => Val::String(code.trim().to_string()),
+                            "message" => Val::String(text.trim().to_string()),
+                            _ => zero(&f.ty),
+                        };
+                        (f.name.to_string(), value)
+                    })
+                    .collect(),
+            ))
+        }
         other => Box::new(zero(&other)),
     });
     Ok(Val::Variant(kind.to_string(), payload))

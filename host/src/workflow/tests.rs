@@ -125,6 +125,50 @@ async fn a_failing_example_says_why() {
     );
 }
 
+/// Another skill's answer is a value from the fixtures; its own error is
+/// written "failed: CODE: message".
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_to_other_skills_are_answered_from_fixtures() {
+    let source = r#"+++
+description = "d"
+[capabilities]
+skills = ["text-stats"]
++++
+## Steps
+```workflow
+let stats = skills.invoke(name: "text-stats", input: { text: "a b" })
+return { words: stats.words }
+```
+## Tests
+### answered
+```toml
+[fixtures]
+"skills.invoke" = { words = 2 }
+[expect]
+output = { words = 2 }
+```
+### the callee fails
+```toml
+[failures]
+"skills.invoke" = "failed: empty-text: there is no text"
+[expect]
+error = "skills-failed"
+```
+"#;
+    let compiled = compile(source, Some("t")).unwrap();
+    let outcomes = fixtures::run(&compiled).await.unwrap();
+    assert!(outcomes.iter().all(|o| o.passed), "{outcomes:?}");
+    assert_eq!(
+        outcomes[0].calls[0].args["input"],
+        serde_json::json!({"text": "a b"})
+    );
+    assert!(outcomes[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("empty-text: there is no text"));
+}
+
 /// A workflow that runs forever is stopped by its deadline, like any skill.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_workflow_is_stopped_by_the_deadline() {
