@@ -210,7 +210,7 @@ impl Checker<'_> {
                 vm::StmtKind::Set { slot, value }
             }
             StmtKind::Assign { name, value } => {
-                let (value, ty) = self.expr(&value.clone());
+                let (value, ty) = self.expr(value);
                 let Some(var) = self.lookup(&name.name) else {
                     self.undefined(&name.name, name.span);
                     return None;

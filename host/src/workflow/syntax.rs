@@ -1144,54 +1144,47 @@ mod tests {
         assert_eq!(fields[0].0.name, "n");
     }
 
-    #[test]
-    fn templates_hold_expressions() {
-        let (body, errors) = parse_text("log.info(\"{join(names, \", \")} and {n + 1}\")\n");
+    /// The template parts of the message of a one-line `log.info("...")`.
+    fn message_parts(line: &str) -> Vec<TemplatePart> {
+        let (body, errors) = parse_text(line);
         assert!(errors.is_empty(), "{errors:?}");
         let StmtKind::Expr(Expr {
             kind: ExprKind::Call(_, args),
             ..
         }) = &body[0].kind
         else {
-            panic!()
+            panic!("{body:?}")
         };
         let ExprKind::Str(parts) = &args[0].value.kind else {
-            panic!()
+            panic!("{args:?}")
         };
+        parts.clone()
+    }
+
+    #[test]
+    fn templates_hold_expressions() {
+        let parts = message_parts("log.info(\"{join(names, \", \")} and {n + 1}\")\n");
         assert_eq!(parts.len(), 3);
+        let var = |col, name: &str| Expr {
+            span: Span::new(1, col, 1),
+            kind: ExprKind::Var(name.into()),
+        };
+        let one = Expr {
+            span: Span::new(1, 40, 1),
+            kind: ExprKind::Int(1),
+        };
         assert_eq!(
             parts[2],
             TemplatePart::Expr(Expr {
                 span: Span::new(1, 36, 5),
-                kind: ExprKind::Binary(
-                    Op::Vm(BinOp::Add),
-                    Box::new(Expr {
-                        span: Span::new(1, 36, 1),
-                        kind: ExprKind::Var("n".into())
-                    }),
-                    Box::new(Expr {
-                        span: Span::new(1, 40, 1),
-                        kind: ExprKind::Int(1)
-                    })
-                ),
+                kind: ExprKind::Binary(Op::Vm(BinOp::Add), Box::new(var(36, "n")), Box::new(one)),
             })
         );
     }
 
     #[test]
     fn quotes_escaped_for_the_outer_string_work_inside_templates() {
-        let (body, errors) = parse_text("log.info(\"{join(xs, \\\", \\\")}!\")\n");
-        assert!(errors.is_empty(), "{errors:?}");
-        let StmtKind::Expr(Expr {
-            kind: ExprKind::Call(_, args),
-            ..
-        }) = &body[0].kind
-        else {
-            panic!()
-        };
-        let ExprKind::Str(parts) = &args[0].value.kind else {
-            panic!()
-        };
+        let parts = message_parts("log.info(\"{join(xs, \\\", \\\")}!\")\n");
         let TemplatePart::Expr(Expr {
             kind: ExprKind::Call(_, join),
             ..
