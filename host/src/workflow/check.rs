@@ -536,10 +536,10 @@ impl Checker<'_> {
                 )
             }
             ExprKind::Index(target, index) => {
-                let (x, ty) = self.expr(target);
+                let (x, ty_of_target) = self.expr(target);
                 let (i, ity) = self.expr(index);
                 let out = vm::Expr::Index(Box::new(x), Box::new(i));
-                let ty = match (ty.required(), &ity) {
+                let ty = match (ty_of_target.required(), &ity) {
                     (Ty::Json, _) => Ty::Json,
                     (Ty::List(t), Ty::Int | Ty::Json) => t.as_ref().clone(),
                     (Ty::Map(t), Ty::Str | Ty::Json) => t.as_ref().clone().optional(),
@@ -551,6 +551,12 @@ impl Checker<'_> {
                         );
                         return poisoned();
                     }
+                };
+                // Indexing what may be null may give null.
+                let ty = if matches!(ty_of_target, Ty::Optional(_)) {
+                    ty.optional()
+                } else {
+                    ty
                 };
                 (out, ty)
             }

@@ -169,6 +169,49 @@ error = "skills-failed"
         .contains("empty-text: there is no text"));
 }
 
+/// What may be null stays so through `.field` and `[index]`: the checker
+/// types the result optional, and the run gives null instead of failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn fields_and_items_of_what_may_be_null_are_optional() {
+    let source = r#"+++
+description = "d"
+[input]
+tags = "list<string>?"
++++
+## Steps
+```workflow
+return { first: input.tags[0] ?? "none" }
+```
+## Tests
+### no tags
+```toml
+[expect]
+output = { first = "none" }
+```
+### tags
+```toml
+input = { tags = ["ci"] }
+[expect]
+output = { first = "ci" }
+```
+"#;
+    let compiled = compile(source, Some("t")).unwrap();
+    assert!(
+        compiled.diagnostics.0.is_empty(),
+        "{:?}",
+        compiled.diagnostics
+    );
+    for outcome in fixtures::run(&compiled).await.unwrap() {
+        assert!(outcome.passed, "{outcome:?}");
+    }
+    let bare = source.replace(r#"input.tags[0] ?? "none""#, "len(input.tags[0])");
+    let d = check(&bare, Some("t")).diagnostics;
+    assert!(
+        d.0[0].hint.as_deref().unwrap_or("").contains("may be null"),
+        "{d:?}"
+    );
+}
+
 /// A workflow that runs forever is stopped by its deadline, like any skill.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_workflow_is_stopped_by_the_deadline() {

@@ -193,6 +193,9 @@ impl Machine<'_> {
             }
             Expr::Field(target, name) => match self.expr(target, line)? {
                 Value::Object(mut map) => map.remove(name).unwrap_or(Value::Null),
+                // A field of something that may be null is null too (the
+                // checker types it optional).
+                Value::Null => Value::Null,
                 other => {
                     return Err(Failure::at(
                         line,
@@ -269,6 +272,7 @@ impl Machine<'_> {
 
     fn index(&self, target: Value, index: Value, line: u32) -> Result<Value, Failure> {
         match (target, index) {
+            (Value::Null, _) => Ok(Value::Null),
             (Value::Array(mut items), Value::Number(n)) => {
                 let len = items.len() as i64;
                 let i = n.as_i64().ok_or_else(|| {
@@ -705,6 +709,20 @@ mod tests {
             json!({"total": 10})
         );
         assert_eq!(rec.0, vec!["Info: t=1", "Info: t=10"]);
+    }
+
+    #[test]
+    fn fields_and_items_of_null_are_null() {
+        let field = Expr::Field(Box::new(e(Value::Null)), "x".into());
+        let item = Expr::Index(Box::new(e(Value::Null)), Box::new(e(json!(0))));
+        let p = program(
+            1,
+            vec![stmt(1, StmtKind::Return(Expr::List(vec![field, item])))],
+        );
+        assert_eq!(
+            run(&p, json!({}), &mut Recorder(vec![])).unwrap(),
+            json!([null, null])
+        );
     }
 
     #[test]
