@@ -890,35 +890,25 @@ impl Parser<'_> {
                 };
             } else if self.is_punct("(") {
                 self.bump();
-                let mut args = Vec::new();
-                loop {
-                    self.skip_newlines();
-                    if self.is_punct(")") {
-                        break;
-                    }
-                    let named = matches!(self.peek(), Tok::Ident(_))
+                let (args, close) = self.separated(")", "the arguments", |p| {
+                    let named = matches!(p.peek(), Tok::Ident(_))
                         && matches!(
-                            self.tokens.get(self.pos + 1).map(|t| &t.tok),
+                            p.tokens.get(p.pos + 1).map(|t| &t.tok),
                             Some(Tok::Punct(":"))
                         );
                     let name = if named {
-                        let n = self.ident("an argument name")?;
-                        self.bump();
-                        self.skip_newlines();
+                        let n = p.ident("an argument name")?;
+                        p.bump();
+                        p.skip_newlines();
                         Some(n)
                     } else {
                         None
                     };
-                    let value = self.expr()?;
-                    args.push(Arg { name, value });
-                    self.skip_newlines();
-                    if self.is_punct(",") {
-                        self.bump();
-                    } else if !self.is_punct(")") {
-                        return self.fail("`,` or `)` in the arguments", None);
-                    }
-                }
-                let close = self.bump().span;
+                    Ok(Arg {
+                        name,
+                        value: p.expr()?,
+                    })
+                })?;
                 e = Expr {
                     span: e.span.to(close),
                     kind: ExprKind::Call(Box::new(e), args),
@@ -976,21 +966,7 @@ impl Parser<'_> {
             }
             Tok::Punct("[") => {
                 self.bump();
-                let mut items = Vec::new();
-                loop {
-                    self.skip_newlines();
-                    if self.is_punct("]") {
-                        break;
-                    }
-                    items.push(self.expr()?);
-                    self.skip_newlines();
-                    if self.is_punct(",") {
-                        self.bump();
-                    } else if !self.is_punct("]") {
-                        return self.fail("`,` or `]` in the list", None);
-                    }
-                }
-                let close = self.bump().span;
+                let (items, close) = self.separated("]", "the list", Self::expr)?;
                 return Ok(Expr {
                     span: span.to(close),
                     kind: ExprKind::List(items),
@@ -998,31 +974,26 @@ impl Parser<'_> {
             }
             Tok::Punct("{") => {
                 self.bump();
-                let mut fields = Vec::new();
-                loop {
-                    self.skip_newlines();
-                    if self.is_punct("}") {
-                        break;
-                    }
-                    let key = match self.peek().clone() {
+                let (fields, close) = self.separated("}", "the object", |p| {
+                    let key = match p.peek().clone() {
                         Tok::Str(parts) => match parts.as_slice() {
                             [RawPart::Text(t)] => Ident {
                                 name: t.clone(),
-                                span: self.bump().span,
+                                span: p.bump().span,
                             },
                             _ => {
-                                return self.fail(
+                                return p.fail(
                                     "a plain field name",
                                     Some("a field name cannot be a template"),
                                 )
                             }
                         },
-                        _ => self.ident("a field name")?,
+                        _ => p.ident("a field name")?,
                     };
-                    let value = if self.is_punct(":") {
-                        self.bump();
-                        self.skip_newlines();
-                        self.expr()?
+                    let value = if p.is_punct(":") {
+                        p.bump();
+                        p.skip_newlines();
+                        p.expr()?
                     } else {
                         // `{ cards }` is `{ cards: cards }`.
                         Expr {
@@ -1030,15 +1001,8 @@ impl Parser<'_> {
                             kind: ExprKind::Var(key.name.clone()),
                         }
                     };
-                    fields.push((key, value));
-                    self.skip_newlines();
-                    if self.is_punct(",") {
-                        self.bump();
-                    } else if !self.is_punct("}") {
-                        return self.fail("`,` or `}` in the object", None);
-                    }
-                }
-                let close = self.bump().span;
+                    Ok((key, value))
+                })?;
                 return Ok(Expr {
                     span: span.to(close),
                     kind: ExprKind::Object(fields),
@@ -1047,6 +1011,30 @@ impl Parser<'_> {
             _ => return self.fail("a value", None),
         };
         Ok(Expr { span, kind })
+    }
+
+    /// Items separated by commas (a trailing one allowed, line breaks
+    /// free) up to `close`, which it consumes; returns them and its span.
+    fn separated<T>(
+        &mut self,
+        close: &str,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<(Vec<T>, Span)> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_newlines();
+            if self.is_punct(close) {
+                return Ok((items, self.bump().span));
+            }
+            items.push(item(self)?);
+            self.skip_newlines();
+            if self.is_punct(",") {
+                self.bump();
+            } else if !self.is_punct(close) {
+                return self.fail(&format!("`,` or `{close}` in {what}"), None);
+            }
+        }
     }
 
     /// Parses the expression inside `{...}` of a string.
