@@ -69,6 +69,10 @@ fn install(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(format!("{name}.wasm"))).unwrap();
 }
 
+/// The binary's allocator (host/src/main.rs), so the figures are the host's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -290,29 +294,61 @@ async fn in_process() {
     );
 }
 
+/// One handler's requests over all its rounds.
+#[derive(Default)]
 struct Load {
-    requests: u64,
+    samples: Vec<Duration>,
     errors: u64,
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
+    elapsed: Duration,
+    /// Requests per second of each round, in order.
+    round_rps: Vec<f64>,
 }
 
-async fn load(url: String, body: &'static str, concurrency: usize, duration: Duration) -> Load {
+impl Load {
+    fn rps(&self) -> f64 {
+        self.samples.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// A keep-alive client with `concurrency` warm connections to `url`.
+async fn warm_client(url: &str, body: &'static str, concurrency: usize) -> reqwest::Client {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    // Warm the connections and the code paths.
-    for _ in 0..200 {
-        client.post(&url).body(body).send().await.unwrap();
+    // Warm the connections (all of them, concurrently) and the code paths.
+    let warm: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.to_string());
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    let response = client.post(&url).body(body).send().await.unwrap();
+                    response.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in warm {
+        task.await.unwrap();
     }
+    client
+}
+
+/// `concurrency` callers send requests for `duration`; adds them to `into`.
+async fn round(
+    client: &reqwest::Client,
+    url: &str,
+    body: &'static str,
+    concurrency: usize,
+    duration: Duration,
+    into: &mut Load,
+) {
     let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, errors) = (client.clone(), url.clone(), errors.clone());
+        let (client, url, errors) = (client.clone(), url.to_string(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             while Instant::now() < deadline {
@@ -330,19 +366,16 @@ async fn load(url: String, body: &'static str, concurrency: usize, duration: Dur
             samples
         }));
     }
-    let mut all = Vec::new();
+    let mut requests = 0;
     for t in tasks {
-        all.extend(t.await.unwrap());
+        let samples = t.await.unwrap();
+        requests += samples.len();
+        into.samples.extend(samples);
     }
     let elapsed = started.elapsed();
-    all.sort();
-    Load {
-        requests: all.len() as u64,
-        errors: errors.load(Ordering::Relaxed),
-        rps: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&all, 0.5),
-        p99: percentile(&all, 0.99),
-    }
+    into.elapsed += elapsed;
+    into.errors += errors.load(Ordering::Relaxed);
+    into.round_rps.push(requests as f64 / elapsed.as_secs_f64());
 }
 
 async fn start_server(
@@ -365,6 +398,9 @@ async fn start_server(
     (registry, addr, tx)
 }
 
+/// Rounds each handler's HTTP run is cut into.
+const HTTP_ROUNDS: usize = 6;
+
 async fn http(duration: Duration) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("skills")).unwrap();
@@ -386,39 +422,67 @@ async fn http(duration: Duration) {
     tokio::spawn(async move { axum::serve(listener, native).await });
 
     println!(
-        "\n## 2. HTTP invoke of `echo` vs a native axum JSON echo ({}s per run)",
+        "\n## 2. HTTP invoke of `echo` vs a native axum JSON echo \
+         ({}s each, in {HTTP_ROUNDS} alternating rounds)",
         duration.as_secs()
     );
-    println!("| concurrency | handler | requests/s | p50 | p99 | errors | ratio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| concurrency | handler | requests/s | p50 | p99 | errors | ratio | ratio by round |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let body = r#"{"text":"hi"}"#;
+    let native_url = format!("http://{native_addr}/echo");
+    let skill_url = format!("http://{addr}/api/skills/echo/invoke");
+    let slice = duration / HTTP_ROUNDS as u32;
     for concurrency in [1, 32] {
-        let native = load(
-            format!("http://{native_addr}/echo"),
-            body,
-            concurrency,
-            duration,
-        )
-        .await;
-        let skill = load(
-            format!("http://{addr}/api/skills/echo/invoke"),
-            body,
-            concurrency,
-            duration,
-        )
-        .await;
+        let native_client = warm_client(&native_url, body, concurrency).await;
+        let skill_client = warm_client(&skill_url, body, concurrency).await;
+        let (mut native, mut skill) = (Load::default(), Load::default());
+        // The VM's speed drifts over seconds; alternating short rounds (and
+        // which handler goes first) gives both the same machine.
+        for r in 0..HTTP_ROUNDS {
+            let runs = [
+                (&native_client, &native_url, &mut native),
+                (&skill_client, &skill_url, &mut skill),
+            ];
+            let runs: Vec<_> = if r % 2 == 0 {
+                runs.into_iter().collect()
+            } else {
+                runs.into_iter().rev().collect()
+            };
+            for (client, url, load) in runs {
+                round(client, url, body, concurrency, slice, load).await;
+            }
+        }
+        let by_round: Vec<f64> = skill
+            .round_rps
+            .iter()
+            .zip(&native.round_rps)
+            .map(|(s, n)| s / n)
+            .collect();
+        let (lo, hi) = by_round
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        native.samples.sort();
+        skill.samples.sort();
         for (label, l) in [("native axum", &native), ("darkfactory echo", &skill)] {
+            let native_label = label == "native axum";
             println!(
-                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {} |",
-                l.rps,
-                fmt_us(l.p50),
-                fmt_us(l.p99),
+                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {} | {} |",
+                l.rps(),
+                fmt_us(percentile(&l.samples, 0.5)),
+                fmt_us(percentile(&l.samples, 0.99)),
                 l.errors,
-                l.requests,
-                if label == "native axum" {
+                l.samples.len(),
+                if native_label {
                     "1.00".to_string()
                 } else {
-                    format!("{:.2}", skill.rps / native.rps)
+                    format!("{:.2}", skill.rps() / native.rps())
+                },
+                if native_label {
+                    String::new()
+                } else {
+                    format!("{lo:.2}–{hi:.2}")
                 }
             );
         }

@@ -5,6 +5,13 @@ use clap::Parser;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: every call builds and drops a store,
+/// an instance and their tables, and under concurrent calls glibc's per-thread
+/// arenas kept growing and trimming their heaps (an `mprotect` per request or
+/// two at 32 concurrent callers). `cargo bench --bench core` uses the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("DARKFACTORY_LOG")
