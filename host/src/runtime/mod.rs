@@ -11,7 +11,6 @@
 
 pub mod bindings;
 mod config;
-mod deadline;
 mod error;
 mod log_budget;
 mod state;
@@ -166,7 +165,7 @@ impl Runtime {
     ) -> Result<(), InvokeError> {
         let mut store = self.new_store(skill, limits, context);
         let deadline = limits.deadline;
-        match deadline::within(deadline, pre.instantiate_async(&mut store)).await {
+        match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
             Err(_) => Err(InvokeError::DeadlineExceeded(deadline)),
@@ -191,8 +190,10 @@ impl Runtime {
         };
         // The epoch deadline stops guest code; the timer also covers time
         // spent in host imports, with a little slack so the trap wins a race.
+        // It costs a pure call nothing: `Timeout` polls the call first, and
+        // its `Sleep` enters the timer wheel only when first polled.
         let started = Instant::now();
-        match deadline::within(deadline + Duration::from_millis(100), call).await {
+        match tokio::time::timeout(deadline + Duration::from_millis(100), call).await {
             Ok(Ok(Ok(output))) => Ok(output),
             Ok(Ok(Err(skill_error))) => Err(InvokeError::Skill {
                 code: skill_error.code,
