@@ -54,8 +54,9 @@ async fn loads_skills_at_start_and_invokes_them() {
 
 #[tokio::test]
 async fn the_small_example_stack_holds_the_deepest_json_serde_accepts() {
-    // The example skills link a 64 KiB stack; serde_json refuses nesting
-    // deeper than 128, so 127 levels is the deepest input a skill can get.
+    // `echo` links a 48 KiB stack (the other examples 64 KiB); serde_json
+    // refuses nesting deeper than 128, so 127 levels is the deepest input a
+    // skill can get.
     let (_dirs, host) = host_with(&["echo"], &[]);
     for depth in [127, 64] {
         let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
