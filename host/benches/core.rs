@@ -262,16 +262,18 @@ async fn in_process() {
 
     // The same through the axum router, without a socket.
     use tower::ServiceExt;
-    let app = darkfactory::api::router(darkfactory::api::AppState {
-        registry: registry.clone(),
-        token: None,
-        max_body_bytes: 1 << 20,
-        memory: None,
-        ingest: None,
-        board: None,
-        fleet: None,
-        planka_webhook: None,
-    });
+    let app = darkfactory::api::router(darkfactory::api::AppState::new(
+        darkfactory::api::Services {
+            registry: registry.clone(),
+            token: None,
+            max_body_bytes: 1 << 20,
+            memory: None,
+            ingest: None,
+            board: None,
+            fleet: None,
+            planka_webhook: None,
+        },
+    ));
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {
         let mut samples = Vec::with_capacity(CALLS);

@@ -265,7 +265,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let state = AppState {
+        let state = AppState::new(api::Services {
             registry: registry.clone(),
             token: token.map(Arc::from),
             max_body_bytes: config.max_body_bytes,
@@ -276,7 +276,7 @@ impl Server {
             planka_webhook: config
                 .planka_webhook_secret
                 .map(|secret| Arc::new(PlankaWebhook::new(secret))),
-        };
+        });
         Ok(Server {
             local_addr,
             registry,

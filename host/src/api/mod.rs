@@ -31,9 +31,28 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Where Planka delivers its outgoing webhooks.
 pub const PLANKA_WEBHOOK_PATH: &str = "/api/board/webhooks/planka";
 
-/// What the handlers share.
+/// What the handlers share, behind one `Arc`: axum clones the state for
+/// every request, and this makes that one reference count instead of eight.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Shares `services` with every handler.
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind the API.
+pub struct Services {
     /// The skills.
     pub registry: Arc<Registry>,
     /// The bearer token required by mutating endpoints, when set.
