@@ -10,7 +10,8 @@
 //!    of the new version, uncached and cached, under load, counting failures;
 //! 4. start-up of the real binary to ready with 20 cached skills.
 //!
-//! `BENCH_SECONDS` (default 3) sets the length of each HTTP run;
+//! `BENCH_SECONDS` (default 3) sets each handler's time in the HTTP section,
+//! cut into six rounds that alternate with the other handler's;
 //! `BENCH_ONLY=1,3` runs only the numbered sections.
 //!
 //! `BENCH_COMPARE=a.wasm,b.wasm,...` runs only a comparison of those builds
