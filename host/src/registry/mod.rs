@@ -457,8 +457,8 @@ impl Registry {
 
     /// The skill of that name, if loaded (or failed to load).
     pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
-        let name = SkillName::parse(name).ok()?;
-        read(&self.slots).get(&name).cloned()
+        // Only valid names are ever in the map: an invalid one is not found.
+        read(&self.slots).get(name).cloned()
     }
 
     /// The skill's slot with its load lock held, created when `create`.

@@ -46,6 +46,14 @@ impl SkillName {
     }
 }
 
+/// Lookups by `&str` in maps keyed by names (ordering and hashing are the
+/// string's own), so the invoke path neither re-validates nor allocates.
+impl std::borrow::Borrow<str> for SkillName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for SkillName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
