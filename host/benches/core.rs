@@ -12,7 +12,9 @@
 //!
 //! `BENCH_SECONDS` (default 3) sets each handler's time in the HTTP section,
 //! cut into six rounds that alternate with the other handler's;
-//! `BENCH_ONLY=1,3` runs only the numbered sections.
+//! `BENCH_ONLY=1,3` runs only the numbered sections. `TOKIO_WORKER_THREADS=1`
+//! runs everything on one tokio worker: the HTTP figures then show the CPU a
+//! request costs, without the wake-ups between threads.
 //!
 //! `BENCH_COMPARE=a.wasm,b.wasm,...` runs only a comparison of those builds
 //! of a skill (say, one linked with another stack size): batches of 1 000
