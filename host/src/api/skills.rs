@@ -112,9 +112,7 @@ pub(super) async fn remove(
 }
 
 fn valid_name(name: &str) -> Result<(), ApiError> {
-    SkillName::parse(name)
-        .map(|_| ())
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", m))
+    SkillName::check(name).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", m))
 }
 
 pub(super) fn body_or_error(

@@ -12,6 +12,13 @@ pub struct SkillName(String);
 impl SkillName {
     /// Validates `name`; the error says what is wrong with it.
     pub fn parse(name: &str) -> Result<Self, String> {
+        Self::check(name)?;
+        Ok(SkillName(name.to_string()))
+    }
+
+    /// Whether `name` is a valid skill name, without keeping it: the error
+    /// says what is wrong with it.
+    pub fn check(name: &str) -> Result<(), String> {
         if name.is_empty() {
             return Err("a skill name must not be empty".into());
         }
@@ -37,7 +44,7 @@ impl SkillName {
                 "skill name `{name}` contains `{bad}`; only a-z, 0-9 and `-` are allowed"
             ));
         }
-        Ok(SkillName(name.to_string()))
+        Ok(())
     }
 
     /// The name as text.

@@ -110,7 +110,7 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
     let header = front::parse(document.front.as_ref(), &mut diags);
     let name = match (&header.name, file_name) {
         (Some((declared, span)), Some(file))
-            if declared != file && SkillName::parse(declared).is_ok() =>
+            if declared != file && SkillName::check(declared).is_ok() =>
         {
             diags.push(
                 Diagnostic::error(*span, format!("the front matter names the workflow `{declared}`, but its file makes it `{file}`"))
@@ -120,7 +120,7 @@ pub fn check(source: &str, file_name: Option<&str>) -> Checked {
         }
         (Some((declared, _)), _) => Some(declared.clone()),
         (None, Some(file)) => {
-            if let Err(e) = SkillName::parse(file) {
+            if let Err(e) = SkillName::check(file) {
                 diags.push(Diagnostic::error(
                     Span::new(1, 1, 1),
                     format!("`{file}` is not a skill name: {e}"),
