@@ -470,25 +470,19 @@ async fn http(duration: Duration) {
             .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
         native.samples.sort();
         skill.samples.sort();
-        for (label, l) in [("native axum", &native), ("darkfactory echo", &skill)] {
-            let native_label = label == "native axum";
+        let ratio = format!("{:.2}", skill.rps() / native.rps());
+        let range = format!("{lo:.2}–{hi:.2}");
+        for (label, l, ratio, range) in [
+            ("native axum", &native, "1.00", ""),
+            ("darkfactory echo", &skill, ratio.as_str(), range.as_str()),
+        ] {
             println!(
-                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {} | {} |",
+                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {ratio} | {range} |",
                 l.rps(),
                 fmt_us(percentile(&l.samples, 0.5)),
                 fmt_us(percentile(&l.samples, 0.99)),
                 l.errors,
                 l.samples.len(),
-                if native_label {
-                    "1.00".to_string()
-                } else {
-                    format!("{:.2}", skill.rps() / native.rps())
-                },
-                if native_label {
-                    String::new()
-                } else {
-                    format!("{lo:.2}–{hi:.2}")
-                }
             );
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! The WASI context is built when the skill first calls WASI: most calls of
 //! a pure skill never do, and building it (two output streams, the random
-//! sources, the clocks) is ~0.3 µs of a ~10 µs call.
+//! sources, the clocks) made a call of `echo` ~0.5 µs slower (8.2 against
+//! 7.7 µs; docs/benchmarks.md).
 
 use super::log_budget::LogBudget;
 use super::stdio::SkillOutput;
