@@ -6,6 +6,12 @@
 //! 1. instantiate + call of `echo` in-process (fresh store per call);
 //! 2. HTTP invoke of `echo` at concurrency 1 and 32, beside a native axum
 //!    handler doing the same JSON echo in the same process;
+//!
+//! Sections 1 and 2 also measure the floor: `floor.wat`, the cheapest
+//! component the host can call (one core module, no imports, one page of
+//! memory, hands its input back unread). What it costs is the host's own
+//! path and wasmtime's least instantiation; what `echo` costs beyond it is
+//! the shape `wasm32-wasip2` gives a Rust skill and the skill's own work.
 //! 3. swap: from the rename into the skills directory to the first response
 //!    of the new version, uncached and cached, under load, counting failures;
 //! 4. start-up of the real binary to ready with 20 cached skills.
@@ -41,6 +47,12 @@ fn wasm(skill: &str) -> Vec<u8> {
         .join(format!("skill_{}.wasm", skill.replace('-', "_")));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `make skills` first", path.display()))
+}
+
+/// The floor component, assembled from its text.
+fn floor() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.wat");
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Appends a custom section so the bytes (and the sha256) differ while the
@@ -211,11 +223,16 @@ async fn in_process() {
     let limits = runtime.config().default_limits();
     let name: Arc<str> = Arc::from("echo");
     let input = r#"{"text":"hi"}"#;
-    for _ in 0..2_000 {
-        runtime
-            .invoke(&pre, &name, &limits, None, input)
-            .await
-            .unwrap();
+    let floor_pre = runtime
+        .prepare(&runtime.compile(&floor()).unwrap())
+        .unwrap();
+    for pre in [&pre, &floor_pre] {
+        for _ in 0..2_000 {
+            runtime
+                .invoke(pre, &name, &limits, None, input)
+                .await
+                .unwrap();
+        }
     }
     println!(
         "\n## 1. instantiate + call `echo`, in-process (pooling: {})",
@@ -224,21 +241,29 @@ async fn in_process() {
     println!("| path | calls | p50 | p99 | mean |");
     println!("|---|---|---|---|---|");
 
-    let mut rounds = Vec::new();
+    // Rounds of `echo` and of the floor alternate, so both see the same
+    // moments of a noisy machine.
+    let (mut rounds, mut floor_rounds) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let mut samples = Vec::with_capacity(CALLS);
-        for _ in 0..CALLS {
-            let t = Instant::now();
-            let out = runtime
-                .invoke(&pre, &name, &limits, None, input)
-                .await
-                .unwrap();
-            samples.push(t.elapsed());
-            debug_assert_eq!(out, input);
+        for (pre, rounds) in [(&pre, &mut rounds), (&floor_pre, &mut floor_rounds)] {
+            let mut samples = Vec::with_capacity(CALLS);
+            for _ in 0..CALLS {
+                let t = Instant::now();
+                let out = runtime
+                    .invoke(pre, &name, &limits, None, input)
+                    .await
+                    .unwrap();
+                samples.push(t.elapsed());
+                debug_assert_eq!(out, input);
+            }
+            rounds.push(summarise(samples));
         }
-        rounds.push(summarise(samples));
     }
     report("Runtime::invoke (fresh store, instantiate, call)", rounds);
+    report(
+        "the same, floor component (one core module, no imports)",
+        floor_rounds,
+    );
 
     // The same through the registry: lookup, stats, output check.
     let dir = tempfile::tempdir().unwrap();
@@ -410,6 +435,7 @@ async fn http(duration: Duration) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("skills")).unwrap();
     install(&dir.path().join("skills"), "echo", &wasm("echo"));
+    install(&dir.path().join("skills"), "floor", &floor());
     let (_registry, addr, stop) = start_server(dir.path()).await;
 
     let native = axum::Router::new().route(
@@ -428,7 +454,7 @@ async fn http(duration: Duration) {
 
     println!(
         "\n## 2. HTTP invoke of `echo` vs a native axum JSON echo \
-         ({}s each, in {HTTP_ROUNDS} alternating rounds)",
+         ({}s each, in {HTTP_ROUNDS} rounds, taking turns)",
         duration.as_secs()
     );
     println!(
@@ -436,53 +462,63 @@ async fn http(duration: Duration) {
     );
     println!("|---|---|---|---|---|---|---|---|");
     let body = r#"{"text":"hi"}"#;
-    let native_url = format!("http://{native_addr}/echo");
-    let skill_url = format!("http://{addr}/api/skills/echo/invoke");
+    let handlers = [
+        ("native axum", format!("http://{native_addr}/echo")),
+        (
+            "darkfactory echo",
+            format!("http://{addr}/api/skills/echo/invoke"),
+        ),
+        (
+            "darkfactory floor",
+            format!("http://{addr}/api/skills/floor/invoke"),
+        ),
+    ];
     let slice = duration / HTTP_ROUNDS as u32;
     for concurrency in [1, 32] {
-        let native_client = warm_client(&native_url, body, concurrency).await;
-        let skill_client = warm_client(&skill_url, body, concurrency).await;
-        let (mut native, mut skill) = (Load::default(), Load::default());
-        // The VM's speed drifts over seconds; alternating short rounds (and
-        // which handler goes first) gives both the same machine.
+        let mut clients = Vec::new();
+        for (_, url) in &handlers {
+            clients.push(warm_client(url, body, concurrency).await);
+        }
+        let mut loads: Vec<Load> = handlers.iter().map(|_| Load::default()).collect();
+        // The VM's speed drifts over seconds; short rounds in turn, each
+        // round starting with the next handler, give all the same machine.
         for r in 0..HTTP_ROUNDS {
-            let runs = [
-                (&native_client, &native_url, &mut native),
-                (&skill_client, &skill_url, &mut skill),
-            ];
-            let runs: Vec<_> = if r % 2 == 0 {
-                runs.into_iter().collect()
-            } else {
-                runs.into_iter().rev().collect()
-            };
-            for (client, url, load) in runs {
-                round(client, url, body, concurrency, slice, load).await;
+            for k in 0..handlers.len() {
+                let h = (r + k) % handlers.len();
+                round(
+                    &clients[h],
+                    &handlers[h].1,
+                    body,
+                    concurrency,
+                    slice,
+                    &mut loads[h],
+                )
+                .await;
             }
         }
-        let by_round: Vec<f64> = skill
-            .round_rps
-            .iter()
-            .zip(&native.round_rps)
-            .map(|(s, n)| s / n)
-            .collect();
-        let (lo, hi) = by_round
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-        native.samples.sort();
-        skill.samples.sort();
-        let ratio = format!("{:.2}", skill.rps() / native.rps());
-        let range = format!("{lo:.2}–{hi:.2}");
-        for (label, l, ratio, range) in [
-            ("native axum", &native, "1.00", ""),
-            ("darkfactory echo", &skill, ratio.as_str(), range.as_str()),
-        ] {
+        let native_rps = loads[0].rps();
+        let native_rounds = loads[0].round_rps.clone();
+        for ((label, _), load) in handlers.iter().zip(&mut loads) {
+            let (lo, hi) = load
+                .round_rps
+                .iter()
+                .zip(&native_rounds)
+                .map(|(s, n)| s / n)
+                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
+            let range = if *label == handlers[0].0 {
+                String::new()
+            } else {
+                format!("{lo:.2}–{hi:.2}")
+            };
+            load.samples.sort();
             println!(
-                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {ratio} | {range} |",
-                l.rps(),
-                fmt_us(percentile(&l.samples, 0.5)),
-                fmt_us(percentile(&l.samples, 0.99)),
-                l.errors,
-                l.samples.len(),
+                "| {concurrency} | {label} | {:.0} | {} | {} | {} of {} | {:.2} | {range} |",
+                load.rps(),
+                fmt_us(percentile(&load.samples, 0.5)),
+                fmt_us(percentile(&load.samples, 0.99)),
+                load.errors,
+                load.samples.len(),
+                load.rps() / native_rps,
             );
         }
     }
