@@ -6,18 +6,18 @@
 //! 1. instantiate + call of `echo` in-process (fresh store per call);
 //! 2. HTTP invoke of `echo` at concurrency 1 and 32, beside a native axum
 //!    handler doing the same JSON echo in the same process;
+//! 3. swap: from the rename into the skills directory to the first response
+//!    of the new version, uncached and cached, under load, counting failures;
+//! 4. start-up of the real binary to ready with 20 cached skills.
 //!
 //! Sections 1 and 2 also measure the floor: `floor.wat`, the cheapest
 //! component the host can call (one core module, no imports, one page of
 //! memory, hands its input back unread). What it costs is the host's own
 //! path and wasmtime's least instantiation; what `echo` costs beyond it is
 //! the shape `wasm32-wasip2` gives a Rust skill and the skill's own work.
-//! 3. swap: from the rename into the skills directory to the first response
-//!    of the new version, uncached and cached, under load, counting failures;
-//! 4. start-up of the real binary to ready with 20 cached skills.
 //!
 //! `BENCH_SECONDS` (default 3) sets each handler's time in the HTTP section,
-//! cut into six rounds that alternate with the other handler's;
+//! cut into six rounds that take turns with the other handlers';
 //! `BENCH_ONLY=1,3` runs only the numbered sections. `TOKIO_WORKER_THREADS=1`
 //! runs everything on one tokio worker: the HTTP figures then show the CPU a
 //! request costs, without the wake-ups between threads.
