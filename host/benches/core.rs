@@ -11,10 +11,10 @@
 //! 4. start-up of the real binary to ready with 20 cached skills.
 //!
 //! Sections 1 and 2 also measure the floor: `floor.wat`, the cheapest
-//! component the host can call (one core module, no imports, one page of
-//! memory, hands its input back unread). What it costs is the host's own
-//! path and wasmtime's least instantiation; what `echo` costs beyond it is
-//! the shape `wasm32-wasip2` gives a Rust skill and the skill's own work.
+//! component the host can call (one core module, no function imports, one
+//! page of memory, hands its input back unread). What it costs is the host's
+//! own path and wasmtime's least instantiation; what `echo` costs beyond it
+//! is the shape `wasm32-wasip2` gives a Rust skill and the skill's own work.
 //!
 //! `BENCH_SECONDS` (default 3) sets each handler's time in the HTTP section,
 //! cut into six rounds that take turns with the other handlers';
@@ -261,7 +261,7 @@ async fn in_process() {
     }
     report("Runtime::invoke (fresh store, instantiate, call)", rounds);
     report(
-        "the same, floor component (one core module, no imports)",
+        "the same, floor component (one core module, no function imports)",
         floor_rounds,
     );
 

@@ -1,5 +1,6 @@
-;; The cheapest skill the host can call: one core module, no imports, a
-;; single 64 KiB page, and `run` hands its input back without reading it.
+;; The cheapest skill the host can call: one core module, no function
+;; imports, a single 64 KiB page, and `run` hands its input back without
+;; reading it.
 (component
   ;; `skill-error` comes from the package's `types` interface, as in every
   ;; skill; the instance carries only that type, so there is nothing to link.
