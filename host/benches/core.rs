@@ -498,16 +498,17 @@ async fn http(duration: Duration) {
         }
         let native_rps = loads[0].rps();
         let native_rounds = loads[0].round_rps.clone();
-        for ((label, _), load) in handlers.iter().zip(&mut loads) {
-            let (lo, hi) = load
-                .round_rps
-                .iter()
-                .zip(&native_rounds)
-                .map(|(s, n)| s / n)
-                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
-            let range = if *label == handlers[0].0 {
+        for (i, ((label, _), load)) in handlers.iter().zip(&mut loads).enumerate() {
+            // The native handler (first) is the yardstick: no range of its own.
+            let range = if i == 0 {
                 String::new()
             } else {
+                let (lo, hi) = load
+                    .round_rps
+                    .iter()
+                    .zip(&native_rounds)
+                    .map(|(s, n)| s / n)
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
                 format!("{lo:.2}–{hi:.2}")
             };
             load.samples.sort();
