@@ -294,6 +294,7 @@ async fn in_process() {
         darkfactory::api::Services {
             registry: registry.clone(),
             token: None,
+            read_token: None,
             max_body_bytes: 1 << 20,
             memory: None,
             ingest: None,
@@ -420,6 +421,7 @@ async fn start_server(
         RegistryConfig::new(dir.join("skills"), dir.join("data")),
     );
     let server = Server::start(config).await.unwrap();
+    server.registry.wait_ready().await;
     let (addr, registry) = (server.local_addr, server.registry.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async {

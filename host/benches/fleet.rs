@@ -172,6 +172,7 @@ async fn http_heartbeats(agents: usize) {
         RegistryConfig::new(dir.path().join("skills"), dir.path().join("data")),
     );
     let server = Server::start(config).await.unwrap();
+    server.registry.wait_ready().await;
     let url = format!("http://{}/api/fleet/heartbeat", server.local_addr);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async {

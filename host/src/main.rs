@@ -1,5 +1,5 @@
-//! The `darkfactory` binary: parses the command line, sets up logging, and
-//! hands over to the library's `cli` module.
+//! The `darkfactory` binary: parses the command line, sets up logging and
+//! the async runtime, and hands over to the library's `cli` module.
 
 use clap::Parser;
 use std::io::IsTerminal;
@@ -12,8 +12,15 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Threads of tokio's blocking pool (file system, SQLite, compiles). The
+/// default, 512, let a thousand skill files dropped at once start a thread
+/// each; past this many, blocking work waits its turn.
+const MAX_BLOCKING_THREADS: usize = 64;
+
+/// How long blocking work still running at exit may hold the process.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("DARKFACTORY_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime_cranelift=warn,cranelift=warn"));
     tracing_subscriber::fmt()
@@ -22,7 +29,22 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = darkfactory::cli::Cli::parse();
-    match darkfactory::cli::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(darkfactory::cli::run(cli));
+    // A blocking task that is still running (a compile, a slow disk) must
+    // not keep a stopped host alive.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -1,6 +1,6 @@
 //! The embedded board end to end: the HTTP API, its errors and the CLI.
 
-use crate::harness::{assert_error, run_cli, wasm, Dirs, Host};
+use crate::harness::{assert_error, run_cli, run_cli_as, wasm, Dirs, Host};
 use serde_json::{json, Value};
 
 async fn post(host: &Host, path: &str, body: Value) -> (u16, Value) {
@@ -156,7 +156,7 @@ async fn embedded_board_over_http() {
 /// `board add` (with a label), `board move` and `board comment` through the
 /// CLI; the card's id.
 fn add_move_comment(host: &Host, title: &str, label: &str, to: &str) -> String {
-    let run = |args: &[&str]| run_cli(&host.url, args);
+    let run = |args: &[&str]| run_cli_as(&host.url, host.token.as_deref(), args);
     let (ok, out, err) = run(&["board", "add", title, "details", "--label", label]);
     assert!(ok && out.contains("(in Backlog)"), "{out}{err}");
     let id = out.split_whitespace().next().unwrap().to_string();
@@ -350,31 +350,71 @@ async fn a_host_with_a_wrong_planka_configuration_does_not_start() {
     assert!(stderr.contains("--planka-api-key"), "{stderr}");
 }
 
-#[tokio::test]
-async fn planka_webhooks_need_their_secret() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planka_webhooks_need_their_secret_and_only_the_boards_events_are_kept() {
+    let server = planka_stub::start(false).await;
     let dirs = Dirs::new();
-    let host = Host::start(
-        &dirs,
-        &[
+    let mut args = planka_args(&server.url);
+    args.extend(
+        [
             "--token",
             "host-token",
             "--planka-webhook-secret",
             "whsecret",
-        ],
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
-    let delivery = json!({
-        "event": "cardUpdate",
-        "data": {"item": {"id": "77", "name": "Gap: CI red", "listId": "3"},
-                 "included": {"lists": [{"id": "3", "name": "Blocked"}]}},
-        "prevData": {"item": {"id": "77", "listId": "2"}},
-        "user": {"username": "ops"}
-    });
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start(&dirs, &args);
     let url = format!("{}/api/board/webhooks/planka", host.url);
-    // Planka sends its own secret, not the host's token.
-    let (status, _) = host
-        .send(host.http.post(&url).bearer_auth("whsecret").json(&delivery))
-        .await;
-    assert_eq!(status, 204);
+    // Planka's admin points a webhook at the host, with its own secret.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/webhooks", server.url))
+        .header("x-api-key", planka_stub::API_KEY)
+        .json(
+            &json!({"name": "darkfactory", "url": url, "accessToken": "whsecret",
+            "events": "cardCreate,cardUpdate,commentCreate"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
+    // A card on the host's board, moved; and a card another user makes on
+    // another board of the same Planka, which Planka delivers all the same.
+    let id = add_move_comment(&host, "Gap: CI red", "kpi-gap", "Blocked");
+    server
+        .stub
+        .change_on_other_board("1003", "Someone else's card");
+    let events = {
+        let started = std::time::Instant::now();
+        loop {
+            let (_, events) = host.get("/api/board/events").await;
+            let events = events["events"].as_array().unwrap().clone();
+            if events.len() >= 3 || started.elapsed() > std::time::Duration::from_secs(5) {
+                break events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, all) = host.get("/api/board/events").await;
+    let all = all["events"].as_array().unwrap();
+    assert_eq!(all.len(), events.len(), "{all:?}");
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["commentCreate", "cardUpdate", "cardCreate"],
+        "{all:?}"
+    );
+    assert!(all.iter().all(|e| e["card_id"] == id.as_str()), "{all:?}");
+    let moved = &all[1];
+    assert_eq!(moved["list"], "Blocked", "{moved}");
+
+    // The host's token is not the webhook's secret; no secret, no delivery.
+    let delivery = json!({"event": "cardUpdate",
+        "data": {"item": {"id": "77", "name": "x", "listId": "3", "boardId": planka_stub::BOARD_ID}}});
     let (status, err) = host
         .send(
             host.http
@@ -395,25 +435,34 @@ async fn planka_webhooks_need_their_secret() {
         )
         .await;
     assert_error(status, &err, 400, "invalid_webhook");
-    let (_, events) = host.get("/api/board/events").await;
-    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
-    let event = &events["events"][0];
-    assert_eq!(
-        (
-            event["event"].as_str(),
-            event["card_id"].as_str(),
-            event["list"].as_str(),
-            event["from_list_id"].as_str()
-        ),
-        (Some("cardUpdate"), Some("77"), Some("Blocked"), Some("2"))
-    );
+    // Reading the events needs the host's token.
+    let (status, _) = host
+        .send(host.http.get(format!("{}/api/board/events", host.url)))
+        .await;
+    assert_eq!(status, 401);
 
-    // Without a secret there is no receiver.
+    // Without a secret there is no receiver; a secret without Planka is a
+    // mistake the host refuses to start with.
     host.stop();
     let host = Host::start(&dirs, &[]);
     let url = format!("{}/api/board/webhooks/planka", host.url);
     let (status, err) = host.send(host.http.post(&url).json(&delivery)).await;
     assert_error(status, &err, 404, "webhooks_off");
+    host.stop();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+        .arg(&dirs.skills)
+        .arg("--data")
+        .arg(&dirs.data)
+        .args(["--planka-webhook-secret", "whsecret"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--planka-url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -510,4 +559,194 @@ async fn a_skill_reads_and_writes_only_the_lists_it_is_granted() {
     assert_error(status, &err, 422, "board-not-found");
     let (status, err) = call(json!({"get": "4242"})).await;
     assert_error(status, &err, 422, "board-not-found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planka_is_held_to_its_own_limits_and_explains_its_refusals() {
+    let server = planka_stub::start(false).await;
+    let dirs = Dirs::new();
+    let args = planka_args(&server.url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start(&dirs, &args);
+
+    // 600 emoji are 600 characters but 1 200 UTF-16 code units, which is
+    // what Planka counts: refused by the host, before Planka sees it.
+    let title = "🚀".repeat(600);
+    let (status, err) = post(&host, "/api/board/cards", json!({"title": title})).await;
+    assert_error(status, &err, 400, "invalid_board_request");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1200 UTF-16"),
+        "{err}"
+    );
+    assert_eq!(server.stub.count("POST /api/lists"), 0);
+    // 1 024 units fit both.
+    let (status, card) = post(
+        &host,
+        "/api/board/cards",
+        json!({"title": "🚀".repeat(512)}),
+    )
+    .await;
+    assert_eq!(status, 201, "{card}");
+
+    // A description within 1 MiB whose JSON is over 1 MiB (every quote is
+    // escaped): a clear error from the host, no empty 400 from Planka.
+    let description = "\"".repeat(700 * 1024);
+    let (status, err) = post(
+        &host,
+        "/api/board/cards",
+        json!({"title": "quotes", "description": description}),
+    )
+    .await;
+    assert_error(status, &err, 400, "invalid_board_request");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 MiB") && message.contains("bytes"),
+        "{message}"
+    );
+
+    // Planka's own reasons reach the caller.
+    server
+        .stub
+        .refuse_next(&["Invalid \"name\": the name is reserved."]);
+    let (status, err) = post(&host, "/api/board/cards", json!({"title": "reserved"})).await;
+    assert_error(status, &err, 400, "invalid_board_request");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the name is reserved"),
+        "{err}"
+    );
+
+    // Six cards added at once get six positions, in order.
+    let adds: Vec<_> = (0..6)
+        .map(|i| {
+            let (http, url) = (host.http.clone(), host.url.clone());
+            tokio::spawn(async move {
+                http.post(format!("{url}/api/board/cards"))
+                    .json(&json!({"title": format!("burst {i}"), "list": "Review"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for add in adds {
+        assert_eq!(add.await.unwrap(), 201);
+    }
+    let review = server.stub.list_id("Review");
+    let mut positions: Vec<f64> = server
+        .stub
+        .cards()
+        .iter()
+        .filter(|c| c["listId"] == review.as_str())
+        .map(|c| c["position"].as_f64().unwrap())
+        .collect();
+    assert_eq!(positions.len(), 6);
+    positions.dedup();
+    assert_eq!(positions.len(), 6, "{positions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planka_url_that_is_a_web_page_stops_the_host_from_starting() {
+    let server = planka_stub::start(false).await;
+    let dirs = Dirs::new();
+    let mut args = planka_args(&format!("{}/boards/{}", server.url, planka_stub::BOARD_ID));
+    args.splice(
+        0..0,
+        ["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(&args)
+        .arg("--skills")
+        .arg(&dirs.skills)
+        .arg("--data")
+        .arg(&dirs.data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("web page") && stderr.contains("--planka-url"),
+        "{stderr}"
+    );
+    // A Planka that is down is not a configuration error: the host starts.
+    let mut down = planka_stub::start(false).await;
+    let url = down.url.clone();
+    down.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let args = planka_args(&url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start(&dirs, &args);
+    let (status, err) = host.get("/api/board").await;
+    assert_error(status, &err, 503, "board_unavailable");
+}
+
+#[tokio::test]
+async fn board_listings_are_paged_and_cut_descriptions() {
+    let dirs = Dirs::new();
+    let host = Host::start(&dirs, &[]);
+    let big = "d".repeat(1 << 20);
+    for i in 0..12 {
+        let (status, _) = post(
+            &host,
+            "/api/board/cards",
+            json!({"title": format!("card {i}"), "description": big}),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // A page of five, descriptions cut: small, and the cursor goes on.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/board?limit=5&cursor={c}"),
+            None => "/api/board?limit=5".to_string(),
+        };
+        let r = host
+            .http
+            .get(format!("{}{path}", host.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        assert!(body.len() < 16 * 1024, "{} bytes", body.len());
+        let page: Value = serde_json::from_slice(&body).unwrap();
+        for list in page["lists"].as_array().unwrap() {
+            for card in list["cards"].as_array().unwrap() {
+                assert_eq!(card["description"].as_str().unwrap().len(), 500);
+                assert_eq!(card["description_truncated"], true);
+                seen.push(card["title"].as_str().unwrap().to_string());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..12).map(|i| format!("card {i}")).collect();
+    assert_eq!(seen, want);
+    // The whole descriptions when asked for, one page of two.
+    let (status, page) = host.get("/api/board?limit=2&descriptions=full").await;
+    assert_eq!(status, 200);
+    let cards = page["lists"][0]["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 2);
+    assert_eq!(cards[0]["description"].as_str().unwrap().len(), 1 << 20);
+    assert!(cards[0].get("description_truncated").is_none());
+    for bad in ["limit=0", "limit=5000", "cursor=abc", "descriptions=all"] {
+        let (status, err) = host.get(&format!("/api/board?{bad}")).await;
+        assert_error(status, &err, 400, "invalid_board_request");
+    }
+    // The other listings page the same way.
+    let (_, skills) = host.get("/api/skills?limit=1").await;
+    assert!(skills["next_cursor"].is_null(), "{skills}");
+    let (status, err) = host.get("/api/capabilities?limit=0").await;
+    assert_error(status, &err, 400, "invalid_fleet_request");
 }

@@ -61,17 +61,72 @@ pub struct Host {
     child: Child,
     pub url: String,
     pub http: reqwest::Client,
+    /// The `--token` it was started with: [`Host::get`] sends it.
+    pub token: Option<String>,
 }
 
 impl Host {
-    /// Starts a host on `dirs` with extra `serve` arguments.
+    /// Starts a host on `dirs` with extra `serve` arguments, and waits until
+    /// it is ready: every skill in the directory loaded or failed.
     pub fn start(dirs: &Dirs, extra: &[&str]) -> Host {
+        let host = Host::start_listening(dirs, extra);
+        host.wait_ready(Duration::from_secs(60));
+        host
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            if raw_status(&self.url, "/readyz") == Some(200) {
+                return;
+            }
+            if started.elapsed() > within {
+                panic!("the host at {} was not ready within {within:?}", self.url);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts a host whose open-file limit is `open_files` (soft and hard),
+    /// and waits until it is ready.
+    pub fn start_with_open_files(dirs: &Dirs, extra: &[&str], open_files: u64) -> Host {
+        let host = Host::spawn(dirs, extra, Some(open_files));
+        host.wait_ready(Duration::from_secs(60));
+        host
+    }
+
+    /// Starts a host on `dirs` with extra `serve` arguments, and returns as
+    /// soon as it listens (its skills may still be loading).
+    pub fn start_listening(dirs: &Dirs, extra: &[&str]) -> Host {
+        Host::spawn(dirs, extra, None)
+    }
+
+    fn spawn(dirs: &Dirs, extra: &[&str], open_files: Option<u64>) -> Host {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dirs.log_path())
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_darkfactory"));
+        if let Some(n) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -94,24 +149,80 @@ impl Host {
             let log = std::fs::read_to_string(dirs.log_path()).unwrap_or_default();
             panic!("the host did not start; stdout: {line:?}\nlog:\n{log}");
         };
+        let token = extra
+            .iter()
+            .position(|a| *a == "--token")
+            .and_then(|i| extra.get(i + 1))
+            .map(|t| t.to_string());
         Host {
             child,
             url: addr.to_string(),
             // A pooled client, as real callers use: early answers (401, 413)
             // must not leave it a connection the host is closing.
             http: reqwest::Client::new(),
+            token,
         }
     }
 
+    /// `GET path`, with the host's token when it has one.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of `/proc/PID/status` (the number before any unit).
+    fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// The host's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status("VmRSS:")
+    }
+
+    /// The host's threads.
+    pub fn threads(&self) -> u64 {
+        self.proc_status("Threads:")
+    }
+
+    /// Waits until the skill's `last_error` mentions `needle` (10 s at
+    /// most) and returns it.
+    pub async fn error_of(&self, name: &str, needle: &str) -> String {
+        let skill = self.wait_for_error(name, needle).await;
+        skill["last_error"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Sends SIGTERM and asserts that the host exits within `within`.
+    pub fn stop_and_wait(mut self, within: Duration) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("the host did not exit within {within:?} of SIGTERM");
     }
 
     pub async fn invoke(&self, skill: &str, body: &str) -> (u16, Value) {
@@ -232,6 +343,69 @@ impl Drop for Host {
     }
 }
 
+/// The status of a `GET` of `path`, over a plain socket (usable outside a
+/// runtime); `None` when the host does not answer.
+pub fn raw_status(url: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// Sends `request` as it is over a new connection and reads one answer:
+/// its status, its head, and its body (by `content-length`, or to the end).
+pub fn raw_request(url: &str, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The host may answer (and stop reading) before the request is all sent.
+    let _ = stream.write_all(request);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => panic!(
+                "no complete answer; got {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    let mut body = buf[head_end + 4..].to_vec();
+    while length.is_none_or(|n| body.len() < n) {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -264,12 +438,19 @@ pub fn log_line<'a>(log: &'a str, needle: &str) -> &'a str {
 
 /// Runs the CLI against the host at `url`: (success, stdout, stderr).
 pub fn run_cli(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-        .args(args)
-        .env("DARKFACTORY_URL", url)
-        .env_remove("DARKFACTORY_TOKEN")
-        .output()
-        .expect("run darkfactory");
+    run_cli_as(url, None, args)
+}
+
+/// Runs the CLI against the host at `url` with `token` (in
+/// `DARKFACTORY_TOKEN`, as a service would set it).
+pub fn run_cli_as(url: &str, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_darkfactory"));
+    command.args(args).env("DARKFACTORY_URL", url);
+    match token {
+        Some(token) => command.env("DARKFACTORY_TOKEN", token),
+        None => command.env_remove("DARKFACTORY_TOKEN"),
+    };
+    let out = command.output().expect("run darkfactory");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -12,7 +12,10 @@ fn sha_of(skill: &Value) -> Option<&str> {
 async fn a_new_file_is_served_and_a_deleted_file_is_unloaded() {
     let dirs = Dirs::new();
     let host = Host::start(&dirs, &[]);
-    assert_eq!(host.get("/api/skills").await.1, json!({"skills": []}));
+    assert_eq!(
+        host.get("/api/skills").await.1,
+        json!({"skills": [], "next_cursor": null})
+    );
 
     dirs.install("fresh", &wasm("echo"));
     host.wait_for("fresh", "to load", |s| s["status"] == "ready")

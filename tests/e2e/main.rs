@@ -3,12 +3,16 @@
 //!
 //! Needs the wasm skills built first (`make skills`; `make test` does it).
 
+mod components;
 mod harness;
 
 mod api_errors;
 mod board;
 mod cli;
 mod fleet;
+mod hostile_clients;
+mod hostile_components;
+mod hostile_files;
 mod ingest;
 mod lifecycle;
 mod memory;

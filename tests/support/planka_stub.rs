@@ -18,7 +18,15 @@
 //!   position too, and sets `listChangedAt`;
 //! - `POST /api/cards/{id}/card-labels`: `409 E_CONFLICT Label already in
 //!   card` the second time; `POST /api/cards/{id}/comments` bumps
-//!   `commentsTotal`; `DELETE /api/cards/{id}`.
+//!   `commentsTotal`; `DELETE /api/cards/{id}`;
+//! - as Planka 2.1.1 was seen to do: a card name is at most 1 024 UTF-16
+//!   code units (JavaScript's `length`), a `400` explains itself in
+//!   `problems`, a request body over 1 MiB is refused with an empty `400`,
+//!   positions are stored as sent (two cards sent with one position keep
+//!   it), and every path outside `/api` is the web UI's HTML page;
+//! - outgoing webhooks (`POST /api/webhooks`, admin): every card and
+//!   comment change on *any* board of the server is delivered, as Planka
+//!   has no webhook per board; `change_on_other_board` makes such a change.
 //!
 //! Tests can make the next requests fail (`fail_next`), hang (`delay_next`),
 //! move a card's `listChangedAt` into the past (`age_card`), and read what
@@ -56,6 +64,8 @@ const TERMS_SIGNATURE: &str = "9f2a6c0e1d7b4a5e8c3f2b1a0d9e8f7c6b5a4d3c2b1a0f9e8
 enum Fault {
     /// Answer this status instead.
     Status(u16),
+    /// Answer Planka's `400` with these `problems`.
+    Invalid(Vec<String>),
     /// Wait, then handle the request.
     Delay(Duration),
     /// Handle the request, then wait before answering (an answer lost
@@ -63,8 +73,14 @@ enum Fault {
     LateAnswer(Duration),
 }
 
+struct Webhook {
+    url: String,
+    token: Option<String>,
+}
+
 struct Data {
     next_id: u64,
+    webhooks: Vec<Webhook>,
     terms_accepted: bool,
     tokens: Vec<String>,
     pending: Vec<String>,
@@ -127,6 +143,7 @@ fn now_ms() -> i64 {
 pub async fn start(terms_pending: bool) -> RunningPlanka {
     let mut data = Data {
         next_id: 5000,
+        webhooks: Vec::new(),
         terms_accepted: !terms_pending,
         tokens: Vec::new(),
         pending: Vec::new(),
@@ -170,8 +187,11 @@ pub async fn start(terms_pending: bool) -> RunningPlanka {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Planka reads bodies up to its own limit (below); axum's must not
+    // answer first.
     let app = axum::Router::new()
         .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(stub.clone());
     tokio::spawn(async move {
         axum::serve(listener, app)
@@ -194,6 +214,37 @@ impl Data {
         self.next_id.to_string()
     }
 
+    /// Posts an event to every webhook, as Planka's `send-webhooks` helper
+    /// does: `{"event", "data": {"item", "included"}, "prevData", "user"}`.
+    fn deliver(&self, event: &str, item: Value, prev: Option<Value>, board: &str) {
+        let lists: Vec<&Value> = self
+            .lists
+            .iter()
+            .filter(|l| item.get("listId").is_some_and(|id| l["id"] == *id))
+            .collect();
+        let mut body = json!({
+            "event": event,
+            "data": {"item": item, "included": {
+                "projects": [{"id": "900", "name": PROJECT}],
+                "boards": [{"id": board, "name": BOARD}],
+                "lists": lists}},
+            "user": {"id": "1", "username": USER, "name": "Bot"}
+        });
+        if let Some(prev) = prev {
+            body["prevData"] = json!({"item": prev});
+        }
+        for hook in &self.webhooks {
+            let mut request = reqwest::Client::new().post(&hook.url).json(&body);
+            if let Some(token) = &hook.token {
+                request = request.bearer_auth(token);
+            }
+            // Fire and forget, as Planka: a failed delivery is not retried.
+            tokio::spawn(async move {
+                let _ = request.send().await;
+            });
+        }
+    }
+
     fn list(&self, id: &str) -> Option<&Value> {
         self.lists.iter().find(|l| l["id"] == id)
     }
@@ -214,6 +265,14 @@ impl PlankaStub {
         for _ in 0..n {
             data.faults.push_back(Fault::Status(status));
         }
+    }
+
+    /// The next `POST` is refused with a `400` listing `problems`, as
+    /// Planka refuses parameters that fail its validation.
+    pub fn refuse_next(&self, problems: &[&str]) {
+        self.lock().faults.push_back(Fault::Invalid(
+            problems.iter().map(|p| p.to_string()).collect(),
+        ));
     }
 
     /// The next `n` requests are answered after `delay`.
@@ -282,6 +341,18 @@ impl PlankaStub {
         card["createdAt"] = back(&card["createdAt"]);
     }
 
+    /// Another user creates a card on board `board` (not the host's):
+    /// Planka delivers it to every webhook all the same.
+    pub fn change_on_other_board(&self, board: &str, name: &str) {
+        let mut data = self.lock();
+        let id = data.id();
+        let card = json!({"id": id, "createdAt": iso(now_ms()), "updatedAt": null,
+            "type": "project", "position": 65536, "name": name, "description": null,
+            "listChangedAt": iso(now_ms()), "boardId": board, "listId": "7777",
+            "commentsTotal": 0});
+        data.deliver("cardCreate", card, None, board);
+    }
+
     /// The labels of card `id`, by name.
     pub fn labels_of(&self, id: &str) -> Vec<String> {
         let data = self.lock();
@@ -297,12 +368,39 @@ impl PlankaStub {
     }
 }
 
+/// The largest request body Planka reads (its body parser's `1mb`).
+pub const MAX_BODY: usize = 1 << 20;
+
 fn error(status: u16, code: &str, message: &str) -> Response {
     (
         StatusCode::from_u16(status).unwrap(),
         axum::Json(json!({"code": code, "message": message})),
     )
         .into_response()
+}
+
+/// Planka's `400` for parameters that fail validation: the reasons are in
+/// `problems`.
+fn invalid_params(path: &str, problems: &[String]) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({
+            "code": "E_MISSING_OR_INVALID_PARAMS",
+            "problems": problems,
+            "message": format!(
+                "The server could not fulfill this request (`{path}`) due to {} missing or \
+                 invalid parameter{}.",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            )
+        })),
+    )
+        .into_response()
+}
+
+/// JavaScript's `length` of a string: UTF-16 code units.
+fn js_length(s: &str) -> usize {
+    s.encode_utf16().count()
 }
 
 fn ok(body: Value) -> Response {
@@ -317,10 +415,29 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    // Planka's web UI answers every path outside its API.
+    if !path.starts_with("/api/") {
+        return (
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Planka</title></head><body>\
+             <div id=\"root\"></div></body></html>",
+        )
+            .into_response();
+    }
+    // Its body parser refuses a body over its limit with an empty 400.
+    if body.len() > MAX_BODY {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
     let fault = {
         let mut data = stub.lock();
         data.requests.push(format!("{method} {path}"));
-        data.faults.pop_front()
+        let waits_for_a_post =
+            matches!(data.faults.front(), Some(Fault::Invalid(_))) && method != Method::POST;
+        if waits_for_a_post {
+            None
+        } else {
+            data.faults.pop_front()
+        }
     };
     match fault {
         Some(Fault::Status(status)) => {
@@ -331,6 +448,7 @@ async fn handle(
             };
             error(status, code, "injected failure")
         }
+        Some(Fault::Invalid(problems)) => invalid_params(&format!("{method} {path}"), &problems),
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
             respond(&stub, &method, &path, &headers, &body)
@@ -463,16 +581,22 @@ fn respond(
                     "The following parameters are missing or invalid: type",
                 );
             }
-            let Some(name) = body["name"]
-                .as_str()
-                .filter(|n| !n.is_empty() && n.chars().count() <= 1024)
-            else {
-                return error(
-                    400,
-                    "E_MISSING_OR_INVALID_PARAMS",
-                    "The following parameters are missing or invalid: name",
+            let Some(name) = body["name"].as_str().filter(|n| !n.is_empty()) else {
+                return invalid_params(
+                    &format!("POST {path}"),
+                    &["\"name\" is required, but it was not defined.".to_string()],
                 );
             };
+            if js_length(name) > 1024 {
+                return invalid_params(
+                    &format!("POST {path}"),
+                    &[format!(
+                        "Invalid \"name\":\n  · Value was {} character(s) long, but it must not \
+                         exceed 1024.",
+                        js_length(name)
+                    )],
+                );
+            }
             if !body["position"].is_number() {
                 return error(422, "E_UNPROCESSABLE_ENTITY", "Position must be present");
             }
@@ -484,6 +608,7 @@ fn respond(
                 "listChangedAt": now, "boardId": BOARD_ID, "listId": list,
                 "creatorUserId": "1", "prevListId": null, "coverAttachmentId": null});
             data.cards.push(card.clone());
+            data.deliver("cardCreate", card.clone(), None, BOARD_ID);
             ok(json!({"item": card}))
         }
         (&Method::GET, ["cards", id]) => match data.cards.iter().find(|c| c["id"] == *id) {
@@ -500,9 +625,22 @@ fn respond(
                     return error(422, "E_UNPROCESSABLE_ENTITY", "Position must be present");
                 }
             }
+            if let Some(name) = body.get("name").and_then(Value::as_str) {
+                if js_length(name) > 1024 {
+                    return invalid_params(
+                        &format!("PATCH {path}"),
+                        &[format!(
+                            "Invalid \"name\":\n  · Value was {} character(s) long, but it must \
+                             not exceed 1024.",
+                            js_length(name)
+                        )],
+                    );
+                }
+            }
             let Some(card) = data.card_mut(id) else {
                 return error(404, "E_NOT_FOUND", "Card not found");
             };
+            let before = card.clone();
             if let Some(list) = target {
                 if card["listId"] != list {
                     card["prevListId"] = card["listId"].clone();
@@ -517,7 +655,9 @@ fn respond(
                 }
             }
             card["updatedAt"] = json!(now);
-            ok(json!({"item": card.clone()}))
+            let card = card.clone();
+            data.deliver("cardUpdate", card.clone(), Some(before), BOARD_ID);
+            ok(json!({"item": card}))
         }
         (&Method::DELETE, ["cards", id]) => {
             let Some(at) = data.cards.iter().position(|c| c["id"] == *id) else {
@@ -566,7 +706,22 @@ fn respond(
             let comment = json!({"id": comment_id, "createdAt": now, "updatedAt": null,
                 "text": text, "cardId": id, "userId": "1"});
             data.comments.push(comment.clone());
+            data.deliver("commentCreate", comment.clone(), None, BOARD_ID);
             ok(json!({"item": comment}))
+        }
+        (&Method::POST, ["webhooks"]) => {
+            let Some(url) = body["url"].as_str() else {
+                return invalid_params(
+                    &format!("POST {path}"),
+                    &["\"url\" is required, but it was not defined.".to_string()],
+                );
+            };
+            data.webhooks.push(Webhook {
+                url: url.to_string(),
+                token: body["accessToken"].as_str().map(str::to_string),
+            });
+            let id = data.id();
+            ok(json!({"item": {"id": id, "name": body["name"], "url": url}}))
         }
         _ => error(404, "E_NOT_FOUND", "Not found"),
     }

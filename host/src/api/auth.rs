@@ -1,9 +1,16 @@
-//! Bearer-token check for the endpoints that change or run something.
+//! Bearer tokens: who may read and who may change.
 //!
-//! When a token is configured, every request other than GET/HEAD must carry
-//! `Authorization: Bearer <token>`. Reads stay open so health checks and
-//! dashboards need no secret. The comparison takes the same time whatever
-//! the first differing byte.
+//! With a token configured, every `/api` route needs `Authorization: Bearer
+//! <token>`, reads included: memories, the board and skill errors are the
+//! fleet's business. A read token, when configured too, is accepted for
+//! `GET` and `HEAD` only. The probes (`/healthz`, `/readyz`) are routed
+//! outside this layer and stay open; Planka's webhook deliveries carry their
+//! own secret (checked by their handler), since Planka sends one bearer
+//! token only.
+//!
+//! Tokens are compared by their sha256 digests, byte by byte in constant
+//! time: neither the first differing byte nor the token's length shows in
+//! the time an answer takes.
 //!
 //! A refused request's small body is read and dropped before the 401, so a
 //! client's pooled connection stays usable; a large, unsized or slow body is
@@ -15,6 +22,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Largest body of a refused request that is read (and dropped) to keep the
@@ -22,6 +30,14 @@ use std::time::Duration;
 const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long reading that body may take.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a presented token allows.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    Full,
+    Read,
+    None,
+}
 
 pub(super) async fn require_token(
     State(state): State<AppState>,
@@ -31,11 +47,7 @@ pub(super) async fn require_token(
     let Some(expected) = state.token.as_deref() else {
         return next.run(request).await;
     };
-    // Reads are open; Planka's webhook deliveries carry their own secret
-    // (checked by their handler), since Planka sends one bearer token only.
-    if matches!(*request.method(), Method::GET | Method::HEAD)
-        || request.uri().path() == super::PLANKA_WEBHOOK_PATH
-    {
+    if request.uri().path() == super::PLANKA_WEBHOOK_PATH {
         return next.run(request).await;
     }
     let presented = request
@@ -43,22 +55,48 @@ pub(super) async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let error = match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            return next.run(request).await;
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+    let access = match presented {
+        None => Access::None,
+        Some(token) if same_secret(token, expected) => Access::Full,
+        Some(token)
+            if state
+                .read_token
+                .as_deref()
+                .is_some_and(|read| same_secret(token, read)) =>
+        {
+            Access::Read
         }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the bearer token is not the one this host is configured with",
-        ),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "this host requires `Authorization: Bearer <token>` on requests that change or run skills",
-        ),
+        Some(_) => {
+            let error = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token is not one this host is configured with",
+            );
+            return refuse(request, error).await;
+        }
     };
-    refuse(request, error).await
+    match access {
+        Access::Full => next.run(request).await,
+        Access::Read if reading => next.run(request).await,
+        Access::Read => {
+            let error = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only_token",
+                "this token may only read (GET); changing or running skills needs the host's \
+                 full token",
+            );
+            refuse(request, error).await
+        }
+        Access::None => {
+            let error = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "this host requires `Authorization: Bearer <token>` on every /api request",
+            );
+            refuse(request, error).await
+        }
+    }
 }
 
 /// Answers `error`, first reading a small request body so that the
@@ -71,6 +109,7 @@ async fn refuse(request: Request, error: ApiError) -> Response {
         .and_then(|v| v.parse::<u64>().ok());
     let drained = match declared {
         Some(0) => true,
+        None if matches!(*request.method(), Method::GET | Method::HEAD) => true,
         Some(len) if len <= DRAIN_LIMIT => {
             let read = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT as usize);
             matches!(tokio::time::timeout(DRAIN_TIMEOUT, read).await, Ok(Ok(_)))
@@ -87,21 +126,27 @@ async fn refuse(request: Request, error: ApiError) -> Response {
     response
 }
 
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `presented` is `expected`, in time that depends on neither.
+pub(super) fn same_secret(presented: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(presented.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::same_secret;
 
     #[test]
     fn compares_tokens() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(same_secret("secret", "secret"));
+        assert!(!same_secret("secret", "secreT"));
+        assert!(!same_secret("secret", "secret2"));
+        assert!(!same_secret("", "secret"));
     }
 }

@@ -1,9 +1,9 @@
 //! Handlers of `/api/board/...`: the board for operators and their tools.
 
-use super::auth::constant_time_eq;
+use super::auth::same_secret;
 use super::{json_body, ApiError, AppState};
 use crate::capabilities::board::{
-    BoardBackend, BoardEvent, CardEdit, CardFilter, NewCard, PlankaWebhook, KEPT_EVENTS,
+    BoardBackend, BoardEvent, CardCursor, CardEdit, CardFilter, NewCard, PlankaWebhook, KEPT_EVENTS,
 };
 use crate::capabilities::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -36,6 +36,9 @@ fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
     })
 }
 
+/// Characters of a description that a listing shows unless asked for all.
+const LISTED_DESCRIPTION_CHARS: usize = 500;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CardsQuery {
@@ -43,15 +46,35 @@ pub(super) struct CardsQuery {
     label: Option<String>,
     /// A duration such as `48h` or `90m`.
     in_list_longer_than: Option<String>,
+    /// Cards on this page (default 100, at most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// `full`: whole descriptions; by default they are cut to 500 characters.
+    descriptions: Option<String>,
 }
 
-/// `GET /api/board?list=&label=&in_list_longer_than=48h`: the lists, each
-/// with its cards (oldest in the list first) that pass the filter.
+/// `GET /api/board?list=&label=&in_list_longer_than=48h&limit=&cursor=`:
+/// the lists, each with the cards of this page that pass the filter (in the
+/// order they entered their lists), and `next_cursor` when there are more.
 pub(super) async fn show(
     State(state): State<AppState>,
     query: Result<Query<CardsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let query = query_params(query)?;
+    let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_board_request", m);
+    let limit = super::page_limit(query.limit, "invalid_board_request")?;
+    let after = query.cursor.as_deref().map(CardCursor::parse).transpose()?;
+    let description_chars = match query.descriptions.as_deref() {
+        None | Some("short") => Some(LISTED_DESCRIPTION_CHARS),
+        Some("full") => None,
+        Some(other) => {
+            return Err(invalid(format!(
+                "descriptions is `{}`; it is `short` (the default) or `full`",
+                crate::runtime::bounded::cut(other, 64)
+            )))
+        }
+    };
     let in_list_longer_than = match &query.in_list_longer_than {
         Some(text) => Some(humantime::parse_duration(text).map_err(|e| {
             ApiError::new(
@@ -67,8 +90,16 @@ pub(super) async fn show(
         list: query.list,
         label: query.label,
         in_list_longer_than,
+        // One more than the page: whether there is a next page.
+        limit: Some(limit + 1),
+        after,
+        description_chars,
     };
-    let cards = board.cards(&filter).await?;
+    let mut cards = board.cards(&filter).await?;
+    let next_cursor = (cards.len() > limit).then(|| {
+        cards.truncate(limit);
+        cards.last().map(|c| CardCursor::after(c).encode())
+    });
     let lists: Vec<Value> = board
         .lists()
         .await?
@@ -78,7 +109,11 @@ pub(super) async fn show(
             json!({"id": list.id, "name": list.name, "position": list.position, "cards": in_list})
         })
         .collect();
-    Ok(Json(json!({"backend": board.name(), "lists": lists})))
+    Ok(Json(json!({
+        "backend": board.name(),
+        "lists": lists,
+        "next_cursor": next_cursor.flatten(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -181,7 +216,7 @@ pub(super) async fn webhook_delivery(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(secret) if constant_time_eq(secret.as_bytes(), hook.secret().as_bytes()) => {}
+        Some(secret) if same_secret(secret, hook.secret()) => {}
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -199,6 +234,8 @@ pub(super) async fn webhook_delivery(
             "not a Planka webhook delivery: expected {\"event\": \"...\", \"data\": {...}}",
         )
     })?;
+    // Another board's event is answered the same (Planka does not care) but
+    // not kept.
     hook.record(event);
     Ok(StatusCode::NO_CONTENT)
 }

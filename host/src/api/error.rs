@@ -105,6 +105,11 @@ impl From<RegistryError> for ApiError {
                     InvokeError::Busy(_) => {
                         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
                     }
+                    InvokeError::OutputTooLarge { .. } => ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "output_too_large",
+                        message,
+                    ),
                 }
             }
         };

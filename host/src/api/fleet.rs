@@ -49,18 +49,48 @@ pub(super) async fn heartbeat(
     Ok(Json(json!(fleet(&state)?.heartbeat(beat).await?)))
 }
 
-/// `GET /api/capabilities`: every agent with its status.
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Agents on this page (default 100, at most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page: the last agent's name.
+    cursor: Option<String>,
+}
+
+/// `GET /api/capabilities?limit=&cursor=`: the counts of agents up, stale
+/// and down, and one page of agents by name with `next_cursor` when there
+/// are more.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_fleet_request",
+            r.body_text(),
+        )
+    })?;
+    let limit = super::page_limit(query.limit, "invalid_fleet_request")?;
     let fleet = fleet(&state)?;
-    let agents = fleet.agents().await?;
+    let mut agents = fleet.agents().await?;
     let count = |s: &str| agents.iter().filter(|a| a.status.as_str() == s).count();
+    let (up, stale, down) = (count("up"), count("stale"), count("down"));
+    agents.sort_by(|a, b| a.agent.cmp(&b.agent));
+    if let Some(cursor) = &query.cursor {
+        agents.retain(|a| a.agent.as_str() > cursor.as_str());
+    }
+    let next_cursor = (agents.len() > limit).then(|| agents[limit - 1].agent.clone());
+    agents.truncate(limit);
     Ok(Json(json!({
         "backend": fleet.backend_name(),
         "default_interval_seconds": fleet.default_interval().as_secs(),
-        "up": count("up"),
-        "stale": count("stale"),
-        "down": count("down"),
+        "up": up,
+        "stale": stale,
+        "down": down,
         "agents": agents,
+        "next_cursor": next_cursor,
     })))
 }
 

@@ -137,7 +137,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Value>, 
     let counts = memory(&state)?.counts().await?;
     let mut body = json!(counts);
     if let Some(ingest) = &state.ingest {
-        let status = ingest.status()?;
+        let status = ingest.status().await?;
         let now = crate::capabilities::now_ms() as i64;
         let time = |ms: i64| {
             chrono::DateTime::from_timestamp_millis(ms)
@@ -149,7 +149,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Result<Json<Value>, 
             "lag_seconds": status
                 .and_then(|s| s.newest_message_ms)
                 .map(|newest| (now - newest).max(0) / 1000),
-            "files_tracked": ingest.files_tracked(),
+            "files_tracked": ingest.files_tracked().await,
         });
     }
     Ok(Json(body))
@@ -247,7 +247,9 @@ pub(super) async fn watermark(
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
     let options = ingest_options(&params.namespace, 0.0)?;
-    let mark = ingestor(&state)?.watermark(&params.source, &options.namespace)?;
+    let mark = ingestor(&state)?
+        .watermark(&params.source, &options.namespace)
+        .await?;
     Ok(Json(json!({
         "source": params.source,
         "namespace": params.namespace,

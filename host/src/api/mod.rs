@@ -2,7 +2,15 @@
 //!
 //! Every error is a status plus `{"error": {"code", "message"}}` (see
 //! [`ApiError`]), including the ones axum would answer in plain text
-//! (unknown route, wrong method, body too large).
+//! (unknown route, wrong method, body too large): an outer layer gives any
+//! error answer without a JSON body one, and the listener does the same for
+//! the answers hyper writes itself (`crate::server`). A URI over
+//! [`MAX_URI_BYTES`] is refused before routing.
+//!
+//! With a token, every `/api` route needs it, reads included; a read token
+//! may read (`GET`, `HEAD`) but not change anything. `/healthz` and
+//! `/readyz` stay open for probes. Every listing is paged (`limit`, and a
+//! `cursor` from the previous page's `next_cursor`).
 
 mod auth;
 mod board;
@@ -21,12 +29,18 @@ use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-/// Largest component `PUT /api/skills/{name}` accepts.
-pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// The longest URI (path and query) the API reads.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Items on a page of a listing unless `limit` says otherwise.
+pub const DEFAULT_PAGE: usize = 100;
+/// The most items one page of a listing may hold.
+pub const MAX_PAGE: usize = 1000;
 
 /// Where Planka delivers its outgoing webhooks.
 pub const PLANKA_WEBHOOK_PATH: &str = "/api/board/webhooks/planka";
@@ -55,8 +69,10 @@ impl std::ops::Deref for AppState {
 pub struct Services {
     /// The skills.
     pub registry: Arc<Registry>,
-    /// The bearer token required by mutating endpoints, when set.
+    /// The bearer token every `/api` route requires, when set.
     pub token: Option<Arc<str>>,
+    /// A second token that may only read, when set (needs `token`).
+    pub read_token: Option<Arc<str>>,
     /// Largest invoke body, in bytes.
     pub max_body_bytes: usize,
     /// Agent memory, when the host has it.
@@ -74,15 +90,15 @@ pub struct Services {
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     let invoke_limit = DefaultBodyLimit::max(state.max_body_bytes);
+    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes());
     let mut router = Router::new()
-        .route("/healthz", get(skills::healthz))
         .route("/api/skills", get(skills::list))
         .route(
             "/api/skills/{name}",
             get(skills::describe)
                 .put(skills::deploy)
                 .delete(skills::remove)
-                .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+                .layer(upload_limit),
         )
         .route(
             "/api/skills/{name}/invoke",
@@ -129,9 +145,96 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ));
     }
+    // The probes stay open whatever the token.
+    let probes = Router::new()
+        .route("/healthz", get(skills::healthz))
+        .route("/readyz", get(skills::readyz));
     router
+        .merge(probes)
+        .layer(axum::middleware::map_response(error_as_json))
+        .layer(axum::middleware::from_fn(refuse_long_uri))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+impl Services {
+    /// The largest body `PUT /api/skills/{name}` reads: the largest skill
+    /// file the registry accepts.
+    pub fn max_upload_bytes(&self) -> usize {
+        usize::try_from(self.registry.config().max_file_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+/// `414` before anything reads a URI over [`MAX_URI_BYTES`].
+async fn refuse_long_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request's URI is {len} bytes; this host reads at most {MAX_URI_BYTES} \
+                 (send large inputs in the body)"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Gives an error answer that has no JSON body (one a layer or an
+/// extractor wrote in plain text) the API's error shape.
+async fn error_as_json(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace([' ', '-'], "_");
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut fixed = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}
+
+/// The page size a listing asked for, or `400 code` when it is out of range.
+pub(crate) fn page_limit(limit: Option<usize>, code: &str) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("limit is {limit}; a page holds 1 to {MAX_PAGE} items"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// A JSON body, or `400 invalid_json` saying what is wrong with it.

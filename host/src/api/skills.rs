@@ -1,29 +1,71 @@
 //! Handlers of `/healthz` and `/api/skills/...`.
 
 use super::{ApiError, AppState};
-use crate::registry::{Published, SkillDetails, SkillName, SkillSummary};
+use crate::registry::{Published, SkillDetails, SkillName};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// `GET /healthz`: the host answers (liveness), with counts of its skills.
 pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
     let skills = state.registry.list();
-    let ready = skills.iter().filter(|s| s.status != "failed").count();
+    let serving = skills.iter().filter(|s| s.sha256.is_some()).count();
+    let loading = skills.iter().filter(|s| s.status == "loading").count();
     Json(json!({
         "status": "ok",
         "skills": skills.len(),
-        "skills_serving": ready,
+        "skills_serving": serving,
+        "skills_loading": loading,
+        "ready": state.registry.is_ready(),
         "pooling_allocator": state.registry.runtime().is_pooling(),
     }))
 }
 
-pub(super) async fn list(State(state): State<AppState>) -> Json<Value> {
-    let skills: Vec<SkillSummary> = state.registry.list();
-    Json(json!({ "skills": skills }))
+/// `GET /readyz`: `200` once every skill found at start has loaded or
+/// failed, `503` before (readiness).
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (skills, loading) = state.registry.counts();
+    if state.registry.is_ready() {
+        return Ok(Json(json!({"status": "ready", "skills": skills})));
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "loading",
+        format!("{loading} of {skills} skills are still loading"),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Skills on this page (default 100, at most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page: the last skill's name.
+    cursor: Option<String>,
+}
+
+/// `GET /api/skills?limit=&cursor=`: a page of skills by name, with
+/// `next_cursor` when there are more.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query
+        .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))?;
+    let limit = super::page_limit(query.limit, "invalid_query")?;
+    let mut skills = state.registry.page(query.cursor.as_deref(), limit + 1);
+    let next_cursor = (skills.len() > limit).then(|| {
+        skills.truncate(limit);
+        skills.last().map(|s| s.name.clone())
+    });
+    Ok(Json(
+        json!({ "skills": skills, "next_cursor": next_cursor.flatten() }),
+    ))
 }
 
 pub(super) async fn describe(
@@ -31,7 +73,7 @@ pub(super) async fn describe(
     Path(name): Path<String>,
 ) -> Result<Json<SkillDetails>, ApiError> {
     valid_name(&name)?;
-    Ok(Json(state.registry.describe(&name)?))
+    Ok(Json(state.registry.describe(&name).await?))
 }
 
 pub(super) async fn invoke(
@@ -64,7 +106,7 @@ pub(super) async fn deploy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     valid_name(&name)?;
-    let body = body_or_error(body, super::MAX_COMPONENT_BYTES)?;
+    let body = body_or_error(body, state.max_upload_bytes())?;
     let markdown = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -7,8 +7,8 @@ use crate::capabilities::memory::{
     EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
 };
 use crate::registry::RegistryConfig;
-use crate::runtime::RuntimeConfig;
-use crate::server::{FleetSettings, NightlyIngest, Server, ServerConfig};
+use crate::runtime::{ComponentBounds, RuntimeConfig};
+use crate::server::{FleetSettings, HttpConfig, NightlyIngest, Server, ServerConfig};
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
@@ -27,9 +27,49 @@ pub struct ServeArgs {
     /// The host's data directory: state database, version blobs, compiled artifacts.
     #[arg(long, env = "DARKFACTORY_DATA", default_value = super::DEFAULT_DATA_DIR)]
     data: PathBuf,
-    /// Bearer token required on every request that changes or runs skills.
+    /// Bearer token required on every /api request (reads included);
+    /// /healthz and /readyz stay open.
     #[arg(long, env = "DARKFACTORY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A second bearer token that may only read (GET); needs --token.
+    #[arg(long, env = "DARKFACTORY_READ_TOKEN", hide_env_values = true)]
+    read_token: Option<String>,
+    /// The largest skill file (component or upload), in bytes; a file over
+    /// it is refused without being read whole.
+    #[arg(long, env = "DARKFACTORY_MAX_SKILL_BYTES", default_value_t = 64 << 20)]
+    max_skill_bytes: u64,
+    /// Skill files compiled at once (the compile queue); default: the
+    /// number of cores.
+    #[arg(long, env = "DARKFACTORY_COMPILE_CONCURRENCY")]
+    compile_concurrency: Option<usize>,
+    /// The largest output a skill call may return, in bytes.
+    #[arg(long, env = "DARKFACTORY_MAX_OUTPUT_BYTES", default_value_t = 16 << 20)]
+    max_output_bytes: usize,
+    /// Core module instances one component may create per call.
+    #[arg(long, env = "DARKFACTORY_MAX_CORE_INSTANCES", default_value_t = 64)]
+    max_core_instances: u32,
+    /// Linear memories one component may create per call.
+    #[arg(long, env = "DARKFACTORY_MAX_MEMORIES", default_value_t = 16)]
+    max_memories: u32,
+    /// Tables one component may create per call.
+    #[arg(long, env = "DARKFACTORY_MAX_TABLES", default_value_t = 32)]
+    max_tables: u32,
+    /// Connections served at once; past it a new one is answered 503 and
+    /// closed (kept under the open-file limit).
+    #[arg(long, env = "DARKFACTORY_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Time from a request's first byte to the end of its headers.
+    #[arg(long, env = "DARKFACTORY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this.
+    #[arg(long, env = "DARKFACTORY_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// The whole body of a request must arrive within this (408 if not).
+    #[arg(long, env = "DARKFACTORY_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// On SIGTERM, how long requests in flight may take before the host exits.
+    #[arg(long, env = "DARKFACTORY_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
     /// Largest invoke request body, in bytes.
     #[arg(long, env = "DARKFACTORY_MAX_BODY", default_value_t = 1 << 20)]
     max_body: usize,
@@ -151,6 +191,7 @@ fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
             || given(&args.planka_user)
             || given(&args.planka_board_id)
             || given(&args.planka_board)
+            || given(&args.planka_webhook_secret)
         {
             anyhow::bail!("Planka options are set but --planka-url is not");
         }
@@ -202,8 +243,41 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         default_deadline: Duration::from_millis(args.default_deadline_ms),
         default_memory_bytes: args.default_memory_mib << 20,
         log_records_per_call: args.log_records_per_call,
+        component_bounds: ComponentBounds {
+            core_instances: args.max_core_instances,
+            memories: args.max_memories,
+            tables: args.max_tables,
+        },
+        max_output_bytes: args.max_output_bytes,
         ..RuntimeConfig::default()
     };
+    for (flag, value) in [
+        ("--header-timeout", args.header_timeout),
+        ("--idle-timeout", args.idle_timeout),
+        ("--body-timeout", args.body_timeout),
+    ] {
+        if value.is_zero() {
+            anyhow::bail!("{flag} must be above zero, e.g. 10s");
+        }
+    }
+    if args.max_connections == 0 || args.max_skill_bytes == 0 {
+        anyhow::bail!("--max-connections and --max-skill-bytes must be above zero");
+    }
+    let http = HttpConfig {
+        max_connections: args.max_connections,
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        body_timeout: args.body_timeout,
+        shutdown_grace: args.shutdown_grace,
+    };
+    let mut registry = RegistryConfig::new(args.skills.clone(), args.data.clone());
+    registry.max_file_bytes = args.max_skill_bytes;
+    if let Some(n) = args.compile_concurrency {
+        if n == 0 {
+            anyhow::bail!("--compile-concurrency must be at least 1");
+        }
+        registry.compile_concurrency = n;
+    }
     let planka = planka_config(&args)?;
     let (min, max) = INTERVAL_RANGE;
     if !(min..=max).contains(&args.fleet_interval.as_secs()) {
@@ -224,9 +298,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         planka,
         planka_webhook_secret: args.planka_webhook_secret.filter(|s| !s.is_empty()),
         listen: args.listen,
-        registry: RegistryConfig::new(args.skills, args.data),
+        registry,
         runtime,
         token: args.token,
+        read_token: args.read_token,
+        http,
         max_body_bytes: args.max_body,
         nightly_ingest: NightlyIngest {
             sources: args.ingest,

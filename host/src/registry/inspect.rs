@@ -19,6 +19,10 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
     /// The embedded manifest, as TOML text, when present.
     pub manifest: Option<String>,
+    /// Core module instances the component creates (at every depth), what
+    /// a call of it takes from the instance pool.
+    #[serde(skip)]
+    pub core_instances: u32,
 }
 
 /// Parses `bytes` as a component; core modules and garbage are errors that
@@ -58,6 +62,14 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
                 for export in reader {
                     let export = export.map_err(|e| format!("malformed export: {e}"))?;
                     info.exports.push(export.name.full_name().into_owned());
+                }
+            }
+            Payload::InstanceSection(reader) => {
+                for instance in reader {
+                    let instance = instance.map_err(|e| format!("malformed instance: {e}"))?;
+                    if matches!(instance, wasmparser::Instance::Instantiate { .. }) {
+                        info.core_instances = info.core_instances.saturating_add(1);
+                    }
                 }
             }
             Payload::CustomSection(reader) if reader.name() == MANIFEST_SECTION => {

@@ -33,9 +33,13 @@ pub struct Manifest {
     /// Deadline of one call, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
-    /// Memory limit of one call, in MiB.
+    /// Memory limit of one call (all its memories and tables), in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// Calls that may run at once (within the skill's share of the
+    /// instance pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
     /// The agent the skill acts for (what the memory namespace `agent`
     /// means); the skill's own name when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +92,7 @@ struct Fields {
     input_schema: Option<toml::Value>,
     deadline_ms: Option<u64>,
     memory_mib: Option<u64>,
+    concurrency: Option<u32>,
     agent: Option<String>,
     memory_read: Option<List>,
     memory_write: Option<List>,
@@ -189,7 +194,7 @@ impl Manifest {
                     .unwrap_or_default();
                 format!(
                     "the sidecar manifest is invalid{at}: {}",
-                    e.message().trim()
+                    without_values(e.message().trim())
                 )
             })?;
             manifest.apply(fields, "sidecar manifest")?;
@@ -209,6 +214,9 @@ impl Manifest {
         }
         if let Some(mib) = fields.memory_mib {
             self.memory_mib = Some(mib);
+        }
+        if let Some(n) = fields.concurrency {
+            self.concurrency = Some(n);
         }
         if let Some(agent) = fields.agent {
             self.agent = Some(agent);
@@ -268,6 +276,14 @@ impl Manifest {
             }
             limits.memory_bytes = mib << 20;
         }
+        if let Some(n) = self.concurrency {
+            let max = config.max_instances;
+            if n == 0 || n > max {
+                return Err(format!(
+                    "`concurrency` is {n}; it must be between 1 and {max} on this host"
+                ));
+            }
+        }
         let schema = match &self.input_schema {
             Some(schema) => Some(Arc::new(
                 jsonschema::validator_for(schema)
@@ -309,9 +325,58 @@ impl Manifest {
     }
 }
 
+/// A TOML error's message without the values it quotes, and bounded: the
+/// host names the line and the problem, but does not repeat what a file in
+/// the skills directory holds.
+fn without_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '\'', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(len) = after.find(quote) else {
+            rest = "";
+            break;
+        };
+        let quoted = &after[..len];
+        // Names of keys (`deadline_ms`) help; values do not belong in a log.
+        let is_key = quote == '`'
+            && quoted.len() <= 64
+            && quoted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if is_key {
+            out.push('`');
+            out.push_str(quoted);
+            out.push('`');
+        } else {
+            out.push_str("(a value)");
+        }
+        rest = &after[len + 1..];
+    }
+    out.push_str(rest);
+    crate::runtime::bounded::cut(&out, 512)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sidecar_errors_name_the_line_and_key_but_not_the_values() {
+        let err = Manifest::merge(None, Some("deadline_ms = \"hunter2-secret\"")).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = Manifest::merge(None, Some("\n\nAWS_SECRET = \"abc\"")).unwrap_err();
+        assert!(
+            err.contains("line 3") && err.contains("AWS_SECRET"),
+            "{err}"
+        );
+        assert!(!err.contains("abc"), "{err}");
+        let err = Manifest::merge(None, Some("PATH=/usr/bin:/secret/dir\n")).unwrap_err();
+        assert!(!err.contains("/secret/dir"), "{err}");
+    }
 
     const EMBEDDED: &str = "[package]\nname = '''skill-echo'''\nversion = '''0.1.0'''\n\
         description = ''''''\n[skill]\ndeadline_ms = 1000\nmemory_mib = 16\n";

@@ -7,18 +7,37 @@
 //! [`Version`] through one pipeline, whether it arrived by the watcher, at
 //! start-up, through `PUT /api/skills/NAME` or by a rollback:
 //!
-//! (compile the workflow) → sha256 → inspect (is it a component? its embedded manifest) → merge the
-//! manifest → compile (artifact cache hit by sha256 and engine hash) →
-//! resolve imports and check the `run` export → instantiate once → publish.
+//! look at the files (unchanged: stop) → wait for a place in the compile
+//! queue → read them (regular files inside the directory, within the size
+//! limit: [`files`]) → (compile the workflow) → sha256 → inspect (is it a
+//! component? its embedded manifest) → merge the manifest → compile
+//! (artifact cache hit by sha256 and engine hash) → resolve imports and
+//! check the `run` export → leave the queue → instantiate once → publish.
+//!
+//! The compile queue holds as many loads as the machine has cores, so a
+//! thousand files dropped at once are compiled a few at a time while the
+//! serving path keeps its threads; instantiation has a bound of its own, so
+//! a skill whose start function loops holds up neither the queue nor the
+//! others. The host listens before any of this has finished: a skill still
+//! loading answers `503` until it is ready. A file that fails is recorded
+//! with the hashes of what failed, in memory and in the state database, and
+//! is not tried again (after a restart either) until it changes.
 //!
 //! Publishing is one atomic pointer store ([`ArcSwapOption`]): a call clones
 //! the `Arc` of the version it starts on and finishes on it, whatever is
 //! published meanwhile. A failure at any step leaves the serving version in
-//! place and is kept as the skill's `last_error`.
+//! place and is kept as the skill's `last_error`. Each version admits a
+//! bounded number of calls at once, its share of the instance pool
+//! ([`share`]), so one skill cannot take the pool from the others.
+//!
+//! Nothing here touches the file system or SQLite on an async worker: every
+//! such call goes to the blocking pool.
 
+mod files;
 mod inspect;
 mod manifest;
 mod name;
+mod share;
 mod stats;
 mod store;
 mod watch;
@@ -32,20 +51,25 @@ pub use watch::WatchHandle;
 
 use crate::capabilities::skills::{SkillCallError, SkillInvoker};
 use crate::capabilities::{check_imports, Capabilities, SkillContext};
+use crate::runtime::bounded::{cut, MAX_MESSAGE_BYTES};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
-use crate::state::{StateStore, VersionRow};
+use crate::state::{FailureRow, StateStore, VersionRow};
 use arc_swap::ArcSwapOption;
+use files::{SkillsDir, Stamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stats::Stats;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use store::ArtifactStore;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-/// Where the registry lives and how it watches.
+/// Where the registry lives, how it watches, and how much it takes on at
+/// once.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     /// The skills directory users drop `NAME.wasm` files into.
@@ -58,20 +82,38 @@ pub struct RegistryConfig {
     pub debounce: Duration,
     /// Period of the full directory rescan that backs up the watcher.
     pub rescan_interval: Duration,
+    /// The largest component a file or an upload may hold, in bytes.
+    pub max_file_bytes: u64,
+    /// Loads compiled at once: the length of the compile queue's head.
+    pub compile_concurrency: usize,
+    /// New versions instantiated at once for their health check.
+    pub start_concurrency: usize,
 }
 
 impl RegistryConfig {
-    /// A configuration with the default history, debounce and rescan period.
+    /// A configuration with the default history, debounce, rescan period,
+    /// size limit (64 MiB) and queue (one compile per core).
     pub fn new(skills_dir: PathBuf, data_dir: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         RegistryConfig {
             skills_dir,
             data_dir,
             history_limit: 5,
             debounce: Duration::from_millis(50),
             rescan_interval: Duration::from_secs(2),
+            max_file_bytes: 64 << 20,
+            compile_concurrency: cores,
+            start_concurrency: (cores * 4).max(8),
         }
     }
 }
+
+/// The largest sidecar manifest, in bytes.
+const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
+
+/// How long a call waits for a place among its skill's calls before it is
+/// answered `busy`.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 /// What went wrong with a registry operation.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +124,7 @@ pub enum RegistryError {
     /// No skill of that name is loaded.
     #[error("no skill named `{0}` is loaded")]
     NotFound(String),
-    /// The skill exists but no version of it loads.
+    /// The skill exists but no version of it loads (yet).
     #[error("skill `{name}` has no version that loads: {reason}")]
     Unavailable {
         /// The skill.
@@ -150,11 +192,15 @@ pub struct Version {
     pub from_cache: bool,
     /// Its manifest, limits and schema.
     pub resolved: ResolvedManifest,
+    /// How many of its calls may run at once.
+    pub concurrency: u32,
     sidecar: Option<String>,
     /// The `workflow.md` it was compiled from, if it was.
     workflow: Option<String>,
     pre: SkillPre<SkillState>,
     context: CallContext,
+    /// One permit per call that may run at once.
+    calls: Semaphore,
 }
 
 /// A skill: its serving version, its last error and its counters.
@@ -166,19 +212,22 @@ pub struct Slot {
     stats: Stats,
     /// Serialises loads, deploys, rollbacks and deletes of this skill.
     load: Arc<tokio::sync::Mutex<()>>,
-    /// File stamps of the last sync, so a rescan skips unchanged files.
-    seen: Mutex<Option<Stamp>>,
+    /// What its files looked like at the last sync, so that an unchanged
+    /// file is never read again.
+    seen: Mutex<Option<Observed>>,
+    /// Its files have not been through the load pipeline yet.
+    loading: AtomicBool,
 }
 
 #[derive(Default)]
 struct Failure {
     error: Option<String>,
     at: Option<SystemTime>,
-    /// (sha256, sidecar) of the input that failed, so it is not retried
-    /// until the file changes.
-    key: Option<(String, Option<String>)>,
-    /// The failure may pass by itself (no free instance slot): the rescan
-    /// retries it.
+    /// What identifies the input that failed (sha256 of the main file and
+    /// of the sidecar), so it is not retried until the file changes.
+    key: Option<String>,
+    /// The failure may pass by itself (no free instance slot, a file that
+    /// changed while it was read): the rescan retries it.
     transient: bool,
 }
 
@@ -207,8 +256,39 @@ impl From<LoadFailure> for RegistryError {
     }
 }
 
-/// File stamps of `NAME.wasm`, `NAME.workflow.md` and `NAME.toml`.
-type Stamp = [Option<(SystemTime, u64)>; 3];
+/// What one of a skill's files looked like, without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Missing,
+    File(Stamp),
+    /// There, but not to be read (a link that leaves the directory, a FIFO,
+    /// a file over the size limit): why.
+    Refused(String),
+}
+
+/// `NAME.wasm`, `NAME.workflow.md` and `NAME.toml`, as last looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    wasm: Seen,
+    workflow: Seen,
+    sidecar: Seen,
+}
+
+impl Observed {
+    fn has_main_file(&self) -> bool {
+        self.wasm != Seen::Missing || self.workflow != Seen::Missing
+    }
+
+    /// The first refusal, if a file must not be read.
+    fn refusal(&self) -> Option<&str> {
+        [&self.wasm, &self.workflow, &self.sidecar]
+            .into_iter()
+            .find_map(|seen| match seen {
+                Seen::Refused(why) => Some(why.as_str()),
+                _ => None,
+            })
+    }
+}
 
 impl Slot {
     fn new(name: SkillName) -> Self {
@@ -220,6 +300,7 @@ impl Slot {
             stats: Stats::default(),
             load: Arc::new(tokio::sync::Mutex::new(())),
             seen: Mutex::new(None),
+            loading: AtomicBool::new(true),
         }
     }
 
@@ -228,16 +309,10 @@ impl Slot {
         self.active.load_full()
     }
 
-    fn fail(&self, key: (String, Option<String>), error: String, transient: bool) {
-        let mut f = lock(&self.failure);
-        f.error = Some(error);
-        f.at = Some(SystemTime::now());
-        f.key = Some(key);
-        f.transient = transient;
-    }
-
-    fn clear_failure(&self) {
-        *lock(&self.failure) = Failure::default();
+    /// Whether `key` is the input that failed last (and not by chance).
+    fn failed_before(&self, key: &str) -> bool {
+        let failure = lock(&self.failure);
+        failure.key.as_deref() == Some(key) && !failure.transient
     }
 }
 
@@ -246,7 +321,8 @@ impl Slot {
 pub struct SkillSummary {
     /// Skill name.
     pub name: String,
-    /// `ready`, `degraded` (serving, but the newest file failed) or `failed`
+    /// `ready`, `degraded` (serving, but the newest file failed), `loading`
+    /// (its files have not been through the load pipeline yet) or `failed`
     /// (nothing serving).
     pub status: &'static str,
     /// sha256 of the serving version.
@@ -276,8 +352,12 @@ pub struct SkillDetails {
     pub manifest: Option<Manifest>,
     /// Effective deadline of a call, in milliseconds.
     pub deadline_ms: Option<u64>,
-    /// Effective memory limit of a call, in bytes.
+    /// Effective memory limit of a call (all its memories and tables), in
+    /// bytes.
     pub memory_limit_bytes: Option<u64>,
+    /// How many calls of it may run at once: its manifest's `concurrency`
+    /// within its share of the instance pool.
+    pub concurrency: Option<u32>,
     /// Whether the serving version's compiled artifact came from the cache.
     pub compiled_from_cache: Option<bool>,
     /// Versions kept for rollback, newest (serving) first.
@@ -319,54 +399,116 @@ pub struct Registry {
     runtime: Arc<Runtime>,
     capabilities: Capabilities,
     config: RegistryConfig,
+    dir: SkillsDir,
     slots: RwLock<BTreeMap<SkillName, Arc<Slot>>>,
     artifacts: Arc<ArtifactStore>,
     state: StateStore,
+    /// The compile queue: loads that read, hash and compile at once.
+    builds: Semaphore,
+    /// Health checks (first instantiations) at once.
+    starts: Semaphore,
+    /// Set once every file found at start has been through the pipeline.
+    ready: tokio::sync::watch::Sender<bool>,
+    rescanning: AtomicBool,
 }
 
 impl Registry {
-    /// Opens the directories and state, and loads every skill in the
-    /// skills directory. Skills that fail are listed with their error.
+    /// Opens the directories and state and loads every skill in the skills
+    /// directory before it returns. Skills that fail are listed with their
+    /// error. A server uses [`Registry::new`] and [`Registry::load_all`]
+    /// instead, so that it listens while skills load.
     pub async fn open(
         runtime: Arc<Runtime>,
         capabilities: Capabilities,
         config: RegistryConfig,
     ) -> Result<Arc<Self>, RegistryError> {
-        let storage = |what: &str, path: &Path, e: std::io::Error| {
-            RegistryError::Storage(format!("cannot create {what} `{}`: {e}", path.display()))
+        let registry = Self::new(runtime, capabilities, config).await?;
+        registry.load_all().await;
+        Ok(registry)
+    }
+
+    /// Opens the directories and state and lists the skills directory; each
+    /// skill found is `loading` until [`Registry::load_all`] (or the
+    /// watcher) has been through its files. A skill whose files failed
+    /// before, unchanged since, shows that failure at once.
+    pub async fn new(
+        runtime: Arc<Runtime>,
+        capabilities: Capabilities,
+        config: RegistryConfig,
+    ) -> Result<Arc<Self>, RegistryError> {
+        let opened = {
+            let config = config.clone();
+            blocking(move || open_storage(&config)).await?
         };
-        std::fs::create_dir_all(&config.skills_dir)
-            .map_err(|e| storage("the skills directory", &config.skills_dir, e))?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| storage("the data directory", &config.data_dir, e))?;
-        let artifacts = ArtifactStore::open(&config.data_dir)
-            .map_err(|e| storage("the artifact store in", &config.data_dir, e))?;
-        let state = StateStore::open(&config.data_dir.join("state.db"))
-            .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let (dir, artifacts, state, failures, names) = opened;
         let registry = Arc::new(Registry {
             runtime,
             capabilities,
+            builds: Semaphore::new(config.compile_concurrency.max(1)),
+            starts: Semaphore::new(config.start_concurrency.max(1)),
             config,
+            dir,
             slots: RwLock::new(BTreeMap::new()),
             artifacts: Arc::new(artifacts),
             state,
+            ready: tokio::sync::watch::channel(false).0,
+            rescanning: AtomicBool::new(false),
         });
+        {
+            let mut slots = write(&registry.slots);
+            for name in names {
+                let slot = Slot::new(name.clone());
+                if let Some(row) = failures.get(name.as_str()) {
+                    *lock(&slot.failure) = Failure {
+                        error: Some(row.error.clone()),
+                        at: Some(UNIX_EPOCH + Duration::from_millis(row.at_ms.max(0) as u64)),
+                        key: Some(row.key.clone()),
+                        transient: false,
+                    };
+                }
+                slots.insert(name, Arc::new(slot));
+            }
+        }
         // Skills call skills through the registry; a weak reference, since
         // the registry owns the capabilities.
         let invoker: Arc<dyn SkillInvoker> = registry.clone();
         registry.capabilities.skills.set(Arc::downgrade(&invoker));
+        Ok(registry)
+    }
+
+    /// Takes every skill found at start through the load pipeline, all at
+    /// once within the queue's bounds; returns when each has loaded or
+    /// failed, and marks the registry ready.
+    pub async fn load_all(self: &Arc<Self>) {
         let started = Instant::now();
-        let names = registry.names_on_disk()?;
-        for name in &names {
-            registry.sync(name).await;
+        let names: Vec<SkillName> = read(&self.slots).keys().cloned().collect();
+        let count = names.len();
+        let mut loads = tokio::task::JoinSet::new();
+        for name in names {
+            let registry = self.clone();
+            loads.spawn(async move { registry.sync(&name).await });
         }
+        while loads.join_next().await.is_some() {}
+        self.ready.send_replace(true);
+        let failed = self.list().iter().filter(|s| s.status == "failed").count();
         tracing::info!(
-            skills = names.len(),
+            skills = count,
+            failed,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            dir = %registry.config.skills_dir.display(),
+            dir = %self.config.skills_dir.display(),
             "skills directory loaded"
         );
-        Ok(registry)
+    }
+
+    /// Whether every skill found at start has been through the pipeline.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once [`Registry::is_ready`].
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// Starts watching the skills directory; stops when the handle drops.
@@ -384,69 +526,22 @@ impl Registry {
         &self.runtime
     }
 
-    fn wasm_path(&self, name: &SkillName) -> PathBuf {
-        self.config.skills_dir.join(format!("{name}.wasm"))
+    /// Looks at the skill's three files without reading them.
+    async fn observe(&self, name: &SkillName) -> Observed {
+        let (dir, name) = (self.dir.clone(), name.clone());
+        let limit = self.config.max_file_bytes;
+        blocking(move || observe_files(&dir, &name, limit)).await
     }
 
-    fn sidecar_path(&self, name: &SkillName) -> PathBuf {
-        self.config.skills_dir.join(format!("{name}.toml"))
-    }
-
-    fn workflow_path(&self, name: &SkillName) -> PathBuf {
-        self.config
-            .skills_dir
-            .join(format!("{name}{}", crate::workflow::SUFFIX))
-    }
-
-    fn stamp(&self, name: &SkillName) -> Stamp {
-        [
-            file_stamp(&self.wasm_path(name)),
-            file_stamp(&self.workflow_path(name)),
-            file_stamp(&self.sidecar_path(name)),
-        ]
-    }
-
-    /// Reads the skill's main file: the component, or the workflow compiled
-    /// into one. `Ok(None)`: neither file is there.
-    fn read_main_file(&self, name: &SkillName) -> Result<Option<MainFile>, String> {
-        let (wasm, workflow) = (self.wasm_path(name), self.workflow_path(name));
-        let read = |path: &Path| match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
-        };
-        match (read(&wasm)?, read(&workflow)?) {
-            (None, None) => Ok(None),
-            (Some(_), Some(_)) => Err(format!(
-                "both `{name}.wasm` and `{name}{}` are in the skills directory; remove one",
-                crate::workflow::SUFFIX
-            )),
-            (Some(bytes), None) => Ok(Some(MainFile {
-                bytes,
-                workflow: None,
-            })),
-            (None, Some(source)) => {
-                let source = String::from_utf8(source)
-                    .map_err(|_| format!("`{}` is not UTF-8 text", workflow.display()))?;
-                Ok(Some(MainFile {
-                    bytes: Vec::new(),
-                    workflow: Some(source),
-                }))
-            }
-        }
-    }
-
-    /// Names of the skills whose `NAME.wasm` is in the skills directory.
-    fn names_on_disk(&self) -> Result<Vec<SkillName>, RegistryError> {
-        let entries = std::fs::read_dir(&self.config.skills_dir).map_err(|e| {
-            RegistryError::Storage(format!(
-                "cannot read the skills directory `{}`: {e}",
-                self.config.skills_dir.display()
-            ))
-        })?;
+    /// Names of the skills whose main file is in the skills directory.
+    async fn names_on_disk(&self) -> Result<Vec<SkillName>, RegistryError> {
+        let dir = self.dir.clone();
+        let entries = blocking(move || dir.entries())
+            .await
+            .map_err(RegistryError::Storage)?;
         let mut names: Vec<SkillName> = entries
-            .flatten()
-            .filter_map(|e| skill_file_name(&e.path()))
+            .iter()
+            .filter_map(|file| skill_file_name(Path::new(file)))
             .filter(|(_, kind)| *kind != FileKind::Sidecar)
             .map(|(name, _)| name)
             .collect();
@@ -503,91 +598,118 @@ impl Registry {
     }
 
     /// Brings skill `name` in line with the skills directory: loads a new or
-    /// changed file, unloads a deleted one, does nothing for an unchanged one.
+    /// changed file, unloads a deleted one, does nothing for an unchanged
+    /// one (which is not even read).
     pub async fn sync(&self, name: &SkillName) {
-        let stamp = self.stamp(name);
-        if stamp[0].is_none() && stamp[1].is_none() && self.get(name.as_str()).is_none() {
+        if self.get(name.as_str()).is_none() && !self.observe(name).await.has_main_file() {
             return;
         }
-        let (slot, _guard) = self.lock_slot(name, true).await.expect("created");
-        let stamp = self.stamp(name);
-        let main = match self.read_main_file(name) {
-            Ok(Some(main)) => main,
-            Ok(None) => {
-                self.unload(&slot);
-                return;
-            }
-            Err(msg) => {
-                // Retried by every rescan; say it once, not every 2 s.
-                if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
-                    tracing::warn!(skill = %name, error = %msg, "skill file unusable");
+        let Some((slot, _guard)) = self.lock_slot(name, true).await else {
+            return;
+        };
+        self.sync_locked(&slot).await;
+        slot.loading.store(false, Ordering::Release);
+    }
+
+    async fn sync_locked(&self, slot: &Arc<Slot>) {
+        let name = &slot.name;
+        let observed = self.observe(name).await;
+        // An unchanged file is never read again (unless what stopped it may
+        // pass by itself).
+        if lock(&slot.seen).as_ref() == Some(&observed) && !lock(&slot.failure).transient {
+            return;
+        }
+        if !observed.has_main_file() {
+            self.unload(slot).await;
+            return;
+        }
+        if let Some(why) = observed.refusal() {
+            let why = why.to_string();
+            *lock(&slot.seen) = Some(observed);
+            self.fail(slot, None, why, false).await;
+            return;
+        }
+        if observed.wasm != Seen::Missing && observed.workflow != Seen::Missing {
+            *lock(&slot.seen) = Some(observed);
+            let both = format!(
+                "both `{name}.wasm` and `{name}{}` are in the skills directory; remove one",
+                crate::workflow::SUFFIX
+            );
+            self.fail(slot, None, both, false).await;
+            return;
+        }
+        // The queue bounds what is read and compiled at once; what waits
+        // holds nothing but its place.
+        let Ok(permit) = self.builds.acquire().await else {
+            return;
+        };
+        let inputs = {
+            let (dir, name) = (self.dir.clone(), name.clone());
+            let limit = self.config.max_file_bytes;
+            blocking(move || read_inputs(&dir, &name, limit)).await
+        };
+        let inputs = match inputs {
+            Ok(inputs) => inputs,
+            Err(failure) => {
+                // A file that changed while it was read is read again by the
+                // rescan; anything else waits for the file to change.
+                if !failure.transient {
+                    *lock(&slot.seen) = Some(observed);
                 }
-                slot.fail((String::new(), None), msg, true);
+                self.fail(slot, None, failure.message, failure.transient)
+                    .await;
                 return;
             }
         };
-        *lock(&slot.seen) = Some(stamp);
-        let sidecar = match self.read_sidecar(name) {
-            Ok(sidecar) => sidecar,
-            Err(msg) => {
-                if lock(&slot.failure).error.as_deref() != Some(msg.as_str()) {
-                    tracing::warn!(skill = %name, error = %msg, "sidecar manifest unreadable");
+        *lock(&slot.seen) = Some(observed);
+        let key = input_key(&inputs.main, inputs.sidecar.as_deref());
+        if slot.failed_before(&key) {
+            return;
+        }
+        let (bytes, workflow) = match inputs.workflow {
+            None => (inputs.main, None),
+            Some(source) => match compile_workflow(name, source.clone()).await {
+                Ok(bytes) => (bytes, Some(source)),
+                Err(msg) => {
+                    let serving = slot.active().map(|v| v.sha256[..12].to_string());
+                    tracing::warn!(skill = %name, serving = ?serving, "workflow does not compile; the serving version stays");
+                    self.fail(slot, Some(key), msg, false).await;
+                    return;
                 }
-                slot.fail((String::new(), None), msg, true);
-                return;
-            }
-        };
-        let (bytes, workflow) = match main.workflow {
-            None => (main.bytes, None),
-            Some(source) => {
-                let key = (sha256_hex(source.as_bytes()), sidecar.clone());
-                {
-                    let failure = lock(&slot.failure);
-                    if failure.key.as_ref() == Some(&key) && !failure.transient {
-                        return;
-                    }
-                }
-                match compile_workflow(name, source.clone()).await {
-                    Ok(bytes) => (bytes, Some(source)),
-                    Err(msg) => {
-                        let serving = slot.active().map(|v| v.sha256[..12].to_string());
-                        tracing::warn!(skill = %name, serving = ?serving, "workflow does not compile; the serving version stays");
-                        slot.fail(key, msg, false);
-                        return;
-                    }
-                }
-            }
+            },
         };
         let sha = sha256_hex(&bytes);
         if let Some(active) = slot.active() {
-            if active.sha256 == sha && active.sidecar == sidecar {
-                slot.clear_failure();
-                return;
-            }
-        }
-        let key = (sha.clone(), sidecar.clone());
-        {
-            let failure = lock(&slot.failure);
-            if failure.key.as_ref() == Some(&key) && !failure.transient {
+            if active.sha256 == sha && active.sidecar == inputs.sidecar {
+                self.clear_failure(slot).await;
                 return;
             }
         }
         let span = tracing::info_span!("swap", skill = %name, sha256 = %&sha[..12]);
         async {
-            match self
-                .build_version(&slot, bytes.clone(), sha, sidecar, workflow, Source::File)
-                .await
-            {
+            let built = self
+                .build_version(
+                    slot,
+                    bytes.clone(),
+                    sha,
+                    inputs.sidecar,
+                    workflow,
+                    Source::File,
+                    permit,
+                )
+                .await;
+            match built {
                 Ok(version) => {
-                    if let Err(e) = self.publish(&slot, version, &bytes, true) {
+                    if let Err(e) = self.publish(slot, version, &bytes, true).await {
                         tracing::error!(error = %e, "cannot record the new version");
-                        slot.fail(key, e.to_string(), true);
+                        self.fail(slot, None, e.to_string(), true).await;
                     }
                 }
                 Err(failure) => {
                     let serving = slot.active().map(|v| v.sha256[..12].to_string());
                     tracing::warn!(error = %failure.message, serving = ?serving, "skill file rejected; the serving version stays");
-                    slot.fail(key, failure.message, failure.transient);
+                    self.fail(slot, Some(key), failure.message, failure.transient)
+                        .await;
                 }
             }
         }
@@ -595,16 +717,60 @@ impl Registry {
         .await
     }
 
-    fn read_sidecar(&self, name: &SkillName) -> Result<Option<String>, String> {
-        let path = self.sidecar_path(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+    /// Records why the skill's newest input did not load; a lasting failure
+    /// with a `key` is also kept in the state database.
+    async fn fail(&self, slot: &Slot, key: Option<String>, error: String, transient: bool) {
+        let error = cut(&error, MAX_MESSAGE_BYTES);
+        let at = SystemTime::now();
+        let repeated = {
+            let mut f = lock(&slot.failure);
+            let repeated = f.error.as_deref() == Some(error.as_str());
+            *f = Failure {
+                error: Some(error.clone()),
+                at: Some(at),
+                key: key.clone(),
+                transient,
+            };
+            repeated
+        };
+        // Retried by every rescan; say it once, not every 2 s.
+        if !repeated {
+            tracing::warn!(skill = %slot.name, error = %error, transient, "skill file not loaded");
+        }
+        let persisted = match (&key, transient) {
+            (Some(key), false) => {
+                let row = FailureRow {
+                    name: slot.name.to_string(),
+                    key: key.clone(),
+                    error,
+                    at_ms: unix_ms(at),
+                };
+                self.state.record_failure(row).await
+            }
+            _ => self.state.clear_failure(slot.name.as_str()).await,
+        };
+        if let Err(e) = persisted {
+            tracing::warn!(skill = %slot.name, error = %e, "cannot record the load failure");
+        }
+    }
+
+    async fn clear_failure(&self, slot: &Slot) {
+        let had = {
+            let mut failure = lock(&slot.failure);
+            let had = failure.error.is_some();
+            *failure = Failure::default();
+            had
+        };
+        if had {
+            if let Err(e) = self.state.clear_failure(slot.name.as_str()).await {
+                tracing::warn!(skill = %slot.name, error = %e, "cannot clear the load failure");
+            }
         }
     }
 
     /// The load pipeline: from bytes to a runnable, health-checked version.
+    /// `queued` is the place in the compile queue, given up once compiled.
+    #[allow(clippy::too_many_arguments)]
     async fn build_version(
         &self,
         slot: &Slot,
@@ -613,6 +779,7 @@ impl Registry {
         sidecar: Option<String>,
         workflow: Option<String>,
         source: Source,
+        queued: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Version, LoadFailure> {
         let started = Instant::now();
         let info = inspect_component(&bytes)?;
@@ -631,15 +798,27 @@ impl Registry {
         let size = bytes.len() as u64;
         let (runtime, artifacts, sha_c) =
             (self.runtime.clone(), self.artifacts.clone(), sha.clone());
-        let (pre, from_cache) = tokio::task::spawn_blocking(move || {
+        let (pre, from_cache, needs) = tokio::task::spawn_blocking(move || {
             let (component, from_cache) = artifacts
                 .compile(&runtime, &sha_c, &bytes)
                 .map_err(|e| e.to_string())?;
+            let needs = share::CallNeeds::of(&component, &info, runtime.config());
             let pre = runtime.prepare(&component).map_err(|e| e.to_string())?;
-            Ok::<_, String>((pre, from_cache))
+            Ok::<_, String>((pre, from_cache, needs))
         })
         .await
         .map_err(|e| format!("the compiler thread failed: {e}"))??;
+        drop(queued);
+        let concurrency = share::concurrency(
+            &needs,
+            resolved.manifest.concurrency,
+            &self.runtime.config().pool(),
+        );
+        let _start = self
+            .starts
+            .acquire()
+            .await
+            .map_err(|_| "the host is shutting down".to_string())?;
         self.runtime
             .health_check(&pre, &slot.tag, &resolved.limits, Some(&context))
             .await
@@ -649,6 +828,7 @@ impl Registry {
             })?;
         tracing::debug!(
             from_cache,
+            concurrency,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "version built"
         );
@@ -659,16 +839,18 @@ impl Registry {
             source,
             from_cache,
             resolved,
+            concurrency,
             sidecar,
             workflow,
             pre,
             context,
+            calls: Semaphore::new(concurrency as usize),
         })
     }
 
     /// Records the version (unless it is already the newest in the history)
     /// and swaps it in.
-    fn publish(
+    async fn publish(
         &self,
         slot: &Slot,
         version: Version,
@@ -676,13 +858,21 @@ impl Registry {
         record: bool,
     ) -> Result<Published, RegistryError> {
         let storage = |e: String| RegistryError::Storage(e);
-        self.artifacts
-            .put_blob(&version.sha256, bytes)
-            .map_err(|e| storage(format!("cannot keep the component bytes: {e}")))?;
+        {
+            let (artifacts, sha, bytes) = (
+                self.artifacts.clone(),
+                version.sha256.clone(),
+                bytes.to_vec(),
+            );
+            blocking(move || artifacts.put_blob(&sha, &bytes))
+                .await
+                .map_err(|e| storage(format!("cannot keep the component bytes: {e}")))?;
+        }
         if record {
             let latest = self
                 .state
                 .latest(slot.name.as_str())
+                .await
                 .map_err(|e| storage(e.to_string()))?;
             let same = latest.as_ref().is_some_and(|r| {
                 r.sha256 == version.sha256
@@ -702,11 +892,10 @@ impl Registry {
                 };
                 let (_, orphans) = self
                     .state
-                    .push_version(&row, self.config.history_limit)
+                    .push_version(row, self.config.history_limit)
+                    .await
                     .map_err(|e| storage(e.to_string()))?;
-                for sha in orphans {
-                    self.artifacts.remove(&sha);
-                }
+                self.forget_blobs(orphans).await;
             }
         }
         let published = Published {
@@ -716,7 +905,7 @@ impl Registry {
             from_cache: version.from_cache,
         };
         let previous = slot.active.swap(Some(Arc::new(version)));
-        slot.clear_failure();
+        self.clear_failure(slot).await;
         tracing::info!(
             skill = %slot.name,
             sha256 = %published.sha256,
@@ -727,21 +916,36 @@ impl Registry {
         Ok(published)
     }
 
+    async fn forget_blobs(&self, shas: Vec<String>) {
+        if shas.is_empty() {
+            return;
+        }
+        let artifacts = self.artifacts.clone();
+        blocking(move || {
+            for sha in shas {
+                artifacts.remove(&sha);
+            }
+        })
+        .await;
+    }
+
     fn is_current(&self, slot: &Arc<Slot>) -> bool {
         read(&self.slots)
             .get(&slot.name)
             .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
-    fn unload(&self, slot: &Arc<Slot>) {
-        let mut slots = write(&self.slots);
-        if slots.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            slots.remove(&slot.name);
+    async fn unload(&self, slot: &Arc<Slot>) {
+        {
+            let mut slots = write(&self.slots);
+            if slots.get(&slot.name).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                slots.remove(&slot.name);
+            }
         }
-        drop(slots);
         if slot.active.swap(None).is_some() {
             tracing::info!(skill = %slot.name, "skill unloaded");
         }
+        self.clear_failure(slot).await;
     }
 
     /// Validates `bytes` as a new version of `name`, writes it into the skills
@@ -749,21 +953,42 @@ impl Registry {
     /// nothing.
     pub async fn deploy(&self, name: &str, bytes: Vec<u8>) -> Result<Published, RegistryError> {
         let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
+        if bytes.len() as u64 > self.config.max_file_bytes {
+            return Err(RegistryError::Rejected(format!(
+                "the component is {} bytes; a skill may be at most {} bytes (--max-skill-bytes)",
+                bytes.len(),
+                self.config.max_file_bytes
+            )));
+        }
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
-            let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
+            let sidecar = self.read_sidecar(&name).await?;
             let sha = sha256_hex(&bytes);
+            let queued = self
+                .builds
+                .acquire()
+                .await
+                .map_err(|_| RegistryError::Storage("the host is shutting down".into()))?;
             let version = self
-                .build_version(&slot, bytes.clone(), sha, sidecar, None, Source::Api)
+                .build_version(
+                    &slot,
+                    bytes.clone(),
+                    sha,
+                    sidecar,
+                    None,
+                    Source::Api,
+                    queued,
+                )
                 .await?;
-            self.write_main_file(&name, &bytes, None)?;
-            *lock(&slot.seen) = Some(self.stamp(&name));
-            self.publish(&slot, version, &bytes, true)
+            self.write_main_file(&name, &bytes, None).await?;
+            *lock(&slot.seen) = Some(self.observe(&name).await);
+            self.publish(&slot, version, &bytes, true).await
         }
         .await;
+        slot.loading.store(false, Ordering::Release);
         if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
             // A refused first upload leaves no trace of a skill.
-            self.unload(&slot);
+            self.unload(&slot).await;
         }
         result
     }
@@ -780,7 +1005,12 @@ impl Registry {
         let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
-            let sidecar = self.read_sidecar(&name).map_err(RegistryError::Storage)?;
+            let sidecar = self.read_sidecar(&name).await?;
+            let queued = self
+                .builds
+                .acquire()
+                .await
+                .map_err(|_| RegistryError::Storage("the host is shutting down".into()))?;
             let bytes = compile_workflow(&name, source.clone())
                 .await
                 .map_err(RegistryError::InvalidWorkflow)?;
@@ -793,44 +1023,60 @@ impl Registry {
                     sidecar,
                     Some(source.clone()),
                     Source::Api,
+                    queued,
                 )
                 .await?;
-            self.write_main_file(&name, &bytes, Some(&source))?;
-            *lock(&slot.seen) = Some(self.stamp(&name));
-            self.publish(&slot, version, &bytes, true)
+            self.write_main_file(&name, &bytes, Some(&source)).await?;
+            *lock(&slot.seen) = Some(self.observe(&name).await);
+            self.publish(&slot, version, &bytes, true).await
         }
         .await;
+        slot.loading.store(false, Ordering::Release);
         if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
-            self.unload(&slot);
+            self.unload(&slot).await;
         }
         result
     }
 
+    /// The sidecar manifest of `name`, if there is one; a sidecar that may
+    /// not be read is an error.
+    async fn read_sidecar(&self, name: &SkillName) -> Result<Option<String>, RegistryError> {
+        let (dir, file) = (self.dir.clone(), format!("{name}.toml"));
+        blocking(move || read_text(&dir, &file, MAX_SIDECAR_BYTES))
+            .await
+            .map_err(|f| RegistryError::Storage(f.message))
+    }
+
     /// Makes the skills directory hold this version: `NAME.workflow.md` for
     /// a workflow, else `NAME.wasm`; the other file goes.
-    fn write_main_file(
+    async fn write_main_file(
         &self,
         name: &SkillName,
         bytes: &[u8],
         workflow: Option<&str>,
     ) -> Result<(), RegistryError> {
-        let (write, other, content) = match workflow {
-            Some(source) => (
-                self.workflow_path(name),
-                self.wasm_path(name),
-                source.as_bytes(),
+        let dir = self.config.skills_dir.clone();
+        let (write, other) = match workflow {
+            Some(_) => (
+                format!("{name}{}", crate::workflow::SUFFIX),
+                format!("{name}.wasm"),
             ),
-            None => (self.wasm_path(name), self.workflow_path(name), bytes),
+            None => (
+                format!("{name}.wasm"),
+                format!("{name}{}", crate::workflow::SUFFIX),
+            ),
         };
-        write_atomically(&write, content).map_err(|e| {
-            RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
-        })?;
-        match std::fs::remove_file(&other) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RegistryError::Storage(
-                format!("cannot delete `{}`: {e}", other.display()),
-            )),
-            _ => Ok(()),
-        }
+        let content = match workflow {
+            Some(source) => source.as_bytes().to_vec(),
+            None => bytes.to_vec(),
+        };
+        blocking(move || {
+            write_atomically(&dir.join(&write), &content).map_err(|e| {
+                RegistryError::Storage(format!("cannot write into the skills directory: {e}"))
+            })?;
+            remove_if_there(&dir.join(&other))
+        })
+        .await
     }
 
     /// Goes back to the previous version in the history and makes the skills
@@ -844,16 +1090,25 @@ impl Registry {
         let history = self
             .state
             .history(slot.name.as_str(), self.config.history_limit)
+            .await
             .map_err(|e| storage(e.to_string()))?;
         let (Some(current), Some(target)) = (history.first(), history.get(1)) else {
             return Err(RegistryError::NothingToRollBack(name.to_string()));
         };
-        let bytes = self.artifacts.blob(&target.sha256).map_err(|e| {
-            storage(format!(
-                "the bytes of version {} are gone: {e}",
-                target.sha256
-            ))
-        })?;
+        let bytes = {
+            let (artifacts, sha) = (self.artifacts.clone(), target.sha256.clone());
+            blocking(move || artifacts.blob(&sha)).await.map_err(|e| {
+                storage(format!(
+                    "the bytes of version {} are gone: {e}",
+                    target.sha256
+                ))
+            })?
+        };
+        let queued = self
+            .builds
+            .acquire()
+            .await
+            .map_err(|_| storage("the host is shutting down".into()))?;
         let version = self
             .build_version(
                 &slot,
@@ -862,6 +1117,7 @@ impl Registry {
                 target.sidecar.clone(),
                 target.workflow.clone(),
                 Source::Rollback,
+                queued,
             )
             .await
             .map_err(|mut failure| {
@@ -869,25 +1125,26 @@ impl Registry {
                     format!("the previous version no longer loads: {}", failure.message);
                 RegistryError::from(failure)
             })?;
-        self.write_main_file(&slot.name, &bytes, target.workflow.as_deref())?;
-        let sidecar_path = self.sidecar_path(&slot.name);
-        match &target.sidecar {
-            Some(text) => write_atomically(&sidecar_path, text.as_bytes()),
-            None => match std::fs::remove_file(&sidecar_path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
-        }
-        .map_err(|e| storage(format!("cannot restore the sidecar manifest: {e}")))?;
-        *lock(&slot.seen) = Some(self.stamp(&slot.name));
+        self.write_main_file(&slot.name, &bytes, target.workflow.as_deref())
+            .await?;
+        let sidecar_path = self.config.skills_dir.join(format!("{}.toml", slot.name));
+        let sidecar = target.sidecar.clone();
+        blocking(move || match sidecar {
+            Some(text) => write_atomically(&sidecar_path, text.as_bytes())
+                .map_err(|e| storage(format!("cannot restore the sidecar manifest: {e}"))),
+            None => remove_if_there(&sidecar_path),
+        })
+        .await?;
+        *lock(&slot.seen) = Some(self.observe(&slot.name).await);
         if let Some(orphan) = self
             .state
             .remove_version(current.id)
+            .await
             .map_err(|e| storage(e.to_string()))?
         {
-            self.artifacts.remove(&orphan);
+            self.forget_blobs(vec![orphan]).await;
         }
-        self.publish(&slot, version, &bytes, false)
+        self.publish(&slot, version, &bytes, false).await
     }
 
     /// Deletes the skill's files from the skills directory and unloads it.
@@ -897,22 +1154,20 @@ impl Registry {
             .lock_existing(name)
             .await
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
-        for path in [
-            self.wasm_path(&slot.name),
-            self.workflow_path(&slot.name),
-            self.sidecar_path(&slot.name),
-        ] {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(RegistryError::Storage(format!(
-                        "cannot delete `{}`: {e}",
-                        path.display()
-                    )))
-                }
-                _ => {}
+        let dir = self.config.skills_dir.clone();
+        let name = slot.name.clone();
+        blocking(move || {
+            for file in [
+                format!("{name}.wasm"),
+                format!("{name}{}", crate::workflow::SUFFIX),
+                format!("{name}.toml"),
+            ] {
+                remove_if_there(&dir.join(file))?;
             }
-        }
-        self.unload(&slot);
+            Ok::<_, RegistryError>(())
+        })
+        .await?;
+        self.unload(&slot).await;
         Ok(())
     }
 
@@ -922,10 +1177,10 @@ impl Registry {
             .get(name)
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
         let Some(version) = slot.active() else {
-            let reason = lock(&slot.failure)
-                .error
-                .clone()
-                .unwrap_or_else(|| "it is still loading".into());
+            let reason = match lock(&slot.failure).error.clone() {
+                Some(error) => error,
+                None => "it is still loading".into(),
+            };
             return Err(RegistryError::Unavailable {
                 name: name.to_string(),
                 reason,
@@ -939,10 +1194,11 @@ impl Registry {
                 .take(5)
                 .map(|e| {
                     let at = e.instance_path().to_string();
+                    let e = cut(&e.to_string(), 512);
                     if at.is_empty() {
-                        e.to_string()
+                        e
                     } else {
-                        format!("at `{at}`: {e}")
+                        format!("at `{}`: {e}", cut(&at, 256))
                     }
                 })
                 .collect();
@@ -950,6 +1206,22 @@ impl Registry {
                 return Err(RegistryError::InvalidInput(problems.join("; ")));
             }
         }
+        // The skill's share of the pool: wait a moment for a place, then
+        // answer busy rather than queue without bound.
+        let _call = match version.calls.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout(QUEUE_WAIT, version.calls.acquire()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    return Err(RegistryError::Invoke(InvokeError::Busy(format!(
+                        "skill `{name}` is running its limit of {} calls at once (its \
+                         `concurrency`, within its share of the instance pool); try again \
+                         shortly",
+                        version.concurrency
+                    ))))
+                }
+            },
+        };
         let started = Instant::now();
         let result = self
             .runtime
@@ -987,14 +1259,42 @@ impl Registry {
         slots.iter().map(|s| summary(s)).collect()
     }
 
+    /// At most `limit` skills by name, after the skill named `after`.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> Vec<SkillSummary> {
+        let slots: Vec<Arc<Slot>> = {
+            let slots = read(&self.slots);
+            let range = match after {
+                Some(after) => slots
+                    .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .take(limit)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
+                None => slots.values().take(limit).cloned().collect(),
+            };
+            range
+        };
+        slots.iter().map(|s| summary(s)).collect()
+    }
+
+    /// How many skills there are, and how many of them are still loading.
+    pub fn counts(&self) -> (usize, usize) {
+        let slots = read(&self.slots);
+        let loading = slots
+            .values()
+            .filter(|s| s.active().is_none() && s.loading.load(Ordering::Acquire))
+            .count();
+        (slots.len(), loading)
+    }
+
     /// One skill with its manifest and version history.
-    pub fn describe(&self, name: &str) -> Result<SkillDetails, RegistryError> {
+    pub async fn describe(&self, name: &str) -> Result<SkillDetails, RegistryError> {
         let slot = self
             .get(name)
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
         let history = self
             .state
             .history(slot.name.as_str(), self.config.history_limit)
+            .await
             .map_err(|e| RegistryError::Storage(e.to_string()))?
             .into_iter()
             .map(|row| HistoryEntry {
@@ -1016,27 +1316,43 @@ impl Registry {
                 .as_ref()
                 .map(|v| v.resolved.limits.deadline.as_millis() as u64),
             memory_limit_bytes: active.as_ref().map(|v| v.resolved.limits.memory_bytes),
+            concurrency: active.as_ref().map(|v| v.concurrency),
             compiled_from_cache: active.as_ref().map(|v| v.from_cache),
             history,
         })
     }
 
     /// Re-syncs every skill whose files changed since its last sync, and
-    /// unloads skills whose file is gone. Backs up the watcher.
+    /// unloads skills whose file is gone. Backs up the watcher; one rescan
+    /// runs at a time.
     pub async fn rescan(&self) {
-        let Ok(on_disk) = self.names_on_disk() else {
+        if self.rescanning.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.rescan_once().await;
+        self.rescanning.store(false, Ordering::Release);
+    }
+
+    async fn rescan_once(&self) {
+        let Ok(on_disk) = self.names_on_disk().await else {
             return;
         };
         let loaded: Vec<Arc<Slot>> = read(&self.slots).values().cloned().collect();
         for slot in &loaded {
-            if !on_disk.contains(&slot.name) {
+            if on_disk.binary_search(&slot.name).is_err() {
                 self.sync(&slot.name).await;
             }
         }
         for name in &on_disk {
-            let stamp = self.stamp(name);
             let changed = match self.get(name.as_str()) {
-                Some(slot) => *lock(&slot.seen) != Some(stamp) || lock(&slot.failure).transient,
+                Some(slot) => {
+                    // A slot being loaded is the loader's business.
+                    if slot.load.try_lock().is_err() {
+                        continue;
+                    }
+                    let observed = self.observe(name).await;
+                    lock(&slot.seen).as_ref() != Some(&observed) || lock(&slot.failure).transient
+                }
                 None => true,
             };
             if changed {
@@ -1069,6 +1385,7 @@ fn summary(slot: &Slot) -> SkillSummary {
     let status = match (&active, &failure.error) {
         (Some(_), None) => "ready",
         (Some(_), Some(_)) => "degraded",
+        (None, None) if slot.loading.load(Ordering::Acquire) => "loading",
         (None, _) => "failed",
     };
     SkillSummary {
@@ -1095,12 +1412,163 @@ enum FileKind {
     Sidecar,
 }
 
-/// A skill's main file, read.
-struct MainFile {
-    /// The component (empty for a workflow: compiled later).
-    bytes: Vec<u8>,
+/// A skill's files, read.
+struct Inputs {
+    /// The main file's bytes: the component, or the workflow's source.
+    main: Vec<u8>,
     /// The workflow source, when the skill is a `NAME.workflow.md`.
     workflow: Option<String>,
+    /// The sidecar manifest.
+    sidecar: Option<String>,
+}
+
+/// Opens the skills directory, the data directory and its stores, reads
+/// the recorded load failures and lists the skills. Blocking.
+#[allow(clippy::type_complexity)]
+fn open_storage(
+    config: &RegistryConfig,
+) -> Result<
+    (
+        SkillsDir,
+        ArtifactStore,
+        StateStore,
+        HashMap<String, FailureRow>,
+        Vec<SkillName>,
+    ),
+    RegistryError,
+> {
+    let storage = |what: &str, path: &Path, e: std::io::Error| {
+        RegistryError::Storage(format!("cannot open {what} `{}`: {e}", path.display()))
+    };
+    let dir = SkillsDir::open(&config.skills_dir)
+        .map_err(|e| storage("the skills directory", &config.skills_dir, e))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| storage("the data directory", &config.data_dir, e))?;
+    let artifacts = ArtifactStore::open(&config.data_dir)
+        .map_err(|e| storage("the artifact store in", &config.data_dir, e))?;
+    let state = StateStore::open(&config.data_dir.join("state.db"))
+        .map_err(|e| RegistryError::Storage(e.to_string()))?;
+    let failures = state
+        .load_failures()
+        .map_err(|e| RegistryError::Storage(e.to_string()))?
+        .into_iter()
+        .map(|row| (row.name.clone(), row))
+        .collect();
+    let entries = dir.entries().map_err(RegistryError::Storage)?;
+    let mut names: Vec<SkillName> = entries
+        .iter()
+        .filter_map(|file| skill_file_name(Path::new(file)))
+        .filter(|(_, kind)| *kind != FileKind::Sidecar)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok((dir, artifacts, state, failures, names))
+}
+
+/// Looks at a skill's three files. Blocking.
+fn observe_files(dir: &SkillsDir, name: &SkillName, max_file_bytes: u64) -> Observed {
+    let look = |file: String, limit: u64| match dir.look(&file) {
+        Ok(None) => Seen::Missing,
+        Ok(Some(found)) if found.size > limit => Seen::Refused(format!(
+            "`{file}` is {} bytes; it may be at most {limit} bytes{}",
+            found.size,
+            if limit == max_file_bytes {
+                " (--max-skill-bytes)"
+            } else {
+                ""
+            }
+        )),
+        Ok(Some(found)) => Seen::File(found.stamp),
+        Err(why) => Seen::Refused(why),
+    };
+    Observed {
+        wasm: look(format!("{name}.wasm"), max_file_bytes),
+        workflow: look(
+            format!("{name}{}", crate::workflow::SUFFIX),
+            crate::workflow::MAX_SOURCE_BYTES as u64,
+        ),
+        sidecar: look(format!("{name}.toml"), MAX_SIDECAR_BYTES),
+    }
+}
+
+/// Reads a skill's main file and sidecar. Blocking.
+fn read_inputs(
+    dir: &SkillsDir,
+    name: &SkillName,
+    max_file_bytes: u64,
+) -> Result<Inputs, LoadFailure> {
+    let sidecar = read_text(dir, &format!("{name}.toml"), MAX_SIDECAR_BYTES)?;
+    let wasm = dir
+        .read(&format!("{name}.wasm"), max_file_bytes)
+        .map_err(changed_or_refused)?;
+    if let Some((bytes, _)) = wasm {
+        return Ok(Inputs {
+            main: bytes,
+            workflow: None,
+            sidecar,
+        });
+    }
+    let file = format!("{name}{}", crate::workflow::SUFFIX);
+    match read_text(dir, &file, crate::workflow::MAX_SOURCE_BYTES as u64)? {
+        Some(source) => Ok(Inputs {
+            main: source.clone().into_bytes(),
+            workflow: Some(source),
+            sidecar,
+        }),
+        // Gone since it was looked at: the watcher reports the removal.
+        None => Err(LoadFailure {
+            message: format!("`{name}.wasm` and `{file}` went away while being read"),
+            transient: true,
+        }),
+    }
+}
+
+/// Reads a text file of the skills directory. Blocking.
+fn read_text(dir: &SkillsDir, file: &str, limit: u64) -> Result<Option<String>, LoadFailure> {
+    match dir.read(file, limit).map_err(changed_or_refused)? {
+        None => Ok(None),
+        Some((bytes, _)) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| LoadFailure::from(format!("`{file}` is not UTF-8 text"))),
+    }
+}
+
+/// A file that changed while it was being read is tried again; anything
+/// else waits for the file to change.
+fn changed_or_refused(message: String) -> LoadFailure {
+    LoadFailure {
+        transient: message.contains("changed while"),
+        message,
+    }
+}
+
+/// What identifies a skill's input: the hashes of its main file and of its
+/// sidecar.
+fn input_key(main: &[u8], sidecar: Option<&str>) -> String {
+    let sidecar = sidecar.map_or_else(|| "-".to_string(), |s| sha256_hex(s.as_bytes()));
+    format!("{}:{sidecar}", sha256_hex(main))
+}
+
+/// Runs blocking work (the file system, SQLite, the artifact store) on the
+/// blocking pool.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a blocking registry task was cancelled: {e}"),
+    }
+}
+
+/// Deletes a file of the skills directory; one that is not there is fine.
+fn remove_if_there(path: &Path) -> Result<(), RegistryError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RegistryError::Storage(format!(
+            "cannot delete `{}`: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Compiles a workflow off the async threads; the error is every
@@ -1135,11 +1603,6 @@ fn skill_file_name(path: &Path) -> Option<(SkillName, FileKind)> {
         (file.strip_suffix(".toml")?, FileKind::Sidecar)
     };
     SkillName::parse(stem).ok().map(|name| (name, kind))
-}
-
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Lower-case hex sha256 of `bytes`.

@@ -1,6 +1,6 @@
 //! Limits and sizing of the runtime, with the defaults a fresh host uses.
 
-use super::RuntimeError;
+use super::{ComponentBounds, RuntimeError};
 use std::time::Duration;
 
 /// Sizing of the engine, fixed for the life of the process.
@@ -21,6 +21,11 @@ pub struct RuntimeConfig {
     /// Log records (`log` interface, stdout and stderr lines together) one
     /// call may write; the rest are counted and dropped.
     pub log_records_per_call: u32,
+    /// Instances, memories and tables one component may create per call;
+    /// a component over them is refused when it loads.
+    pub component_bounds: ComponentBounds,
+    /// The largest output a call may return, in bytes.
+    pub max_output_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -33,6 +38,8 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 1 << 30,
             epoch_tick: Duration::from_millis(10),
             log_records_per_call: 1000,
+            component_bounds: ComponentBounds::default(),
+            max_output_bytes: 16 << 20,
         }
     }
 }
@@ -59,6 +66,13 @@ impl RuntimeConfig {
         if self.epoch_tick.is_zero() {
             return bad("epoch_tick must be above zero".into());
         }
+        let b = &self.component_bounds;
+        if b.core_instances == 0 || b.memories == 0 || b.tables == 0 {
+            return bad("the per-component bounds must each be at least 1".into());
+        }
+        if self.max_output_bytes == 0 {
+            return bad("the output limit must be above zero".into());
+        }
         Ok(())
     }
 
@@ -70,6 +84,31 @@ impl RuntimeConfig {
             log_records: self.log_records_per_call,
         }
     }
+
+    /// What the instance pool holds in all: the budget that per-skill
+    /// shares are cut from.
+    pub fn pool(&self) -> PoolCapacity {
+        let n = self.max_instances;
+        PoolCapacity {
+            component_instances: n,
+            core_instances: n.saturating_mul(8),
+            memories: n.saturating_mul(2),
+            tables: n.saturating_mul(4),
+        }
+    }
+}
+
+/// The slots of the instance pool, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolCapacity {
+    /// Component instances (one per call).
+    pub component_instances: u32,
+    /// Core module instances.
+    pub core_instances: u32,
+    /// Linear memories.
+    pub memories: u32,
+    /// Tables.
+    pub tables: u32,
 }
 
 /// What one call of one skill may use.
@@ -77,7 +116,8 @@ impl RuntimeConfig {
 pub struct CallLimits {
     /// Wall-clock time from instantiation to the answer.
     pub deadline: Duration,
-    /// Bytes of linear memory, per memory.
+    /// Bytes of linear memory and tables, all the call's memories and
+    /// tables together.
     pub memory_bytes: u64,
     /// Log records the call may write.
     pub log_records: u32,

@@ -1,5 +1,7 @@
 //! Errors of compiling, linking and calling a skill.
 
+use super::bounded::{cut, cut_lines, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use super::limiter::OverBudget;
 use super::CallLimits;
 use std::time::Duration;
 
@@ -52,13 +54,26 @@ pub enum InvokeError {
         /// Wasmtime's description.
         detail: String,
     },
-    /// No instance slot was free; try again later.
-    #[error("the host is at its instance capacity: {0}")]
+    /// No instance slot was free, or the skill is at its concurrency
+    /// limit; try again later.
+    #[error("{0}")]
     Busy(String),
+    /// The output is larger than the host passes on.
+    #[error("the skill's output is {size} bytes, over this host's limit of {limit} bytes (--max-output-bytes)")]
+    OutputTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
 }
 
 impl InvokeError {
     /// Classifies an error that wasmtime returned from instantiate or call.
+    ///
+    /// Its text is bounded: the guest chooses the names in its backtrace,
+    /// and a trap in a function with a megabyte of name must not make a
+    /// megabyte of answer or of log.
     pub(crate) fn from_wasmtime(err: wasmtime::Error, limits: &CallLimits) -> Self {
         if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
             if *trap == wasmtime::Trap::Interrupt {
@@ -67,21 +82,20 @@ impl InvokeError {
         }
         // The root cause says what happened; the wasm backtrace (context)
         // says where. Lead with the cause so the first line is the answer.
-        let cause = err.root_cause().to_string();
+        let cause = cut(&err.root_cause().to_string(), MAX_MESSAGE_BYTES);
         let detail = match err.downcast_ref::<wasmtime::WasmBacktrace>() {
             Some(backtrace) => format!("{cause}\n{backtrace}"),
             None => format!("{err:#}"),
         };
-        if cause.contains("forcing trap when growing memory")
-            || detail.contains("forcing a memory growth failure")
-        {
+        let detail = cut_lines(&detail, MAX_FRAME_BYTES.max(cause.len()), MAX_MESSAGE_BYTES);
+        if let Some(over) = err.downcast_ref::<OverBudget>() {
             return InvokeError::MemoryLimit {
-                limit_bytes: limits.memory_bytes,
+                limit_bytes: over.limit as u64,
                 detail,
             };
         }
         if detail.contains("maximum concurrent limit of") {
-            return InvokeError::Busy(cause);
+            return InvokeError::Busy(format!("the host is at its instance capacity: {cause}"));
         }
         InvokeError::Trap(detail)
     }

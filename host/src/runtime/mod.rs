@@ -10,15 +10,18 @@
 //! Nothing in here knows about the skills directory or HTTP.
 
 pub mod bindings;
+pub mod bounded;
 mod config;
 mod error;
+mod limiter;
 mod log_budget;
 mod state;
 mod stdio;
 
 pub use bindings::{SkillError as WitSkillError, SkillPre};
-pub use config::{CallLimits, RuntimeConfig};
+pub use config::{CallLimits, PoolCapacity, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError};
+pub use limiter::{ComponentBounds, OverBudget};
 pub use state::{CallContext, SkillState};
 
 use std::hash::{Hash, Hasher};
@@ -184,6 +187,7 @@ impl Runtime {
     ) -> Result<String, InvokeError> {
         let mut store = self.new_store(skill, limits, context);
         let deadline = limits.deadline;
+        let max_output = self.config.max_output_bytes;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, input).await
@@ -194,10 +198,15 @@ impl Runtime {
         // its `Sleep` enters the timer wheel only when first polled.
         let started = Instant::now();
         match tokio::time::timeout(deadline + Duration::from_millis(100), call).await {
+            Ok(Ok(Ok(output))) if output.len() > max_output => Err(InvokeError::OutputTooLarge {
+                size: output.len(),
+                limit: max_output,
+            }),
             Ok(Ok(Ok(output))) => Ok(output),
+            // The skill chose these words: the host repeats a bounded part.
             Ok(Ok(Err(skill_error))) => Err(InvokeError::Skill {
-                code: skill_error.code,
-                message: skill_error.message,
+                code: bounded::cut_code(&skill_error.code),
+                message: bounded::cut(&skill_error.message, bounded::MAX_MESSAGE_BYTES),
             }),
             Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
             Err(_) => {
@@ -213,7 +222,12 @@ impl Runtime {
         limits: &CallLimits,
         context: Option<&CallContext>,
     ) -> Store<SkillState> {
-        let state = SkillState::new(skill.clone(), limits, context.cloned());
+        let state = SkillState::new(
+            skill.clone(),
+            limits,
+            self.config.component_bounds,
+            context.cloned(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         // Every epoch tick the guest is still running, it yields to tokio
@@ -261,19 +275,25 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> wasmtime::Config {
     cfg.epoch_interruption(true);
     cfg.wasm_component_model(true);
     if pooling {
-        let n = config.max_instances;
+        let capacity = config.pool();
+        let bounds = config.component_bounds;
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
-            .total_stacks(n)
+        pool.total_component_instances(capacity.component_instances)
+            .total_core_instances(capacity.core_instances)
+            .total_memories(capacity.memories)
+            .total_tables(capacity.tables)
+            .total_stacks(capacity.component_instances)
+            // What one component may take of the pool, checked when it is
+            // compiled (and by each call's limiter on the on-demand path).
+            .max_core_instances_per_component(bounds.core_instances)
+            .max_memories_per_component(bounds.memories)
+            .max_tables_per_component(bounds.tables)
             .max_memories_per_module(2)
             .max_tables_per_module(4)
             .max_memory_size(config.max_memory_bytes as usize)
             .max_component_instance_size(4 << 20)
             .max_core_instance_size(4 << 20)
-            .max_unused_warm_slots(n.min(100))
+            .max_unused_warm_slots(capacity.component_instances.min(100))
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(64 << 10);
         cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

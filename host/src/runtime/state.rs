@@ -3,20 +3,21 @@
 //! Built fresh for every call: WASI denies by default (no filesystem, no
 //! sockets, no environment, no arguments, no stdin), stdout and stderr go to
 //! the host log tagged with the skill's name within the call's log budget,
-//! and the store limiter enforces the call's memory limit.
+//! and the store limiter enforces the call's memory limit over all its
+//! memories and tables together ([`CallLimiter`]).
 //!
 //! The WASI context is built when the skill first calls WASI: most calls of
 //! a pure skill never do, and building it (two output streams, the random
 //! sources, the clocks) made a call of `echo` ~0.5 µs slower (8.2 against
 //! 7.7 µs; docs/benchmarks.md).
 
+use super::limiter::{CallLimiter, ComponentBounds};
 use super::log_budget::LogBudget;
 use super::stdio::SkillOutput;
 use super::CallLimits;
 use std::any::Any;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// What the host's capabilities know about the calling skill (its grants,
@@ -31,17 +32,19 @@ pub struct SkillState {
     /// Built on first use, see the module's documentation.
     wasi: Option<WasiCtx>,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: CallLimiter,
     log_budget: LogBudget,
 }
 
 impl SkillState {
-    pub(crate) fn new(skill: Arc<str>, limits: &CallLimits, context: Option<CallContext>) -> Self {
+    pub(crate) fn new(
+        skill: Arc<str>,
+        limits: &CallLimits,
+        bounds: ComponentBounds,
+        context: Option<CallContext>,
+    ) -> Self {
         let log_budget = LogBudget::new(skill.clone(), limits.log_records);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = CallLimiter::new(limits.memory_bytes, bounds);
         SkillState {
             skill,
             context,
@@ -67,7 +70,7 @@ impl SkillState {
         self.log_budget.take()
     }
 
-    pub(crate) fn limiter(&mut self) -> &mut StoreLimits {
+    pub(crate) fn limiter(&mut self) -> &mut CallLimiter {
         &mut self.limits
     }
 }

@@ -1,14 +1,20 @@
 //! The host's own durable state, in one SQLite file in the data directory.
 //!
 //! It holds each skill's version history (what was published, when, from
-//! which sidecar manifest), which is what rollback and a restart read, and
-//! the memory ingest's per-file watermarks and last run.
-//! Writes are small and rare, so one connection behind a mutex is enough;
-//! WAL mode keeps a crash from losing a committed row.
+//! which sidecar manifest), which is what rollback and a restart read; the
+//! load failures of skill files, so that a file that failed is not tried
+//! again after a restart until it changes; and the memory ingest's per-file
+//! watermarks and last run.
+//! Writes are small and rare, so one connection is enough; WAL mode keeps a
+//! crash from losing a committed row, and every call runs on the blocking
+//! pool ([`Db`]), never on an async worker.
+
+mod db;
+
+pub use db::Db;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::sync::Mutex;
 
 /// Errors of the state database.
 #[derive(Debug, thiserror::Error)]
@@ -56,172 +62,251 @@ pub struct IngestStatus {
     pub newest_message_ms: Option<i64>,
 }
 
+/// A skill file that failed to load, kept so that a restart does not try
+/// it again until it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// Skill name.
+    pub name: String,
+    /// What identifies the input that failed (its content hashes).
+    pub key: String,
+    /// The error, as the skill's `last_error` shows it.
+    pub error: String,
+    /// When it failed, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
 /// The state database.
+#[derive(Clone)]
 pub struct StateStore {
-    conn: Mutex<Connection>,
+    db: Db,
 }
 
 impl StateStore {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`. Blocking: call it at
+    /// start-up.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS skill_versions (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 name TEXT NOT NULL,
-                 sha256 TEXT NOT NULL,
-                 size INTEGER NOT NULL,
-                 sidecar TEXT,
-                 published_at_ms INTEGER NOT NULL,
-                 source TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS skill_versions_by_name ON skill_versions(name, id);
-             CREATE TABLE IF NOT EXISTS ingest_watermarks (
-                 source TEXT NOT NULL,
-                 namespace TEXT NOT NULL,
-                 offset INTEGER NOT NULL,
-                 lines INTEGER NOT NULL,
-                 session_id TEXT,
-                 updated_at_ms INTEGER NOT NULL,
-                 PRIMARY KEY (source, namespace)
-             );
-             CREATE TABLE IF NOT EXISTS ingest_status (
-                 id INTEGER PRIMARY KEY CHECK (id = 1),
-                 last_run_at_ms INTEGER NOT NULL,
-                 newest_message_ms INTEGER
-             );",
-        )?;
-        // Added with workflows; older databases gain the column.
-        let has_workflow: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('skill_versions') WHERE name = 'workflow'")?
-            .exists([])?;
-        if !has_workflow {
-            conn.execute_batch("ALTER TABLE skill_versions ADD COLUMN workflow TEXT")?;
-        }
-        Ok(StateStore {
-            conn: Mutex::new(conn),
-        })
+        let db = Db::open(path, |conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS skill_versions (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     name TEXT NOT NULL,
+                     sha256 TEXT NOT NULL,
+                     size INTEGER NOT NULL,
+                     sidecar TEXT,
+                     published_at_ms INTEGER NOT NULL,
+                     source TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS skill_versions_by_name ON skill_versions(name, id);
+                 CREATE TABLE IF NOT EXISTS skill_load_failures (
+                     name TEXT PRIMARY KEY,
+                     input_key TEXT NOT NULL,
+                     error TEXT NOT NULL,
+                     at_ms INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS ingest_watermarks (
+                     source TEXT NOT NULL,
+                     namespace TEXT NOT NULL,
+                     offset INTEGER NOT NULL,
+                     lines INTEGER NOT NULL,
+                     session_id TEXT,
+                     updated_at_ms INTEGER NOT NULL,
+                     PRIMARY KEY (source, namespace)
+                 );
+                 CREATE TABLE IF NOT EXISTS ingest_status (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     last_run_at_ms INTEGER NOT NULL,
+                     newest_message_ms INTEGER
+                 );",
+            )?;
+            // Added with workflows; older databases gain the column.
+            let has_workflow: bool = conn
+                .prepare(
+                    "SELECT 1 FROM pragma_table_info('skill_versions') WHERE name = 'workflow'",
+                )?
+                .exists([])?;
+            if !has_workflow {
+                conn.execute_batch("ALTER TABLE skill_versions ADD COLUMN workflow TEXT")?;
+            }
+            Ok(())
+        })?;
+        Ok(StateStore { db })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StateError> {
+        Ok(self.db.call(f).await?)
     }
 
     /// Records a publish and keeps only the newest `keep` rows of that skill.
     /// Returns the shas that no row references any more.
-    pub fn push_version(
+    pub async fn push_version(
         &self,
-        row: &VersionRow,
+        row: VersionRow,
         keep: usize,
     ) -> Result<(i64, Vec<String>), StateError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO skill_versions (name, sha256, size, sidecar, published_at_ms, source, workflow)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                row.name,
-                row.sha256,
-                row.size as i64,
-                row.sidecar,
-                row.published_at_ms,
-                row.source,
-                row.workflow
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let pruned: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT sha256 FROM skill_versions WHERE name = ?1
-                 ORDER BY id DESC LIMIT -1 OFFSET ?2",
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO skill_versions (name, sha256, size, sidecar, published_at_ms, source, workflow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    row.name,
+                    row.sha256,
+                    row.size as i64,
+                    row.sidecar,
+                    row.published_at_ms,
+                    row.source,
+                    row.workflow
+                ],
             )?;
-            let rows = stmt.query_map(params![row.name, keep as i64], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        tx.execute(
-            "DELETE FROM skill_versions WHERE name = ?1 AND id NOT IN
-             (SELECT id FROM skill_versions WHERE name = ?1 ORDER BY id DESC LIMIT ?2)",
-            params![row.name, keep as i64],
-        )?;
-        let orphans = unreferenced(&tx, pruned)?;
-        tx.commit()?;
-        Ok((id, orphans))
+            let id = tx.last_insert_rowid();
+            let pruned: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT sha256 FROM skill_versions WHERE name = ?1
+                     ORDER BY id DESC LIMIT -1 OFFSET ?2",
+                )?;
+                let rows = stmt.query_map(params![row.name, keep as i64], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            tx.execute(
+                "DELETE FROM skill_versions WHERE name = ?1 AND id NOT IN
+                 (SELECT id FROM skill_versions WHERE name = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![row.name, keep as i64],
+            )?;
+            let orphans = unreferenced(&tx, pruned)?;
+            tx.commit()?;
+            Ok((id, orphans))
+        })
+        .await
     }
 
     /// The newest `limit` versions of a skill, newest first.
-    pub fn history(&self, name: &str, limit: usize) -> Result<Vec<VersionRow>, StateError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, name, sha256, size, sidecar, published_at_ms, source, workflow
-             FROM skill_versions WHERE name = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![name, limit as i64], |r| {
-            Ok(VersionRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                sha256: r.get(2)?,
-                size: r.get::<_, i64>(3)? as u64,
-                sidecar: r.get(4)?,
-                published_at_ms: r.get(5)?,
-                source: r.get(6)?,
-                workflow: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn history(&self, name: &str, limit: usize) -> Result<Vec<VersionRow>, StateError> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, name, sha256, size, sidecar, published_at_ms, source, workflow
+                 FROM skill_versions WHERE name = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![name, limit as i64], |r| {
+                Ok(VersionRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    sha256: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    sidecar: r.get(4)?,
+                    published_at_ms: r.get(5)?,
+                    source: r.get(6)?,
+                    workflow: r.get(7)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()
+        })
+        .await
     }
 
     /// The newest version of a skill.
-    pub fn latest(&self, name: &str) -> Result<Option<VersionRow>, StateError> {
-        Ok(self.history(name, 1)?.into_iter().next())
+    pub async fn latest(&self, name: &str) -> Result<Option<VersionRow>, StateError> {
+        Ok(self.history(name, 1).await?.into_iter().next())
     }
 
     /// Removes one version row (the one a rollback leaves). Returns its sha if
     /// no other row references it.
-    pub fn remove_version(&self, id: i64) -> Result<Option<String>, StateError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let sha: Option<String> = tx
-            .query_row(
-                "SELECT sha256 FROM skill_versions WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        tx.execute("DELETE FROM skill_versions WHERE id = ?1", params![id])?;
-        let orphans = unreferenced(&tx, sha.into_iter().collect())?;
-        tx.commit()?;
-        Ok(orphans.into_iter().next())
+    pub async fn remove_version(&self, id: i64) -> Result<Option<String>, StateError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let sha: Option<String> = tx
+                .query_row(
+                    "SELECT sha256 FROM skill_versions WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute("DELETE FROM skill_versions WHERE id = ?1", params![id])?;
+            let orphans = unreferenced(&tx, sha.into_iter().collect())?;
+            tx.commit()?;
+            Ok(orphans.into_iter().next())
+        })
+        .await
+    }
+
+    /// Every recorded load failure. Blocking: the registry reads them once,
+    /// at start-up.
+    pub fn load_failures(&self) -> Result<Vec<FailureRow>, StateError> {
+        Ok(self.db.blocking(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT name, input_key, error, at_ms FROM skill_load_failures")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(FailureRow {
+                    name: r.get(0)?,
+                    key: r.get(1)?,
+                    error: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?)
+    }
+
+    /// Records that the input `row.key` of a skill failed to load.
+    pub async fn record_failure(&self, row: FailureRow) -> Result<(), StateError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO skill_load_failures (name, input_key, error, at_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET input_key = ?2, error = ?3, at_ms = ?4",
+                params![row.name, row.key, row.error, row.at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets a skill's load failure (it loaded, or its file is gone).
+    pub async fn clear_failure(&self, name: &str) -> Result<(), StateError> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM skill_load_failures WHERE name = ?1",
+                params![name],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }
 
 impl StateStore {
     /// Where the ingest of `source` into `namespace` stopped.
-    pub fn watermark(&self, source: &str, namespace: &str) -> Result<Watermark, StateError> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                "SELECT offset, lines, session_id FROM ingest_watermarks
-                 WHERE source = ?1 AND namespace = ?2",
-                params![source, namespace],
-                |r| {
-                    Ok(Watermark {
-                        offset: r.get::<_, i64>(0)? as u64,
-                        lines: r.get::<_, i64>(1)? as u64,
-                        session_id: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row.unwrap_or_default())
+    pub async fn watermark(&self, source: &str, namespace: &str) -> Result<Watermark, StateError> {
+        let (source, namespace) = (source.to_string(), namespace.to_string());
+        self.call(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT offset, lines, session_id FROM ingest_watermarks
+                     WHERE source = ?1 AND namespace = ?2",
+                    params![source, namespace],
+                    |r| {
+                        Ok(Watermark {
+                            offset: r.get::<_, i64>(0)? as u64,
+                            lines: r.get::<_, i64>(1)? as u64,
+                            session_id: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(row.unwrap_or_default())
+        })
+        .await
     }
 
     /// Moves the watermark of `source` to `to`, if it is still at `from`
     /// (another ingest of the same file may have moved it): `false` if not.
-    pub fn advance_watermark(
+    pub async fn advance_watermark(
         &self,
         source: &str,
         namespace: &str,
@@ -229,50 +314,55 @@ impl StateStore {
         to: &Watermark,
         now_ms: i64,
     ) -> Result<bool, StateError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT offset FROM ingest_watermarks WHERE source = ?1 AND namespace = ?2",
-                params![source, namespace],
-                |r| r.get(0),
-            )
-            .optional()?;
-        // Offset 0 is a deliberate restart from the top (ids keep it idempotent).
-        if from != 0 && current.unwrap_or(0) as u64 != from {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO ingest_watermarks (source, namespace, offset, lines, session_id, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (source, namespace) DO UPDATE SET offset = ?3, lines = ?4,
-                 session_id = ?5, updated_at_ms = ?6",
-            params![source, namespace, to.offset as i64, to.lines as i64, to.session_id, now_ms],
-        )?;
-        tx.commit()?;
-        Ok(true)
+        let (source, namespace, to) = (source.to_string(), namespace.to_string(), to.clone());
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT offset FROM ingest_watermarks WHERE source = ?1 AND namespace = ?2",
+                    params![source, namespace],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            // Offset 0 is a deliberate restart from the top (ids keep it idempotent).
+            if from != 0 && current.unwrap_or(0) as u64 != from {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO ingest_watermarks (source, namespace, offset, lines, session_id, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (source, namespace) DO UPDATE SET offset = ?3, lines = ?4,
+                     session_id = ?5, updated_at_ms = ?6",
+                params![source, namespace, to.offset as i64, to.lines as i64, to.session_id, now_ms],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Records an ingest run and the newest message it read.
-    pub fn record_ingest(
+    pub async fn record_ingest(
         &self,
         now_ms: i64,
         newest_message_ms: Option<i64>,
     ) -> Result<(), StateError> {
-        self.conn().execute(
-            "INSERT INTO ingest_status (id, last_run_at_ms, newest_message_ms) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET last_run_at_ms = ?1,
-                 newest_message_ms = max(coalesce(newest_message_ms, ?2), coalesce(?2, newest_message_ms))",
-            params![now_ms, newest_message_ms],
-        )?;
-        Ok(())
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO ingest_status (id, last_run_at_ms, newest_message_ms) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET last_run_at_ms = ?1,
+                     newest_message_ms = max(coalesce(newest_message_ms, ?2), coalesce(?2, newest_message_ms))",
+                params![now_ms, newest_message_ms],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     /// The last ingest run, if any.
-    pub fn ingest_status(&self) -> Result<Option<IngestStatus>, StateError> {
-        Ok(self
-            .conn()
-            .query_row(
+    pub async fn ingest_status(&self) -> Result<Option<IngestStatus>, StateError> {
+        self.call(|conn| {
+            conn.query_row(
                 "SELECT last_run_at_ms, newest_message_ms FROM ingest_status WHERE id = 1",
                 [],
                 |r| {
@@ -282,19 +372,23 @@ impl StateStore {
                     })
                 },
             )
-            .optional()?)
+            .optional()
+        })
+        .await
     }
 
     /// How many files have a watermark.
-    pub fn watermark_count(&self) -> Result<u64, StateError> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT count(*) FROM ingest_watermarks", [], |r| r.get(0))?;
-        Ok(n as u64)
+    pub async fn watermark_count(&self) -> Result<u64, StateError> {
+        self.call(|conn| {
+            let n: i64 =
+                conn.query_row("SELECT count(*) FROM ingest_watermarks", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
     }
 }
 
-fn unreferenced(conn: &Connection, shas: Vec<String>) -> Result<Vec<String>, StateError> {
+fn unreferenced(conn: &Connection, shas: Vec<String>) -> rusqlite::Result<Vec<String>> {
     let mut out = Vec::new();
     for sha in shas {
         let n: i64 = conn.query_row(
@@ -313,35 +407,44 @@ fn unreferenced(conn: &Connection, shas: Vec<String>) -> Result<Vec<String>, Sta
 mod ingest_tests {
     use super::*;
 
-    #[test]
-    fn watermarks_move_only_from_where_they_are() {
+    #[tokio::test]
+    async fn watermarks_move_only_from_where_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let db = StateStore::open(&dir.path().join("s.db")).unwrap();
-        assert_eq!(db.watermark("/a", "org").unwrap(), Watermark::default());
+        assert_eq!(
+            db.watermark("/a", "org").await.unwrap(),
+            Watermark::default()
+        );
         let w1 = Watermark {
             offset: 100,
             lines: 4,
             session_id: Some("s".into()),
         };
-        assert!(db.advance_watermark("/a", "org", 0, &w1, 1).unwrap());
-        assert_eq!(db.watermark("/a", "org").unwrap(), w1);
-        assert_eq!(db.watermark("/a", "user:1").unwrap(), Watermark::default());
+        assert!(db.advance_watermark("/a", "org", 0, &w1, 1).await.unwrap());
+        assert_eq!(db.watermark("/a", "org").await.unwrap(), w1);
+        assert_eq!(
+            db.watermark("/a", "user:1").await.unwrap(),
+            Watermark::default()
+        );
         let w2 = Watermark {
             offset: 250,
             lines: 9,
             session_id: None,
         };
         // A stale writer (still at 50) is refused; the one at 100 moves it.
-        assert!(!db.advance_watermark("/a", "org", 50, &w2, 2).unwrap());
-        assert!(db.advance_watermark("/a", "org", 100, &w2, 2).unwrap());
-        assert_eq!(db.watermark("/a", "org").unwrap().offset, 250);
-        assert_eq!(db.watermark_count().unwrap(), 1);
+        assert!(!db.advance_watermark("/a", "org", 50, &w2, 2).await.unwrap());
+        assert!(db
+            .advance_watermark("/a", "org", 100, &w2, 2)
+            .await
+            .unwrap());
+        assert_eq!(db.watermark("/a", "org").await.unwrap().offset, 250);
+        assert_eq!(db.watermark_count().await.unwrap(), 1);
 
-        assert_eq!(db.ingest_status().unwrap(), None);
-        db.record_ingest(10, Some(5)).unwrap();
-        db.record_ingest(20, None).unwrap();
-        db.record_ingest(30, Some(3)).unwrap();
-        let status = db.ingest_status().unwrap().unwrap();
+        assert_eq!(db.ingest_status().await.unwrap(), None);
+        db.record_ingest(10, Some(5)).await.unwrap();
+        db.record_ingest(20, None).await.unwrap();
+        db.record_ingest(30, Some(3)).await.unwrap();
+        let status = db.ingest_status().await.unwrap().unwrap();
         assert_eq!(
             (status.last_run_at_ms, status.newest_message_ms),
             (30, Some(5))
@@ -366,37 +469,62 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keeps_the_newest_versions_and_reports_orphans() {
+    #[tokio::test]
+    async fn keeps_the_newest_versions_and_reports_orphans() {
         let dir = tempfile::tempdir().unwrap();
         let db = StateStore::open(&dir.path().join("state.db")).unwrap();
         for sha in ["a", "b", "c"] {
-            db.push_version(&row("echo", sha), 2).unwrap();
+            db.push_version(row("echo", sha), 2).await.unwrap();
         }
-        db.push_version(&row("other", "a"), 2).unwrap();
-        let (_, orphans) = db.push_version(&row("echo", "d"), 2).unwrap();
+        db.push_version(row("other", "a"), 2).await.unwrap();
+        let (_, orphans) = db.push_version(row("echo", "d"), 2).await.unwrap();
         assert_eq!(orphans, vec!["b".to_string()]);
         let shas: Vec<_> = db
             .history("echo", 10)
+            .await
             .unwrap()
             .into_iter()
             .map(|r| r.sha256)
             .collect();
         assert_eq!(shas, ["d", "c"]);
-        let top = db.latest("echo").unwrap().unwrap();
-        assert_eq!(db.remove_version(top.id).unwrap(), Some("d".into()));
-        assert_eq!(db.latest("echo").unwrap().unwrap().sha256, "c");
+        let top = db.latest("echo").await.unwrap().unwrap();
+        assert_eq!(db.remove_version(top.id).await.unwrap(), Some("d".into()));
+        assert_eq!(db.latest("echo").await.unwrap().unwrap().sha256, "c");
     }
 
-    #[test]
-    fn survives_reopen() {
+    #[tokio::test]
+    async fn load_failures_are_kept_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let db = StateStore::open(&path).unwrap();
+        let failure = FailureRow {
+            name: "spin".into(),
+            key: "abc:-".into(),
+            error: "does not start".into(),
+            at_ms: 7,
+        };
+        db.record_failure(failure.clone()).await.unwrap();
+        let again = FailureRow {
+            error: "still does not start".into(),
+            ..failure.clone()
+        };
+        db.record_failure(again.clone()).await.unwrap();
+        let db = StateStore::open(&path).unwrap();
+        assert_eq!(db.load_failures().unwrap(), vec![again]);
+        db.clear_failure("spin").await.unwrap();
+        assert!(db.load_failures().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         StateStore::open(&path)
             .unwrap()
-            .push_version(&row("echo", "a"), 5)
+            .push_version(row("echo", "a"), 5)
+            .await
             .unwrap();
         let db = StateStore::open(&path).unwrap();
-        assert_eq!(db.latest("echo").unwrap().unwrap().sha256, "a");
+        assert_eq!(db.latest("echo").await.unwrap().unwrap().sha256, "a");
     }
 }

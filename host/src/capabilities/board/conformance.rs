@@ -65,6 +65,7 @@ async fn suite(board: &dyn BoardBackend) {
         list: list.map(str::to_string),
         label: label.map(str::to_string),
         in_list_longer_than: secs.map(Duration::from_secs),
+        ..CardFilter::default()
     };
     let ids = |cards: Vec<Card>| cards.into_iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(

@@ -46,6 +46,7 @@ impl wit::Host for SkillState {
                 list: filter.list,
                 label: filter.label,
                 in_list_longer_than: filter.in_list_longer_than.map(Duration::from_secs),
+                ..CardFilter::default()
             };
             let cards = board.cards(&filter).await?;
             Ok(cards

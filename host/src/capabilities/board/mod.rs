@@ -8,8 +8,11 @@
 //! (`host.rs`), within the lists their manifest grants ([`BoardGrants`]).
 //!
 //! Everything a caller sends is checked here, before a backend sees it:
-//! titles of 1 to 1 024 characters, descriptions and comments up to 1 MiB,
-//! label names of 1 to 64 characters. A failed call changes nothing.
+//! titles of 1 to 1 024 UTF-16 code units (Planka counts them so: an emoji
+//! is two), descriptions and comments up to 1 MiB, label names of 1 to 64
+//! characters. A failed call changes nothing. Listings are paged
+//! ([`CardFilter::limit`], [`CardCursor`]) and may cut descriptions, so that
+//! no answer carries the whole board by default.
 
 #[cfg(test)]
 mod conformance;
@@ -29,8 +32,9 @@ use std::time::Duration;
 
 /// The lists of a new embedded board, in order.
 pub const DEFAULT_LISTS: [&str; 5] = ["Backlog", "In Progress", "Blocked", "Review", "Done"];
-/// Longest card title, in characters (Planka's limit).
-pub const MAX_TITLE_CHARS: usize = 1024;
+/// Longest card title, in UTF-16 code units (Planka's limit, counted as
+/// Planka counts it).
+pub const MAX_TITLE_UNITS: usize = 1024;
 /// Longest description or comment, in bytes (Planka's limit).
 pub const MAX_TEXT_BYTES: usize = 1 << 20;
 /// Longest label name, in characters.
@@ -76,8 +80,12 @@ pub struct Card {
     pub list: String,
     /// Its title.
     pub title: String,
-    /// Its description (markdown), possibly empty.
+    /// Its description (markdown), possibly empty; cut in listings that
+    /// asked for short descriptions.
     pub description: String,
+    /// Whether `description` was cut (a listing's short form).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub description_truncated: bool,
     /// Its label names.
     pub labels: Vec<String>,
     /// When it was created, in milliseconds since the Unix epoch.
@@ -101,7 +109,9 @@ pub struct Comment {
     pub created_at_ms: u64,
 }
 
-/// Which cards a listing returns; every field set must match.
+/// Which cards a listing returns; every field set must match. Cards come
+/// in the order they entered their lists (then by id), the order a
+/// [`CardCursor`] continues.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CardFilter {
     /// Only cards in this list (by name, case-insensitive).
@@ -110,6 +120,69 @@ pub struct CardFilter {
     pub label: Option<String>,
     /// Only cards that have been in their list longer than this.
     pub in_list_longer_than: Option<Duration>,
+    /// At most this many cards.
+    pub limit: Option<usize>,
+    /// Only the cards after this one.
+    pub after: Option<CardCursor>,
+    /// Cut each description to this many characters.
+    pub description_chars: Option<usize>,
+}
+
+/// Where a page of cards ended: the next page starts after this card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardCursor {
+    /// When the card entered its list.
+    pub entered_at_ms: u64,
+    /// Its id (digits, on both backends).
+    pub id: String,
+}
+
+impl CardCursor {
+    /// The cursor after `card`.
+    pub fn after(card: &Card) -> Self {
+        CardCursor {
+            entered_at_ms: card.list_entered_at_ms,
+            id: card.id.clone(),
+        }
+    }
+
+    /// Reads a cursor that [`CardCursor::encode`] wrote.
+    pub fn parse(text: &str) -> Result<Self, BoardError> {
+        let bad = || {
+            BoardError::Invalid(format!(
+                "cursor `{}` is not one this host gave out (use `next_cursor` of the previous page)",
+                crate::runtime::bounded::cut(text, 64)
+            ))
+        };
+        let (ms, id) = text.split_once('-').ok_or_else(bad)?;
+        let entered_at_ms = ms.parse().map_err(|_| bad())?;
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(CardCursor {
+            entered_at_ms,
+            id: id.to_string(),
+        })
+    }
+
+    /// The cursor as text for an answer.
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.entered_at_ms, self.id)
+    }
+
+    /// Whether `card` comes after this cursor in a listing's order.
+    pub fn precedes(&self, card: &Card) -> bool {
+        let key = |ms: u64, id: &str| (ms, id.len(), id.to_string());
+        key(card.list_entered_at_ms, &card.id) > key(self.entered_at_ms, &self.id)
+    }
+}
+
+/// Cuts `text` to `chars` characters: the text and whether it was cut.
+pub fn cut_description(text: &str, chars: usize) -> (String, bool) {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => (text[..end].to_string(), true),
+        None => (text.to_string(), false),
+    }
 }
 
 /// A card to create.
@@ -179,13 +252,16 @@ impl CardEdit {
 
 fn check_title(title: &str) -> Result<String, BoardError> {
     let title = title.trim();
-    let chars = title.chars().count();
-    if chars == 0 {
+    if title.is_empty() {
         return Err(BoardError::Invalid("the title is empty".to_string()));
     }
-    if chars > MAX_TITLE_CHARS {
+    let units = title.encode_utf16().count();
+    if units > MAX_TITLE_UNITS {
         return Err(BoardError::Invalid(format!(
-            "the title is {chars} characters; at most {MAX_TITLE_CHARS}"
+            "the title is {units} UTF-16 code units ({} characters); at most \
+             {MAX_TITLE_UNITS} (Planka counts characters outside the Basic Multilingual \
+             Plane, such as emoji, as two)",
+            title.chars().count()
         )));
     }
     Ok(title.to_string())
@@ -232,7 +308,8 @@ pub trait BoardBackend: Send + Sync + 'static {
     /// The lists, in order.
     async fn lists(&self) -> Result<Vec<List>, BoardError>;
 
-    /// The cards that pass `filter`, oldest in their list first.
+    /// The cards that pass `filter`, in the order they entered their lists
+    /// (then by id), paged and cut as the filter says.
     async fn cards(&self, filter: &CardFilter) -> Result<Vec<Card>, BoardError>;
 
     /// One card.

@@ -7,6 +7,15 @@
 //! 65 536 apart and `position` is required when a card is created in or
 //! moved into a list.
 //!
+//! Planka's limits are the host's: a title of at most 1 024 UTF-16 code
+//! units (checked by the caller), a request body of at most 1 MiB (checked
+//! here before sending: Planka answers a larger one with an empty `400`).
+//! Planka's `400`s list their reasons in `problems`, which errors repeat.
+//! Cards created or moved at once are placed one after the other, so each
+//! gets its own position. An address that answers with a web page is not
+//! Planka's API: that is a configuration error that stops the host from
+//! starting, not "Planka is down".
+//!
 //! Authentication is an API key (`X-Api-Key`), or a username and password
 //! exchanged for a token (`POST /api/access-tokens`). A user's first login
 //! answers `403` with `step: accept-terms`; the host accepts the terms for
@@ -36,6 +45,10 @@ const DOWN: &str = "Planka is down";
 
 /// Gap between card positions (Planka's `POSITION_GAP`).
 const POSITION_GAP: f64 = 65_536.0;
+
+/// The largest request body Planka reads (its body parser's `1mb`); a
+/// larger one is refused with an empty `400`.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
 /// How the host logs in to Planka.
 #[derive(Clone)]
@@ -126,6 +139,10 @@ pub struct PlankaBoard {
     config: PlankaConfig,
     token: tokio::sync::Mutex<Option<String>>,
     board_id: tokio::sync::OnceCell<String>,
+    /// Held from the snapshot a position is computed from to the write that
+    /// uses it, so that cards created or moved at once get positions of
+    /// their own.
+    placing: tokio::sync::Mutex<()>,
 }
 
 /// A failed request, before it is turned into a [`BoardError`].
@@ -167,6 +184,7 @@ impl PlankaBoard {
             config,
             token: tokio::sync::Mutex::new(None),
             board_id: tokio::sync::OnceCell::new(),
+            placing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -204,19 +222,47 @@ impl PlankaBoard {
         repeat: Repeat,
     ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.api);
+        let encoded = match body {
+            Some(body) => Some(serde_json::to_vec(body).map_err(|e| {
+                Failure::Board(BoardError::Invalid(format!(
+                    "cannot encode the request: {e}"
+                )))
+            })?),
+            None => None,
+        };
+        if let Some(encoded) = &encoded {
+            if encoded.len() > MAX_REQUEST_BYTES {
+                return Err(Failure::Board(BoardError::Invalid(format!(
+                    "{method} /api{path} would send Planka {} bytes; Planka reads at most \
+                     {MAX_REQUEST_BYTES} bytes (1 MiB) per request, JSON escapes included: \
+                     shorten the text",
+                    encoded.len()
+                ))));
+            }
+        }
         let mut attempt = 0;
         loop {
             let mut request = self.http.request(method.clone(), &url);
             if let Some((header, value)) = auth {
                 request = request.header(*header, value);
             }
-            if let Some(body) = body {
-                request = request.json(body);
+            if let Some(encoded) = &encoded {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(encoded.clone());
             }
             let failure = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    let html = response
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("text/html"));
                     let text = response.text().await.unwrap_or_default();
+                    if html || text.trim_start().starts_with('<') {
+                        return Err(Failure::Board(self.not_the_api(&method, path, status)));
+                    }
                     if status.is_success() {
                         return serde_json::from_str(if text.is_empty() { "null" } else { &text })
                             .map_err(|e| {
@@ -230,10 +276,7 @@ impl PlankaBoard {
                     let failure = Failure::Status {
                         status,
                         code: field("code").to_string(),
-                        message: match field("message") {
-                            "" => text.chars().take(200).collect(),
-                            m => m.to_string(),
-                        },
+                        message: field("message").to_string(),
                         body: body.clone(),
                     };
                     let again = status.is_server_error()
@@ -407,13 +450,17 @@ impl PlankaBoard {
                 status,
                 code,
                 message,
-                ..
-            } => (status, code, message),
+                body,
+            } => (status, code, explained(&message, &body)),
         };
-        let said = if code.is_empty() {
-            format!("{status}: {message}")
-        } else {
-            format!("{status} {code}: {message}")
+        let said = match (code.is_empty(), message.is_empty()) {
+            (_, true) if status == StatusCode::BAD_REQUEST => format!(
+                "{status} with an empty body: Planka answers so when a request's body is over \
+                 its 1 MiB limit or is not JSON it can read"
+            ),
+            (_, true) => format!("{status} with an empty body"),
+            (true, false) => format!("{status}: {message}"),
+            (false, false) => format!("{status} {code}: {message}"),
         };
         match status {
             StatusCode::UNAUTHORIZED => BoardError::Unavailable(format!(
@@ -434,6 +481,25 @@ impl PlankaBoard {
             _ => BoardError::Unavailable(format!(
                 "{DOWN} or failing: {method} /api{path} answered {said}"
             )),
+        }
+    }
+
+    /// What an HTML answer means: `--planka-url` names Planka's web pages
+    /// (or another site), not the server whose `/api` the host needs.
+    fn not_the_api(&self, method: &Method, path: &str, status: StatusCode) -> BoardError {
+        BoardError::Invalid(format!(
+            "{} answered {method} /api{path} with a web page ({status}), not Planka's API: \
+             --planka-url must be Planka's base URL, the address its web UI is served at \
+             without any path (e.g. `http://planka:1337`, not `.../boards/...`)",
+            self.config.url
+        ))
+    }
+
+    /// The board's id, once it is known (configured, or found by name).
+    pub fn known_board_id(&self) -> Option<String> {
+        match &self.config.board {
+            PlankaBoardRef::Id(id) => checked_id(id, "board").ok().map(str::to_string),
+            PlankaBoardRef::Named { .. } => self.board_id.get().cloned(),
         }
     }
 
@@ -496,6 +562,25 @@ impl PlankaBoard {
             }
         }
         Ok(())
+    }
+}
+
+/// Planka's message with the `problems` it lists (the reasons of a `400`).
+fn explained(message: &str, body: &Value) -> String {
+    let problems: Vec<&str> = body
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let message = crate::runtime::bounded::cut(message, 512);
+    if problems.is_empty() {
+        return message;
+    }
+    let problems = crate::runtime::bounded::cut(&problems.join("; "), 1024);
+    if message.is_empty() {
+        problems
+    } else {
+        format!("{message} ({problems})")
     }
 }
 
@@ -746,6 +831,7 @@ impl Snapshot {
                 .to_string(),
             title: card.name.clone(),
             description: card.description.clone().unwrap_or_default(),
+            description_truncated: false,
             labels: self.card_labels.get(&card.id).cloned().unwrap_or_default(),
             created_at_ms: created,
             list_entered_at_ms: card.list_changed_at.as_deref().map(ms).unwrap_or(created),
@@ -800,6 +886,19 @@ impl BoardBackend for PlankaBoard {
                 &b.id,
             ))
         });
+        if let Some(after) = &filter.after {
+            cards.retain(|c| after.precedes(c));
+        }
+        if let Some(limit) = filter.limit {
+            cards.truncate(limit);
+        }
+        if let Some(chars) = filter.description_chars {
+            for card in &mut cards {
+                let (cut, truncated) = super::cut_description(&card.description, chars);
+                card.description = cut;
+                card.description_truncated = truncated;
+            }
+        }
         Ok(cards)
     }
 
@@ -810,6 +909,7 @@ impl BoardBackend for PlankaBoard {
     }
 
     async fn create_card(&self, card: NewCard) -> Result<Card, BoardError> {
+        let _placing = self.placing.lock().await;
         let snapshot = self.snapshot().await?;
         let list = snapshot.list(&card.list)?;
         let mut labels = Vec::new();
@@ -852,6 +952,10 @@ impl BoardBackend for PlankaBoard {
     }
 
     async fn edit_card(&self, id: &str, edit: CardEdit) -> Result<Card, BoardError> {
+        let _placing = match edit.list {
+            Some(_) => Some(self.placing.lock().await),
+            None => None,
+        };
         let snapshot = self.snapshot().await?;
         let current = snapshot.card(id)?;
         let mut body = serde_json::Map::new();

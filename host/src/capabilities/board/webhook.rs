@@ -8,11 +8,18 @@
 //! subscribers (the gap loop reacts to a card moved to Blocked at once).
 //! Planka does not retry a failed delivery, so the receiver answers fast
 //! and never fails on an event kind it does not know.
+//!
+//! Planka has no webhook per board: a webhook reports the changes of every
+//! board on the server. The receiver keeps only the events of the host's
+//! own board (the board id a card, list or comment event carries, or the
+//! board in its `included`); the rest are counted and dropped, as are
+//! events that name no board or arrive before the board is known.
 
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How many events are kept for `GET /api/board/events`.
 pub const KEPT_EVENTS: usize = 200;
@@ -39,6 +46,9 @@ pub struct BoardEvent {
     /// Who made the change (Planka username).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The board it happened on.
+    #[serde(skip)]
+    pub board_id: Option<String>,
 }
 
 impl BoardEvent {
@@ -69,6 +79,13 @@ impl BoardEvent {
         });
         let from_list_id =
             text("/prevData/item/listId").filter(|from| Some(from.as_str()) != list_id);
+        let board_id = text("/data/item/boardId").or_else(|| {
+            let boards = body.pointer("/data/included/boards")?.as_array()?;
+            match boards.as_slice() {
+                [board] => board.get("id")?.as_str().map(str::to_string),
+                _ => None,
+            }
+        });
         Some(BoardEvent {
             event,
             received_at_ms,
@@ -81,25 +98,50 @@ impl BoardEvent {
             list,
             from_list_id,
             user: text("/user/username").or_else(|| text("/user/name")),
+            board_id,
         })
     }
 }
 
-/// The receiver: the secret and the recent events.
+/// Where the receiver learns the host's board id (known once the Planka
+/// backend has found the board).
+pub type BoardIdSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// The receiver: the secret, the board it listens for and the recent events.
 pub struct PlankaWebhook {
     secret: String,
+    board: BoardIdSource,
     recent: Mutex<VecDeque<BoardEvent>>,
+    ignored: AtomicU64,
     events: tokio::sync::broadcast::Sender<BoardEvent>,
 }
 
 impl PlankaWebhook {
-    /// A receiver that accepts deliveries carrying `secret`.
-    pub fn new(secret: String) -> Self {
+    /// A receiver that accepts deliveries carrying `secret`, and keeps the
+    /// events of the board `board` names.
+    pub fn new(secret: String, board: BoardIdSource) -> Self {
         PlankaWebhook {
             secret,
+            board,
             recent: Mutex::new(VecDeque::with_capacity(KEPT_EVENTS)),
+            ignored: AtomicU64::new(0),
             events: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Whether `event` is about the host's board: `false` for other boards'
+    /// events, events that name no board, and everything before the board
+    /// is known.
+    pub fn is_ours(&self, event: &BoardEvent) -> bool {
+        match ((self.board)(), &event.board_id) {
+            (Some(ours), Some(theirs)) => ours == *theirs,
+            _ => false,
+        }
+    }
+
+    /// Deliveries dropped so far because they were not about the board.
+    pub fn ignored(&self) -> u64 {
+        self.ignored.load(Ordering::Relaxed)
     }
 
     /// The secret deliveries must carry.
@@ -107,8 +149,19 @@ impl PlankaWebhook {
         &self.secret
     }
 
-    /// Records an event and passes it to subscribers.
-    pub fn record(&self, event: BoardEvent) {
+    /// Records an event of the host's board and passes it to subscribers;
+    /// drops it (counting it) when it is another board's: `false`.
+    pub fn record(&self, event: BoardEvent) -> bool {
+        if !self.is_ours(&event) {
+            let ignored = self.ignored.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::debug!(
+                event = %event.event,
+                board = event.board_id.as_deref().unwrap_or("-"),
+                ignored,
+                "Planka webhook about another board (or none): dropped"
+            );
+            return false;
+        }
         tracing::info!(
             event = %event.event,
             card = event.card_id.as_deref().unwrap_or("-"),
@@ -123,6 +176,7 @@ impl PlankaWebhook {
         drop(recent);
         // No subscriber is not an error.
         let _ = self.events.send(event);
+        true
     }
 
     /// The most recent events, newest first.
@@ -164,16 +218,38 @@ mod tests {
         assert!(BoardEvent::parse(&json!({"nope": 1}), 5).is_none());
     }
 
+    fn on_board(event: &str, board: &str) -> BoardEvent {
+        BoardEvent::parse(
+            &json!({"event": event, "data": {"item": {"id": "1", "boardId": board}}}),
+            0,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn keeps_the_most_recent() {
-        let hook = PlankaWebhook::new("s".into());
+        let hook = PlankaWebhook::new("s".into(), Arc::new(|| Some("10".into())));
         let mut rx = hook.subscribe();
         for i in 0..KEPT_EVENTS + 5 {
-            hook.record(BoardEvent::parse(&json!({"event": format!("e{i}")}), 0).unwrap());
+            assert!(hook.record(on_board(&format!("e{i}"), "10")));
         }
         let recent = hook.recent(3);
         assert_eq!(recent[0].event, format!("e{}", KEPT_EVENTS + 4));
         assert_eq!(hook.recent(usize::MAX).len(), KEPT_EVENTS);
         assert_eq!(rx.try_recv().unwrap().event, "e0");
+    }
+
+    #[test]
+    fn other_boards_and_unknown_boards_are_dropped() {
+        let hook = PlankaWebhook::new("s".into(), Arc::new(|| Some("10".into())));
+        assert!(!hook.record(on_board("cardCreate", "11")));
+        let no_board = BoardEvent::parse(&json!({"event": "userCreate"}), 0).unwrap();
+        assert!(!hook.record(no_board));
+        let via_included = json!({"event": "commentCreate",
+            "data": {"item": {"id": "9", "cardId": "7"}, "included": {"boards": [{"id": "10"}]}}});
+        assert!(hook.record(BoardEvent::parse(&via_included, 0).unwrap()));
+        assert_eq!((hook.recent(10).len(), hook.ignored()), (1, 2));
+        let unknown = PlankaWebhook::new("s".into(), Arc::new(|| None));
+        assert!(!unknown.record(on_board("cardCreate", "10")));
     }
 }

@@ -5,15 +5,19 @@
 //! matter until the agent's next heartbeat.
 
 use super::{AgentRecord, FleetBackend, FleetError, Heartbeat};
-use rusqlite::{params, Connection};
+use crate::state::Db;
+use rusqlite::params;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
-/// A registry in SQLite.
+type Agents = Arc<RwLock<BTreeMap<String, Arc<AgentRecord>>>>;
+
+/// A registry in SQLite (written on the blocking pool, never on an async
+/// worker).
 pub struct EmbeddedFleet {
-    conn: Mutex<Connection>,
-    agents: RwLock<BTreeMap<String, Arc<AgentRecord>>>,
+    db: Db,
+    agents: Agents,
 }
 
 fn db(e: rusqlite::Error) -> FleetError {
@@ -23,27 +27,23 @@ fn db(e: rusqlite::Error) -> FleetError {
 impl EmbeddedFleet {
     /// Opens (or creates) the registry at `path`.
     pub fn open(path: &Path) -> Result<Self, FleetError> {
-        let conn = Connection::open(path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        // WAL with NORMAL: a heartbeat survives a crash of the host; an OS
-        // crash may lose the last ones, which the agents send again.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS fleet_agents (
-                 agent TEXT PRIMARY KEY,
-                 heartbeat TEXT NOT NULL,
-                 received_at_ms INTEGER NOT NULL,
-                 first_seen_ms INTEGER NOT NULL,
-                 heartbeats INTEGER NOT NULL
-             );",
-        )
+        let database = Db::open(path, |conn| {
+            // WAL with NORMAL: a heartbeat survives a crash of the host; an
+            // OS crash may lose the last ones, which the agents send again.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS fleet_agents (
+                     agent TEXT PRIMARY KEY,
+                     heartbeat TEXT NOT NULL,
+                     received_at_ms INTEGER NOT NULL,
+                     first_seen_ms INTEGER NOT NULL,
+                     heartbeats INTEGER NOT NULL
+                 );",
+            )
+        })
         .map_err(db)?;
         let mut agents = BTreeMap::new();
-        {
+        database.blocking(|conn| {
             let mut stmt = conn
                 .prepare(
                     "SELECT heartbeat, received_at_ms, first_seen_ms, heartbeats FROM fleet_agents",
@@ -77,20 +77,21 @@ impl EmbeddedFleet {
                     }),
                 );
             }
-        }
+            Ok::<_, FleetError>(())
+        })?;
         Ok(EmbeddedFleet {
-            conn: Mutex::new(conn),
-            agents: RwLock::new(agents),
+            db: database,
+            agents: Arc::new(RwLock::new(agents)),
         })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<AgentRecord>>> {
         self.agents.read().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<AgentRecord>>> {
-        self.agents.write().unwrap_or_else(|p| p.into_inner())
-    }
+fn write(agents: &Agents) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<AgentRecord>>> {
+    agents.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[async_trait::async_trait]
@@ -106,29 +107,33 @@ impl FleetBackend for EmbeddedFleet {
     ) -> Result<Arc<AgentRecord>, FleetError> {
         let json = serde_json::to_string(&beat)
             .map_err(|e| FleetError::Invalid(format!("cannot encode the heartbeat: {e}")))?;
-        // One writer at a time: the database and the copy change together.
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let (first_seen_ms, heartbeats): (i64, i64) = conn
-            .query_row(
-                "INSERT INTO fleet_agents (agent, heartbeat, received_at_ms, first_seen_ms, heartbeats)
-                 VALUES (?1, ?2, ?3, ?3, 1)
-                 ON CONFLICT (agent) DO UPDATE SET heartbeat = excluded.heartbeat,
-                     received_at_ms = excluded.received_at_ms, heartbeats = heartbeats + 1
-                 RETURNING first_seen_ms, heartbeats",
-                params![beat.agent, json, now_ms as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db)?;
-        let record = Arc::new(AgentRecord {
-            heartbeat: beat,
-            received_at_ms: now_ms,
-            first_seen_ms: first_seen_ms as u64,
-            heartbeats: heartbeats as u64,
-            routed_since_heartbeat: 0,
-        });
-        self.write()
-            .insert(record.heartbeat.agent.clone(), record.clone());
-        Ok(record)
+        let agents = self.agents.clone();
+        self.db
+            .call(move |conn| {
+                // One writer at a time (the connection's lock): the database
+                // and the copy change together.
+                let (first_seen_ms, heartbeats): (i64, i64) = conn
+                    .query_row(
+                        "INSERT INTO fleet_agents (agent, heartbeat, received_at_ms, first_seen_ms, heartbeats)
+                         VALUES (?1, ?2, ?3, ?3, 1)
+                         ON CONFLICT (agent) DO UPDATE SET heartbeat = excluded.heartbeat,
+                             received_at_ms = excluded.received_at_ms, heartbeats = heartbeats + 1
+                         RETURNING first_seen_ms, heartbeats",
+                        params![beat.agent, json, now_ms as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(db)?;
+                let record = Arc::new(AgentRecord {
+                    heartbeat: beat,
+                    received_at_ms: now_ms,
+                    first_seen_ms: first_seen_ms as u64,
+                    heartbeats: heartbeats as u64,
+                    routed_since_heartbeat: 0,
+                });
+                write(&agents).insert(record.heartbeat.agent.clone(), record.clone());
+                Ok(record)
+            })
+            .await
     }
 
     async fn get(&self, agent: &str) -> Result<Option<Arc<AgentRecord>>, FleetError> {
@@ -140,7 +145,7 @@ impl FleetBackend for EmbeddedFleet {
     }
 
     async fn routed(&self, agent: &str) -> Result<(), FleetError> {
-        if let Some(record) = self.write().get_mut(agent) {
+        if let Some(record) = write(&self.agents).get_mut(agent) {
             // Copies the record only if a reader still holds this version.
             Arc::make_mut(record).routed_since_heartbeat += 1;
         }
@@ -148,11 +153,15 @@ impl FleetBackend for EmbeddedFleet {
     }
 
     async fn remove(&self, agent: &str) -> Result<bool, FleetError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let removed = conn
-            .execute("DELETE FROM fleet_agents WHERE agent = ?1", params![agent])
-            .map_err(db)?;
-        self.write().remove(agent);
-        Ok(removed > 0)
+        let (agents, agent) = (self.agents.clone(), agent.to_string());
+        self.db
+            .call(move |conn| {
+                let removed = conn
+                    .execute("DELETE FROM fleet_agents WHERE agent = ?1", params![agent])
+                    .map_err(db)?;
+                write(&agents).remove(&agent);
+                Ok(removed > 0)
+            })
+            .await
     }
 }

@@ -152,22 +152,28 @@ impl Ingestor {
     }
 
     /// The watermark of a file.
-    pub fn watermark(&self, file: &str, namespace: &Namespace) -> Result<Watermark, IngestError> {
+    pub async fn watermark(
+        &self,
+        file: &str,
+        namespace: &Namespace,
+    ) -> Result<Watermark, IngestError> {
         self.state
             .watermark(file, &namespace.to_string())
+            .await
             .map_err(|e| IngestError::Io(e.to_string()))
     }
 
     /// The state: last run and newest message.
-    pub fn status(&self) -> Result<Option<crate::state::IngestStatus>, IngestError> {
+    pub async fn status(&self) -> Result<Option<crate::state::IngestStatus>, IngestError> {
         self.state
             .ingest_status()
+            .await
             .map_err(|e| IngestError::Io(e.to_string()))
     }
 
     /// Files with a watermark.
-    pub fn files_tracked(&self) -> u64 {
-        self.state.watermark_count().unwrap_or(0)
+    pub async fn files_tracked(&self) -> u64 {
+        self.state.watermark_count().await.unwrap_or(0)
     }
 
     /// Ingests one chunk of JSONL. With a `source`, the chunk continues that
@@ -184,7 +190,7 @@ impl Ingestor {
         let mark = match source {
             Some(src) if src.offset == 0 => Watermark::default(),
             Some(src) => {
-                let mark = self.watermark(&src.file, &options.namespace)?;
+                let mark = self.watermark(&src.file, &options.namespace).await?;
                 if mark.offset != src.offset {
                     return Err(IngestError::Conflict {
                         file: src.file.clone(),
@@ -290,9 +296,10 @@ impl Ingestor {
                 let moved = self
                     .state
                     .advance_watermark(&src.file, &namespace, src.offset, &to, now as i64)
+                    .await
                     .map_err(|e| IngestError::Io(e.to_string()))?;
                 if !moved {
-                    let current = self.watermark(&src.file, &options.namespace)?.offset;
+                    let current = self.watermark(&src.file, &options.namespace).await?.offset;
                     return Err(IngestError::Conflict {
                         file: src.file.clone(),
                         given: src.offset,
@@ -305,6 +312,7 @@ impl Ingestor {
         };
         self.state
             .record_ingest(now as i64, report.newest_message_ms.map(|t| t as i64))
+            .await
             .map_err(|e| IngestError::Io(e.to_string()))?;
         Ok(ChunkResult {
             report,
@@ -340,14 +348,25 @@ impl Ingestor {
         options: &IngestOptions,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<IngestReport, IngestError> {
-        let files = transcript_files(path)?;
+        // The file system is read on the blocking pool, never on an async
+        // worker: a slow disk or a huge directory holds no other request.
+        let files = {
+            let path = path.to_path_buf();
+            off_worker(move || transcript_files(&path)).await?
+        };
         let mut plan = Vec::new();
         let mut total = 0u64;
         for file in files {
             let key = file.to_string_lossy().into_owned();
-            let meta = std::fs::metadata(&file)
-                .map_err(|e| IngestError::Io(format!("cannot read `{key}`: {e}")))?;
-            let mut mark = self.watermark(&key, &options.namespace)?;
+            let meta = {
+                let (file, key) = (file.clone(), key.clone());
+                off_worker(move || {
+                    std::fs::metadata(&file)
+                        .map_err(|e| IngestError::Io(format!("cannot read `{key}`: {e}")))
+                })
+                .await?
+            };
+            let mut mark = self.watermark(&key, &options.namespace).await?;
             if meta.len() < mark.offset {
                 // Truncated or replaced: read it again from the top.
                 mark = Watermark::default();
@@ -370,7 +389,10 @@ impl Ingestor {
             };
             let mut chunk_size = CHUNK_BYTES;
             while offset < len {
-                let bytes = read_range(&file, offset, chunk_size)?;
+                let bytes = {
+                    let file = file.clone();
+                    off_worker(move || read_range(&file, offset, chunk_size)).await?
+                };
                 let at_end = offset + bytes.len() as u64 >= len;
                 let src = ChunkSource {
                     file: key.clone(),
@@ -410,6 +432,15 @@ impl Ingestor {
         progress(total, total);
         Ok(report)
     }
+}
+
+/// Runs file-system work on the blocking pool.
+async fn off_worker<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IngestError::Io(format!("the reading thread failed: {e}")))?
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -201,8 +201,8 @@ mod tests {
         run_once(&ingestor, &sources, 0.5).await;
         let counts = memory.counts().await.unwrap();
         assert_eq!(counts.namespaces.get("agent:night"), Some(&1), "{counts:?}");
-        assert!(ingestor.status().unwrap().is_some());
-        assert_eq!(ingestor.files_tracked(), 1);
+        assert!(ingestor.status().await.unwrap().is_some());
+        assert_eq!(ingestor.files_tracked().await, 1);
     }
 
     #[test]

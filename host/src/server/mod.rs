@@ -1,7 +1,14 @@
 //! Assembles a running host: runtime, registry, watcher and HTTP server.
 //!
 //! Used by `darkfactory serve`, the end-to-end tests and the benchmarks, so
-//! all three run the same wiring.
+//! all three run the same wiring. The host listens as soon as its services
+//! are open; the skills directory loads in the background (`/readyz` says
+//! when it is done), so that a slow or hostile skill never keeps the host
+//! from answering.
+
+mod http;
+
+pub use http::HttpConfig;
 
 use crate::api::{self, AppState};
 use crate::capabilities::board::{
@@ -30,8 +37,12 @@ pub struct ServerConfig {
     pub registry: RegistryConfig,
     /// Engine sizing and default limits.
     pub runtime: RuntimeConfig,
-    /// Bearer token for the endpoints that change or run skills.
+    /// Bearer token every `/api` request needs.
     pub token: Option<String>,
+    /// A bearer token that may only read (needs `token`).
+    pub read_token: Option<String>,
+    /// Timeouts and limits of the HTTP listener.
+    pub http: HttpConfig,
     /// Largest invoke body, in bytes.
     pub max_body_bytes: usize,
     /// The nightly transcript ingest.
@@ -58,6 +69,8 @@ impl ServerConfig {
             registry,
             runtime: RuntimeConfig::default(),
             token: None,
+            read_token: None,
+            http: HttpConfig::default(),
             max_body_bytes: 1 << 20,
             nightly_ingest: NightlyIngest::default(),
             embeddings: None,
@@ -124,6 +137,9 @@ pub enum ServerError {
          deploy code. Set --token (or DARKFACTORY_TOKEN), or listen on 127.0.0.1"
     )]
     UnprotectedPublicAddress(SocketAddr),
+    /// A token that protects nothing, or tokens that contradict each other.
+    #[error("{0}")]
+    InvalidToken(String),
     /// The engine could not be built.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -157,7 +173,9 @@ pub struct Server {
     pub registry: Arc<Registry>,
     listener: tokio::net::TcpListener,
     state: AppState,
+    http: HttpConfig,
     _watch: WatchHandle,
+    loading: tokio::task::JoinHandle<()>,
     nightly: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -165,7 +183,7 @@ impl Server {
     /// Builds the engine, loads the skills directory, starts watching it and
     /// binds the address. Nothing is served until [`Server::run`].
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
-        let token = config.token.filter(|t| !t.is_empty());
+        let (token, read_token) = checked_tokens(config.token, config.read_token)?;
         if token.is_none() && !config.listen.ip().is_loopback() {
             return Err(ServerError::UnprotectedPublicAddress(config.listen));
         }
@@ -207,16 +225,34 @@ impl Server {
                 config.registry.data_dir.display()
             ))
         })?;
-        let board: Arc<dyn BoardBackend> = match config.planka {
+        let (board, planka): (Arc<dyn BoardBackend>, Option<Arc<PlankaBoard>>) = match config.planka
+        {
             Some(planka) => {
-                let board = PlankaBoard::new(planka).map_err(ServerError::Board)?;
+                let board = Arc::new(PlankaBoard::new(planka).map_err(ServerError::Board)?);
                 board.connect().await.map_err(ServerError::Board)?;
-                Arc::new(board)
+                (board.clone(), Some(board))
             }
-            None => Arc::new(
-                EmbeddedBoard::open(&config.registry.data_dir.join("board.db"))
-                    .map_err(ServerError::Board)?,
+            None => (
+                Arc::new(
+                    EmbeddedBoard::open(&config.registry.data_dir.join("board.db"))
+                        .map_err(ServerError::Board)?,
+                ),
+                None,
             ),
+        };
+        let planka_webhook = match (config.planka_webhook_secret, planka) {
+            (Some(secret), Some(planka)) => Some(Arc::new(PlankaWebhook::new(
+                secret,
+                Arc::new(move || planka.known_board_id()),
+            ))),
+            (Some(_), None) => {
+                return Err(ServerError::Board(BoardError::Invalid(
+                    "--planka-webhook-secret is set but the host has no Planka board \
+                     (--planka-url)"
+                        .into(),
+                )))
+            }
+            (None, _) => None,
         };
         tracing::info!(backend = board.name(), "board ready");
         let fleet_backend: Arc<dyn FleetBackend> = match config.fleet.redis {
@@ -253,8 +289,12 @@ impl Server {
             let n = &config.nightly_ingest;
             schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
         });
-        let registry = Registry::open(runtime, capabilities, config.registry).await?;
+        let registry = Registry::new(runtime, capabilities, config.registry).await?;
         let watch = registry.watch()?;
+        let loading = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.load_all().await }
+        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -265,42 +305,81 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let mut http = config.http;
+        http.max_connections = http::fit_connection_limit(http.max_connections);
         let state = AppState::new(api::Services {
             registry: registry.clone(),
             token: token.map(Arc::from),
+            read_token: read_token.map(Arc::from),
             max_body_bytes: config.max_body_bytes,
             memory: Some(memory),
             ingest: Some(ingest),
             board: Some(board),
             fleet: Some(fleet),
-            planka_webhook: config
-                .planka_webhook_secret
-                .map(|secret| Arc::new(PlankaWebhook::new(secret))),
+            planka_webhook,
         });
         Ok(Server {
             local_addr,
             registry,
             listener,
             state,
+            http,
             _watch: watch,
+            loading,
             nightly,
         })
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish
+    /// within [`HttpConfig::shutdown_grace`].
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, "listening");
+        tracing::info!(
+            addr = %self.local_addr,
+            max_connections = self.http.max_connections,
+            "listening"
+        );
         let app = api::router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        http::serve(self.listener, app, self.http, shutdown).await;
         drop(self._watch);
+        self.loading.abort();
         if let Some(nightly) = self.nightly {
             nightly.abort();
         }
-        result
+        Ok(())
+    }
+}
+
+/// The configured tokens, refused when they protect nothing: a token of
+/// white space only, a read token without a full one, or the two equal.
+fn checked_tokens(
+    token: Option<String>,
+    read_token: Option<String>,
+) -> Result<(Option<String>, Option<String>), ServerError> {
+    let check = |flag: &str, t: Option<String>| match t {
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) if t.trim().is_empty() => Err(ServerError::InvalidToken(format!(
+            "{flag} is only white space; a token must have characters a guess cannot reach"
+        ))),
+        Some(t) if t.trim() != t => Err(ServerError::InvalidToken(format!(
+            "{flag} starts or ends with white space, which clients drop from headers; \
+             remove it"
+        ))),
+        other => Ok(other),
+    };
+    let token = check("--token", token)?;
+    let read_token = check("--read-token", read_token)?;
+    match (&token, &read_token) {
+        (None, Some(_)) => Err(ServerError::InvalidToken(
+            "--read-token is set but --token is not: without a full token every request \
+             could change the host"
+                .into(),
+        )),
+        (Some(full), Some(read)) if full == read => Err(ServerError::InvalidToken(
+            "--read-token is the same as --token; give the read-only token its own value".into(),
+        )),
+        _ => Ok((token, read_token)),
     }
 }

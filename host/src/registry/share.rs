@@ -1,0 +1,102 @@
+//! How many calls of one skill may run at once.
+//!
+//! Every call takes from the instance pool: one component instance, one
+//! core instance per module it instantiates, and its memories and tables.
+//! A skill may hold at most a quarter of each kind of slot, so that calls
+//! of one skill (a loop until the deadline, a flood of requests) leave the
+//! rest of the pool to the others. Within that share, its manifest's
+//! `concurrency` may ask for less.
+
+use super::ComponentInfo;
+use crate::runtime::{PoolCapacity, RuntimeConfig};
+use wasmtime::component::Component;
+
+/// The part of each kind of pool slot one skill may hold.
+const SHARE_DIVISOR: u32 = 4;
+
+/// What one call of a component takes from the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CallNeeds {
+    core_instances: u32,
+    memories: u32,
+    tables: u32,
+}
+
+impl CallNeeds {
+    /// What a call of `component` takes. When wasmtime cannot tell (a
+    /// component that imports a module), the per-component bounds.
+    pub(super) fn of(component: &Component, info: &ComponentInfo, config: &RuntimeConfig) -> Self {
+        let bounds = config.component_bounds;
+        let (memories, tables) = match component.resources_required() {
+            Some(required) => (required.num_memories, required.num_tables),
+            None => (bounds.memories, bounds.tables),
+        };
+        CallNeeds {
+            core_instances: info.core_instances.clamp(1, bounds.core_instances),
+            memories,
+            tables,
+        }
+    }
+}
+
+/// The calls of a skill that may run at once: `asked` (its manifest's
+/// `concurrency`) or, without it, as many as its share of the pool holds.
+pub(super) fn concurrency(needs: &CallNeeds, asked: Option<u32>, pool: &PoolCapacity) -> u32 {
+    let share = |total: u32, per_call: u32| match per_call {
+        0 => u32::MAX,
+        n => (total / SHARE_DIVISOR) / n,
+    };
+    let fits = share(pool.component_instances, 1)
+        .min(share(pool.core_instances, needs.core_instances))
+        .min(share(pool.memories, needs.memories))
+        .min(share(pool.tables, needs.tables))
+        .max(1);
+    asked.map_or(fits, |asked| asked.min(fits)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> PoolCapacity {
+        RuntimeConfig::default().pool()
+    }
+
+    #[test]
+    fn a_small_skill_gets_a_quarter_of_the_component_instances() {
+        let echo = CallNeeds {
+            core_instances: 18,
+            memories: 1,
+            tables: 2,
+        };
+        // 256 instances: 64; 2048 core instances / 4 / 18 = 28.
+        assert_eq!(concurrency(&echo, None, &pool()), 28);
+        let floor = CallNeeds {
+            core_instances: 1,
+            memories: 1,
+            tables: 0,
+        };
+        assert_eq!(concurrency(&floor, None, &pool()), 64);
+        assert_eq!(concurrency(&floor, Some(4), &pool()), 4);
+        assert_eq!(concurrency(&floor, Some(1000), &pool()), 64);
+    }
+
+    #[test]
+    fn a_heavy_skill_gets_at_least_one_call_and_no_more_than_its_share() {
+        let heavy = CallNeeds {
+            core_instances: 64,
+            memories: 16,
+            tables: 32,
+        };
+        // 2048 / 4 / 64 = 8 core-instance shares; 512 / 4 / 16 = 8 memory
+        // shares; 1024 / 4 / 32 = 8 table shares.
+        assert_eq!(concurrency(&heavy, None, &pool()), 8);
+        let tiny_pool = PoolCapacity {
+            component_instances: 2,
+            core_instances: 16,
+            memories: 4,
+            tables: 8,
+        };
+        assert_eq!(concurrency(&heavy, None, &tiny_pool), 1);
+    }
+}
