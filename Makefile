@@ -81,3 +81,4 @@ bench: skills redis
 	cargo bench -p darkfactory --bench memory
 	cargo bench -p darkfactory --bench fleet
 	cargo bench -p darkfactory --bench workflow
+	cargo bench -p darkfactory --bench drain

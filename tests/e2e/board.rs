@@ -661,14 +661,26 @@ async fn a_planka_url_that_is_a_web_page_stops_the_host_from_starting() {
         0..0,
         ["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()],
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
         .args(&args)
         .arg("--skills")
         .arg(&dirs.skills)
         .arg("--data")
         .arg(&dirs.data)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // It must stop by itself; a host that started would run for ever.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the host started with a web page as its Planka URL");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

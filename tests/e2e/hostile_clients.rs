@@ -39,6 +39,7 @@ async fn slow_headers_and_idle_connections_are_closed() {
     let host = Host::start(&dirs, &["--header-timeout", "1s", "--idle-timeout", "2s"]);
     // Headers a byte at a time: closed a second after the first byte.
     let mut slow = connect(&host);
+    let started = Instant::now();
     let trickle = std::thread::spawn(move || {
         for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
             if slow.write_all(&[*b]).is_err() {
@@ -49,13 +50,14 @@ async fn slow_headers_and_idle_connections_are_closed() {
         slow
     });
     let mut slow = trickle.join().unwrap();
-    let waited = closed_after(&mut slow);
-    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    closed_after(&mut slow);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
 
     // Nothing at all: closed after the idle timeout.
     let mut silent = connect(&host);
     let waited = closed_after(&mut silent);
-    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 
     // A kept-alive connection serves requests, then is closed when idle.
     let mut kept = connect(&host);
@@ -68,7 +70,7 @@ async fn slow_headers_and_idle_connections_are_closed() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let waited = closed_after(&mut kept);
-    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,6 +215,12 @@ async fn every_error_is_json_whatever_layer_sends_it() {
             "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
             404,
             "not_found",
+        ),
+        // A path that is not UTF-8: axum's own plain-text rejection.
+        (
+            "GET /api/skills/%FF%FE HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            400,
+            "bad_request",
         ),
         (
             "DELETE /api/skills HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),

@@ -14,6 +14,7 @@
 
 mod auth;
 mod board;
+mod envelope;
 mod error;
 mod fleet;
 mod memory;
@@ -29,7 +30,6 @@ use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -151,9 +151,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(skills::readyz));
     router
         .merge(probes)
-        .layer(axum::middleware::map_response(error_as_json))
-        .layer(axum::middleware::from_fn(refuse_long_uri))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(envelope::EnvelopeLayer)
         .with_state(state)
 }
 
@@ -163,65 +162,6 @@ impl Services {
     pub fn max_upload_bytes(&self) -> usize {
         usize::try_from(self.registry.config().max_file_bytes).unwrap_or(usize::MAX)
     }
-}
-
-/// `414` before anything reads a URI over [`MAX_URI_BYTES`].
-async fn refuse_long_uri(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let len = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if len > MAX_URI_BYTES {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            format!(
-                "the request's URI is {len} bytes; this host reads at most {MAX_URI_BYTES} \
-                 (send large inputs in the body)"
-            ),
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// Gives an error answer that has no JSON body (one a layer or an
-/// extractor wrote in plain text) the API's error shape.
-async fn error_as_json(response: axum::response::Response) -> axum::response::Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 4096)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .unwrap_or_default();
-    let code = status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase()
-        .replace([' ', '-'], "_");
-    let message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("error").to_string()
-    } else {
-        text
-    };
-    let mut fixed = ApiError::new(status, code, message).into_response();
-    for (name, value) in &parts.headers {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
-            fixed.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    fixed
 }
 
 /// The page size a listing asked for, or `400 code` when it is out of range.

@@ -13,14 +13,12 @@ use serde_json::{json, Value};
 
 /// `GET /healthz`: the host answers (liveness), with counts of its skills.
 pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    let skills = state.registry.list();
-    let serving = skills.iter().filter(|s| s.sha256.is_some()).count();
-    let loading = skills.iter().filter(|s| s.status == "loading").count();
+    let counts = state.registry.counts();
     Json(json!({
         "status": "ok",
-        "skills": skills.len(),
-        "skills_serving": serving,
-        "skills_loading": loading,
+        "skills": counts.skills,
+        "skills_serving": counts.serving,
+        "skills_loading": counts.loading,
         "ready": state.registry.is_ready(),
         "pooling_allocator": state.registry.runtime().is_pooling(),
     }))
@@ -29,14 +27,17 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
 /// `GET /readyz`: `200` once every skill found at start has loaded or
 /// failed, `503` before (readiness).
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let (skills, loading) = state.registry.counts();
+    let counts = state.registry.counts();
     if state.registry.is_ready() {
-        return Ok(Json(json!({"status": "ready", "skills": skills})));
+        return Ok(Json(json!({"status": "ready", "skills": counts.skills})));
     }
     Err(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "loading",
-        format!("{loading} of {skills} skills are still loading"),
+        format!(
+            "{} of {} skills are still loading",
+            counts.loading, counts.skills
+        ),
     ))
 }
 

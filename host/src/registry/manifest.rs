@@ -175,8 +175,12 @@ impl Manifest {
     pub fn merge(embedded: Option<&str>, sidecar: Option<&str>) -> Result<Self, String> {
         let mut manifest = Manifest::default();
         if let Some(text) = embedded {
-            let e: Embedded = toml::from_str(text)
-                .map_err(|e| format!("the embedded manifest is invalid: {}", e.message()))?;
+            let e: Embedded = toml::from_str(text).map_err(|e| {
+                format!(
+                    "the embedded manifest is invalid: {}",
+                    without_values(e.message())
+                )
+            })?;
             manifest.package = e.package.name;
             manifest.version = e.package.version;
             manifest.description = e.package.description.filter(|d| !d.is_empty());
@@ -285,10 +289,14 @@ impl Manifest {
             }
         }
         let schema = match &self.input_schema {
-            Some(schema) => Some(Arc::new(
-                jsonschema::validator_for(schema)
-                    .map_err(|e| format!("`input_schema` is not a valid JSON Schema: {e}"))?,
-            )),
+            Some(schema) => Some(Arc::new(jsonschema::validator_for(schema).map_err(
+                |e| {
+                    format!(
+                        "`input_schema` is not a valid JSON Schema: {}",
+                        without_values(&e.to_string())
+                    )
+                },
+            )?)),
             None => None,
         };
         let memory = self.memory_grants(skill)?;

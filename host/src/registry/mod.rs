@@ -199,8 +199,8 @@ pub struct Version {
     workflow: Option<String>,
     pre: SkillPre<SkillState>,
     context: CallContext,
-    /// One permit per call that may run at once.
-    calls: Semaphore,
+    /// Admits `concurrency` calls at once.
+    calls: share::CallGate,
 }
 
 /// A skill: its serving version, its last error and its counters.
@@ -379,6 +379,17 @@ pub struct HistoryEntry {
     pub sidecar: bool,
     /// Whether it was compiled from a `workflow.md` (kept for rollback).
     pub workflow: bool,
+}
+
+/// How many skills a registry holds, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SkillCounts {
+    /// Every skill.
+    pub skills: usize,
+    /// Those serving a version.
+    pub serving: usize,
+    /// Those not serving yet whose files are still being loaded.
+    pub loading: usize,
 }
 
 /// What a successful deploy or rollback published.
@@ -844,7 +855,7 @@ impl Registry {
             workflow,
             pre,
             context,
-            calls: Semaphore::new(concurrency as usize),
+            calls: share::CallGate::new(concurrency),
         })
     }
 
@@ -1044,7 +1055,12 @@ impl Registry {
         let (dir, file) = (self.dir.clone(), format!("{name}.toml"));
         blocking(move || read_text(&dir, &file, MAX_SIDECAR_BYTES))
             .await
-            .map_err(|f| RegistryError::Storage(f.message))
+            .map_err(|f| {
+                RegistryError::Rejected(format!(
+                    "the skill's sidecar manifest cannot be used: {}",
+                    f.message
+                ))
+            })
     }
 
     /// Makes the skills directory hold this version: `NAME.workflow.md` for
@@ -1208,19 +1224,12 @@ impl Registry {
         }
         // The skill's share of the pool: wait a moment for a place, then
         // answer busy rather than queue without bound.
-        let _call = match version.calls.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => match tokio::time::timeout(QUEUE_WAIT, version.calls.acquire()).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    return Err(RegistryError::Invoke(InvokeError::Busy(format!(
-                        "skill `{name}` is running its limit of {} calls at once (its \
-                         `concurrency`, within its share of the instance pool); try again \
-                         shortly",
-                        version.concurrency
-                    ))))
-                }
-            },
+        let Some(_call) = version.calls.enter(QUEUE_WAIT).await else {
+            return Err(RegistryError::Invoke(InvokeError::Busy(format!(
+                "skill `{name}` is running its limit of {} calls at once (its \
+                 `concurrency`, within its share of the instance pool); try again shortly",
+                version.concurrency
+            ))));
         };
         let started = Instant::now();
         let result = self
@@ -1276,14 +1285,22 @@ impl Registry {
         slots.iter().map(|s| summary(s)).collect()
     }
 
-    /// How many skills there are, and how many of them are still loading.
-    pub fn counts(&self) -> (usize, usize) {
+    /// How many skills there are, how many of them serve a version, and
+    /// how many are still loading (cheap: no statistics are computed).
+    pub fn counts(&self) -> SkillCounts {
         let slots = read(&self.slots);
-        let loading = slots
-            .values()
-            .filter(|s| s.active().is_none() && s.loading.load(Ordering::Acquire))
-            .count();
-        (slots.len(), loading)
+        let mut counts = SkillCounts {
+            skills: slots.len(),
+            ..SkillCounts::default()
+        };
+        for slot in slots.values() {
+            if slot.active.load().is_some() {
+                counts.serving += 1;
+            } else if slot.loading.load(Ordering::Acquire) {
+                counts.loading += 1;
+            }
+        }
+        counts
     }
 
     /// One skill with its manifest and version history.
@@ -1448,12 +1465,6 @@ fn open_storage(
         .map_err(|e| storage("the artifact store in", &config.data_dir, e))?;
     let state = StateStore::open(&config.data_dir.join("state.db"))
         .map_err(|e| RegistryError::Storage(e.to_string()))?;
-    let failures = state
-        .load_failures()
-        .map_err(|e| RegistryError::Storage(e.to_string()))?
-        .into_iter()
-        .map(|row| (row.name.clone(), row))
-        .collect();
     let entries = dir.entries().map_err(RegistryError::Storage)?;
     let mut names: Vec<SkillName> = entries
         .iter()
@@ -1463,6 +1474,23 @@ fn open_storage(
         .collect();
     names.sort();
     names.dedup();
+    let mut failures = HashMap::new();
+    for row in state
+        .load_failures()
+        .map_err(|e| RegistryError::Storage(e.to_string()))?
+    {
+        if names
+            .binary_search_by(|n| n.as_str().cmp(&row.name))
+            .is_ok()
+        {
+            failures.insert(row.name.clone(), row);
+        } else {
+            // The file went while the host was down: nothing to remember.
+            state
+                .forget_failure_now(&row.name)
+                .map_err(|e| RegistryError::Storage(e.to_string()))?;
+        }
+    }
     Ok((dir, artifacts, state, failures, names))
 }
 

@@ -5,10 +5,14 @@
 //! A skill may hold at most a quarter of each kind of slot, so that calls
 //! of one skill (a loop until the deadline, a flood of requests) leave the
 //! rest of the pool to the others. Within that share, its manifest's
-//! `concurrency` may ask for less.
+//! `concurrency` may ask for less. A [`CallGate`] lets that many calls in
+//! at once: a call that finds it full waits a moment for one to end.
 
 use super::ComponentInfo;
 use crate::runtime::{PoolCapacity, RuntimeConfig};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
 use wasmtime::component::Component;
 
 /// The part of each kind of pool slot one skill may hold.
@@ -54,9 +58,91 @@ pub(super) fn concurrency(needs: &CallNeeds, asked: Option<u32>, pool: &PoolCapa
     asked.map_or(fits, |asked| asked.min(fits)).max(1)
 }
 
+/// Lets at most `limit` calls run at once. Entering and leaving cost an
+/// atomic operation each while there is room (no lock, unlike a tokio
+/// semaphore's release); only a call that finds the gate full waits.
+pub(super) struct CallGate {
+    limit: u32,
+    running: AtomicU32,
+    waiting: AtomicU32,
+    freed: Notify,
+}
+
+/// A call inside the gate; it leaves when this drops.
+pub(super) struct Inside<'a>(&'a CallGate);
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let gate = self.0;
+        gate.running.fetch_sub(1, Ordering::AcqRel);
+        if gate.waiting.load(Ordering::Acquire) > 0 {
+            gate.freed.notify_one();
+        }
+    }
+}
+
+impl CallGate {
+    pub(super) fn new(limit: u32) -> Self {
+        CallGate {
+            limit: limit.max(1),
+            running: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
+            freed: Notify::new(),
+        }
+    }
+
+    fn try_enter(&self) -> Option<Inside<'_>> {
+        self.running
+            .try_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Inside(self))
+    }
+
+    /// Enters, waiting at most `wait` for a call to leave: `None` if none
+    /// did.
+    pub(super) async fn enter(&self, wait: Duration) -> Option<Inside<'_>> {
+        if let Some(inside) = self.try_enter() {
+            return Some(inside);
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let deadline = tokio::time::Instant::now() + wait;
+        let entered = loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(inside) = self.try_enter() {
+                break Some(inside);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                break self.try_enter();
+            }
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        entered
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_gate_admits_its_limit_and_the_next_when_one_leaves() {
+        let gate = std::sync::Arc::new(CallGate::new(2));
+        let a = gate.enter(Duration::ZERO).await.unwrap();
+        let _b = gate.enter(Duration::ZERO).await.unwrap();
+        assert!(gate.enter(Duration::from_millis(20)).await.is_none());
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.enter(Duration::from_secs(5)).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(a);
+        assert!(waiter.await.unwrap());
+        assert_eq!(gate.running.load(Ordering::Acquire), 1);
+    }
 
     fn pool() -> PoolCapacity {
         RuntimeConfig::default().pool()

@@ -298,6 +298,8 @@ struct Activity {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next request arrived, if it has.
     first_byte_ms: AtomicU64,
+    /// The body of the request in flight missed its deadline.
+    body_late: AtomicBool,
 }
 
 const NONE: u64 = u64::MAX;
@@ -309,6 +311,7 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(0),
             first_byte_ms: AtomicU64::new(NONE),
+            body_late: AtomicBool::new(false),
         }
     }
 
@@ -333,34 +336,41 @@ impl Activity {
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.first_byte_ms.store(NONE, Ordering::Relaxed);
+        self.body_late.store(false, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
     /// Resolves when the connection has been quiet for too long, with why.
+    ///
+    /// It looks at least once a header timeout: a request's first byte
+    /// arrives without waking it, and its headers are then due one header
+    /// timeout after that byte, which is never before the next look.
     async fn expired(&self, config: &HttpConfig) -> &'static str {
+        let header = config.header_timeout.as_millis() as u64;
+        let idle = config.idle_timeout.as_millis() as u64;
         loop {
             let now = self.now_ms();
             let (deadline, reason) = if self.in_flight.load(Ordering::Acquire) > 0 {
                 // A request is being handled: its body has its own deadline,
-                // and the skill its own. Look again later.
-                (now + config.idle_timeout.as_millis() as u64, "")
+                // and the skill its own.
+                (now + header, None)
             } else {
                 match self.first_byte_ms.load(Ordering::Relaxed) {
-                    NONE => (
-                        self.idle_since_ms.load(Ordering::Relaxed)
-                            + config.idle_timeout.as_millis() as u64,
-                        "idle keep-alive timeout",
-                    ),
+                    NONE => {
+                        let idle_at = self.idle_since_ms.load(Ordering::Relaxed) + idle;
+                        (idle_at, Some("idle keep-alive timeout")).min((now + header, None))
+                    }
                     first => (
-                        first + config.header_timeout.as_millis() as u64,
-                        "header timeout: the request's headers did not arrive in time",
+                        first + header,
+                        Some("header timeout: the request's headers did not arrive in time"),
                     ),
                 }
             };
-            if now >= deadline && !reason.is_empty() {
+            if let (true, Some(reason)) = (now >= deadline, reason) {
                 return reason;
             }
-            tokio::time::sleep(Duration::from_millis(deadline.saturating_sub(now).max(1))).await;
+            let wait = deadline.saturating_sub(now).max(1);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }
 }
@@ -393,15 +403,21 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.begin();
-        let late = Arc::new(AtomicBool::new(false));
         let timeout = self.body_timeout;
-        let request = request.map(|body| Body::new(DeadlineBody::new(body, timeout, late.clone())));
+        let request = request.map(|body| {
+            if http_body::Body::is_end_stream(&body) {
+                Body::new(body)
+            } else {
+                Body::new(DeadlineBody::new(body, timeout, self.activity.clone()))
+            }
+        });
         let router = self.router.clone();
+        let activity = self.activity.clone();
         Box::pin(async move {
             let mut response = tower::ServiceExt::oneshot(router, request)
                 .await
                 .unwrap_or_else(|never| match never {});
-            if late.load(Ordering::Relaxed) {
+            if activity.body_late.load(Ordering::Relaxed) {
                 response = closing(
                     crate::api::ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,
@@ -419,12 +435,15 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
     }
 }
 
-/// A request body that fails once its deadline has passed.
+/// A request body that fails once its deadline has passed. The timer is
+/// armed only when the body is not all there at once: a small body that
+/// came with its headers costs no timer.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    due: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
-    late: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 }
 
 /// The body of a request did not arrive in time.
@@ -433,12 +452,13 @@ struct DeadlineBody {
 pub struct BodyTimeout(Duration);
 
 impl DeadlineBody {
-    fn new(inner: Incoming, timeout: Duration, late: Arc<AtomicBool>) -> Self {
+    fn new(inner: Incoming, timeout: Duration, activity: Arc<Activity>) -> Self {
         DeadlineBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            due: tokio::time::Instant::now() + timeout,
+            timer: None,
             timeout,
-            late,
+            activity,
         }
     }
 }
@@ -455,8 +475,12 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            this.late.store(true, Ordering::Relaxed);
+        let due = this.due;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.as_mut().poll(cx).is_ready() {
+            this.activity.body_late.store(true, Ordering::Relaxed);
             return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
         }
         Poll::Pending
@@ -494,6 +518,15 @@ impl Watched {
 /// The JSON form of an answer hyper wrote itself: an error status, no
 /// content type (every answer of the API has one).
 fn rewrite_of(buf: &[u8]) -> Option<Vec<u8>> {
+    // Most writes are the API's own answers and bodies: look no further
+    // than the status line's first digit.
+    let status_class = buf
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| buf.strip_prefix(b"HTTP/1.0 "))?
+        .first()?;
+    if !matches!(status_class, b'4' | b'5') {
+        return None;
+    }
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..head_end]).ok()?;
     let mut lines = head.split("\r\n");

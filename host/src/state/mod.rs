@@ -252,6 +252,18 @@ impl StateStore {
         })?)
     }
 
+    /// Forgets a skill's load failure, on this thread. Blocking: for the
+    /// registry's start-up.
+    pub fn forget_failure_now(&self, name: &str) -> Result<(), StateError> {
+        Ok(self.db.blocking(|conn| {
+            conn.execute(
+                "DELETE FROM skill_load_failures WHERE name = ?1",
+                params![name],
+            )
+            .map(|_| ())
+        })?)
+    }
+
     /// Records that the input `row.key` of a skill failed to load.
     pub async fn record_failure(&self, row: FailureRow) -> Result<(), StateError> {
         self.call(move |conn| {
