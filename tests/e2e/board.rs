@@ -192,6 +192,37 @@ async fn board_commands_against_a_running_host() {
         !ok && err.contains("board_not_found (404)") && err.contains("Limbo"),
         "{err}"
     );
+
+    // More cards than one page holds: the CLI follows the cursor.
+    let adds: Vec<_> = (0..1004)
+        .map(|i| {
+            let (http, url) = (host.http.clone(), host.url.clone());
+            tokio::spawn(async move {
+                http.post(format!("{url}/api/board/cards"))
+                    .json(&json!({"title": format!("bulk {i}"), "list": "Review"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for add in adds {
+        assert_eq!(add.await.unwrap(), 201);
+    }
+    let (ok, out, err) = run(&["board", "list", "--json"]);
+    assert!(ok, "{err}");
+    let body: Value = serde_json::from_str(&out).unwrap();
+    let cards: usize = body["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["cards"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(cards, 1005, "every card, over two pages");
+    let (_, page) = host.get("/api/board").await;
+    assert!(page["next_cursor"].is_string(), "the API pages by 100");
 }
 
 #[tokio::test]

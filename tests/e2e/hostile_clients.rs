@@ -54,10 +54,11 @@ async fn slow_headers_and_idle_connections_are_closed() {
     let waited = started.elapsed();
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
 
-    // Nothing at all: closed after the idle timeout.
+    // Nothing at all on a new connection: it gets a header timeout to
+    // start a request, not the whole idle timeout.
     let mut silent = connect(&host);
     let waited = closed_after(&mut silent);
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
 
     // A kept-alive connection serves requests, then is closed when idle.
     let mut kept = connect(&host);

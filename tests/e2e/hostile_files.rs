@@ -32,6 +32,9 @@ async fn links_out_of_the_directory_leak_nothing() {
         dirs.skills.join("environ.workflow.md"),
     )
     .unwrap();
+    // An operator's secrets next to the skills are not a skill's either.
+    std::fs::write(dirs.skills.join(".env"), format!("TOKEN={TOKEN}\n")).unwrap();
+    symlink(".env", dirs.skills.join("dotenv.workflow.md")).unwrap();
     dirs.install("echo", &wasm("echo"));
     symlink(&outside, dirs.skills.join("echo.toml")).unwrap();
     // A link that stays inside the directory is fine.
@@ -40,14 +43,23 @@ async fn links_out_of_the_directory_leak_nothing() {
     symlink("builds/stats-1.wasm", dirs.skills.join("stats.wasm")).unwrap();
 
     let host = Host::start(&dirs, &["--token", TOKEN]);
-    for (skill, link) in [
-        ("cmdline", "cmdline.workflow.md"),
-        ("environ", "environ.workflow.md"),
-        ("echo", "echo.toml"),
+    for (skill, link, why) in [
+        (
+            "cmdline",
+            "cmdline.workflow.md",
+            "leaves the skills directory",
+        ),
+        (
+            "environ",
+            "environ.workflow.md",
+            "leaves the skills directory",
+        ),
+        ("echo", "echo.toml", "leaves the skills directory"),
+        ("dotenv", "dotenv.workflow.md", "of its own kind"),
     ] {
         let error = host.error_of(skill, link).await;
         assert!(error.contains(link), "{skill}: {error}");
-        assert!(error.contains("leaves the skills directory"), "{error}");
+        assert!(error.contains(why), "{error}");
         for secret in [TOKEN, "hunter2", "/proc", "outside", "PATH="] {
             assert!(!error.contains(secret), "{skill} leaks {secret}: {error}");
         }
@@ -155,10 +167,18 @@ async fn the_host_listens_at_once_and_a_failed_skill_stays_failed_across_a_resta
     assert_eq!(a["last_error_at"], failed_at, "{a}");
     // A changed file is tried again.
     std::fs::write(dirs.skills.join("slow-a.toml"), "deadline_ms = 1000\n").unwrap();
-    host.wait_for("slow-a", "a new failure", |s| {
-        s["last_error_at"] != failed_at && s["last_error"].is_string()
-    })
-    .await;
+    let retried = host
+        .wait_for("slow-a", "a new failure", |s| {
+            s["last_error_at"] != failed_at && s["last_error"].is_string()
+        })
+        .await;
+    host.stop();
+    // So is an unchanged file on a host whose limits changed: whether it
+    // loads depends on them too.
+    let host = Host::start(&dirs, &["--max-tables", "31"]);
+    let again = host.skill("slow-a").await;
+    assert_eq!(again["status"], "failed", "{again}");
+    assert_ne!(again["last_error_at"], retried["last_error_at"], "{again}");
 }
 
 #[tokio::test]

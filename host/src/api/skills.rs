@@ -130,9 +130,11 @@ pub(super) async fn deploy(
                 "the workflow is not UTF-8 text",
             )
         })?;
-        state.registry.deploy_workflow(&name, source).await?
+        let registry = state.registry.clone();
+        to_the_end(async move { registry.deploy_workflow(&name, source).await }).await?
     } else {
-        state.registry.deploy(&name, body.to_vec()).await?
+        let (registry, bytes) = (state.registry.clone(), body.to_vec());
+        to_the_end(async move { registry.deploy(&name, bytes).await }).await?
     };
     Ok((StatusCode::CREATED, Json(published)))
 }
@@ -142,7 +144,10 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
 ) -> Result<Json<Published>, ApiError> {
     valid_name(&name)?;
-    Ok(Json(state.registry.rollback(&name).await?))
+    let registry = state.registry.clone();
+    Ok(Json(
+        to_the_end(async move { registry.rollback(&name).await }).await?,
+    ))
 }
 
 pub(super) async fn remove(
@@ -150,8 +155,27 @@ pub(super) async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     valid_name(&name)?;
-    state.registry.remove(&name).await?;
+    let registry = state.registry.clone();
+    to_the_end(async move { registry.remove(&name).await }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a change of the registry to its end even when the client goes away
+/// meanwhile (hyper drops a request's future when its connection closes):
+/// half a deploy would leave the directory and the serving version apart.
+async fn to_the_end<T: Send + 'static>(
+    change: impl std::future::Future<Output = Result<T, crate::registry::RegistryError>>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(change).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("the change did not finish: {e}"),
+        )),
+    }
 }
 
 fn valid_name(name: &str) -> Result<(), ApiError> {

@@ -71,7 +71,7 @@ pub(super) async fn run(args: BoardArgs) -> anyhow::Result<()> {
             older_than,
             json,
         } => {
-            let mut query = Vec::new();
+            let mut query: Vec<(&str, String)> = Vec::new();
             for (key, value) in [
                 ("list", list),
                 ("label", label),
@@ -81,8 +81,18 @@ pub(super) async fn run(args: BoardArgs) -> anyhow::Result<()> {
                     query.push((key, v));
                 }
             }
+            // Each page holds every list, with the cards of that page.
             let body = client
-                .json(client.request(Method::GET, "/api/board").query(&query))
+                .all_pages("/api/board", &query, |all, more| {
+                    let Some(lists) = all["lists"].as_array_mut() else {
+                        return;
+                    };
+                    for page_list in more["lists"].as_array().into_iter().flatten() {
+                        if let Some(list) = lists.iter_mut().find(|l| l["id"] == page_list["id"]) {
+                            super::client::extend_array(list, page_list, "cards");
+                        }
+                    }
+                })
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);

@@ -59,11 +59,46 @@ impl Client {
         Err(anyhow!(detail))
     }
 
+    /// Every page of a listing: the first page, with each next page (by
+    /// its `next_cursor`, at most 1 000 items a page) merged into it by
+    /// `merge`.
+    pub(super) async fn all_pages(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        merge: impl Fn(&mut Value, Value),
+    ) -> anyhow::Result<Value> {
+        let page = |cursor: Option<String>| {
+            let mut query: Vec<(&str, String)> = query.to_vec();
+            query.push(("limit", "1000".to_string()));
+            if let Some(cursor) = cursor {
+                query.push(("cursor", cursor));
+            }
+            self.request(Method::GET, path).query(&query)
+        };
+        let mut all = self.json(page(None)).await?;
+        let mut cursor = all["next_cursor"].as_str().map(str::to_string);
+        while let Some(next) = cursor {
+            let more = self.json(page(Some(next))).await?;
+            cursor = more["next_cursor"].as_str().map(str::to_string);
+            merge(&mut all, more);
+        }
+        all["next_cursor"] = Value::Null;
+        Ok(all)
+    }
+
     pub(super) async fn json(&self, rb: RequestBuilder) -> anyhow::Result<Value> {
         let response = self.send(rb).await?;
         response
             .json()
             .await
             .context("the host answered with something that is not JSON")
+    }
+}
+
+/// Appends the array `key` of `more` to the one of `all`.
+pub(super) fn extend_array(all: &mut Value, more: &Value, key: &str) {
+    if let (Some(all), Some(more)) = (all[key].as_array_mut(), more[key].as_array()) {
+        all.extend(more.iter().cloned());
     }
 }

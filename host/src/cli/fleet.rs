@@ -108,7 +108,9 @@ pub(super) async fn run(args: FleetArgs) -> anyhow::Result<()> {
         }
         FleetCommand::List { json } => {
             let body = client
-                .json(client.request(Method::GET, "/api/capabilities"))
+                .all_pages("/api/capabilities", &[], |all, more| {
+                    super::client::extend_array(all, &more, "agents")
+                })
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);

@@ -80,7 +80,9 @@ pub(super) async fn list_or_show(args: SkillsArgs) -> anyhow::Result<()> {
     match args.command {
         SkillsCommand::List { json } => {
             let body = client
-                .json(client.request(Method::GET, "/api/skills"))
+                .all_pages("/api/skills", &[], |all, more| {
+                    super::client::extend_array(all, &more, "skills")
+                })
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);

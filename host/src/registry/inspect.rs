@@ -23,6 +23,10 @@ pub struct ComponentInfo {
     /// a call of it takes from the instance pool.
     #[serde(skip)]
     pub core_instances: u32,
+    /// Whether it instantiates components of its own (whose core instances
+    /// the count above does not multiply out).
+    #[serde(skip)]
+    pub instantiates_components: bool,
 }
 
 /// Parses `bytes` as a component; core modules and garbage are errors that
@@ -69,6 +73,14 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
                     let instance = instance.map_err(|e| format!("malformed instance: {e}"))?;
                     if matches!(instance, wasmparser::Instance::Instantiate { .. }) {
                         info.core_instances = info.core_instances.saturating_add(1);
+                    }
+                }
+            }
+            Payload::ComponentInstanceSection(reader) => {
+                for instance in reader {
+                    let instance = instance.map_err(|e| format!("malformed instance: {e}"))?;
+                    if matches!(instance, wasmparser::ComponentInstance::Instantiate { .. }) {
+                        info.instantiates_components = true;
                     }
                 }
             }

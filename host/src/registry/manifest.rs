@@ -334,8 +334,9 @@ impl Manifest {
 }
 
 /// A TOML error's message without the values it quotes, and bounded: the
-/// host names the line and the problem, but does not repeat what a file in
-/// the skills directory holds.
+/// host names the line and the problem (and the key, when it is the key
+/// that is unknown), but does not repeat what a file in the skills
+/// directory holds.
 fn without_values(message: &str) -> String {
     let mut out = String::new();
     let mut rest = message;
@@ -348,12 +349,16 @@ fn without_values(message: &str) -> String {
             break;
         };
         let quoted = &after[..len];
-        // Names of keys (`deadline_ms`) help; values do not belong in a log.
+        // The manifest's own keys help ("expected one of `deadline_ms`,
+        // ..."), and so does the name of an unknown key; everything else
+        // quoted is a value.
         let is_key = quote == '`'
-            && quoted.len() <= 64
-            && quoted
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && (KEYS.contains(&quoted)
+                || (out.ends_with("unknown field ")
+                    && quoted.len() <= 64
+                    && quoted
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')));
         if is_key {
             out.push('`');
             out.push_str(quoted);
@@ -366,6 +371,30 @@ fn without_values(message: &str) -> String {
     out.push_str(rest);
     crate::runtime::bounded::cut(&out, 512)
 }
+
+/// The keys a manifest may set, as its errors may name them.
+const KEYS: &[&str] = &[
+    "description",
+    "version",
+    "input_schema",
+    "deadline_ms",
+    "memory_mib",
+    "concurrency",
+    "agent",
+    "memory_read",
+    "memory_write",
+    "board_read",
+    "board_write",
+    "fleet",
+    "skills",
+    "kpi_read",
+    "package",
+    "skill",
+    "workflow",
+    "name",
+    "source_sha256",
+    "trigger",
+];
 
 #[cfg(test)]
 mod tests {
@@ -384,6 +413,9 @@ mod tests {
         assert!(!err.contains("abc"), "{err}");
         let err = Manifest::merge(None, Some("PATH=/usr/bin:/secret/dir\n")).unwrap_err();
         assert!(!err.contains("/secret/dir"), "{err}");
+        let err =
+            Manifest::merge(None, Some("deadline_ms = 123456789012345678901234")).unwrap_err();
+        assert!(!err.contains("1234567890"), "{err}");
     }
 
     const EMBEDDED: &str = "[package]\nname = '''skill-echo'''\nversion = '''0.1.0'''\n\

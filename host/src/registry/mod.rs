@@ -199,8 +199,6 @@ pub struct Version {
     workflow: Option<String>,
     pre: SkillPre<SkillState>,
     context: CallContext,
-    /// Admits `concurrency` calls at once.
-    calls: share::CallGate,
 }
 
 /// A skill: its serving version, its last error and its counters.
@@ -217,6 +215,11 @@ pub struct Slot {
     seen: Mutex<Option<Observed>>,
     /// Its files have not been through the load pipeline yet.
     loading: AtomicBool,
+    /// A sync waits for its turn (later ones have nothing to add).
+    queued: AtomicBool,
+    /// Admits as many calls at once as the serving version's concurrency;
+    /// it belongs to the skill, so a swap does not add room.
+    calls: share::CallGate,
 }
 
 #[derive(Default)]
@@ -301,7 +304,15 @@ impl Slot {
             load: Arc::new(tokio::sync::Mutex::new(())),
             seen: Mutex::new(None),
             loading: AtomicBool::new(true),
+            queued: AtomicBool::new(false),
+            calls: share::CallGate::new(1),
         }
+    }
+
+    /// Whether the files look as they did at the last sync, and what
+    /// stopped them then (if anything) does not pass by itself.
+    fn is_unchanged(&self, observed: &Observed) -> bool {
+        lock(&self.seen).as_ref() == Some(observed) && !lock(&self.failure).transient
     }
 
     /// The version serving now, if any.
@@ -421,6 +432,9 @@ pub struct Registry {
     /// Set once every file found at start has been through the pipeline.
     ready: tokio::sync::watch::Sender<bool>,
     rescanning: AtomicBool,
+    /// What besides a file decides whether it loads (the engine, the host's
+    /// version and limits): part of the key a failure is kept under.
+    fingerprint: String,
 }
 
 impl Registry {
@@ -452,6 +466,15 @@ impl Registry {
             blocking(move || open_storage(&config)).await?
         };
         let (dir, artifacts, state, failures, names) = opened;
+        let fingerprint = {
+            let seen = format!(
+                "{}|{}|{:?}",
+                env!("CARGO_PKG_VERSION"),
+                runtime.compatibility_hash(),
+                runtime.config()
+            );
+            sha256_hex(seen.as_bytes())[..16].to_string()
+        };
         let registry = Arc::new(Registry {
             runtime,
             capabilities,
@@ -464,6 +487,7 @@ impl Registry {
             state,
             ready: tokio::sync::watch::channel(false).0,
             rescanning: AtomicBool::new(false),
+            fingerprint,
         });
         {
             let mut slots = write(&registry.slots);
@@ -611,23 +635,42 @@ impl Registry {
     /// Brings skill `name` in line with the skills directory: loads a new or
     /// changed file, unloads a deleted one, does nothing for an unchanged
     /// one (which is not even read).
+    ///
+    /// A sync takes its place in the compile queue before the skill's lock,
+    /// as deploys and rollbacks do, so that a delete of a skill whose file
+    /// waits in the queue is not held up by it. Syncs of one skill coalesce:
+    /// while one waits, another has nothing to add, since the waiting one
+    /// looks at the files only once it runs.
     pub async fn sync(&self, name: &SkillName) {
-        if self.get(name.as_str()).is_none() && !self.observe(name).await.has_main_file() {
-            return;
+        let existing = self.get(name.as_str());
+        let observed = self.observe(name).await;
+        match &existing {
+            None if !observed.has_main_file() => return,
+            Some(slot) if slot.is_unchanged(&observed) => return,
+            Some(slot) if slot.queued.swap(true, Ordering::AcqRel) => return,
+            _ => {}
         }
-        let Some((slot, _guard)) = self.lock_slot(name, true).await else {
+        let Ok(queued) = self.builds.acquire().await else {
             return;
         };
-        self.sync_locked(&slot).await;
+        let locked = self.lock_slot(name, true).await;
+        if let Some(slot) = &existing {
+            slot.queued.store(false, Ordering::Release);
+        }
+        let Some((slot, _guard)) = locked else {
+            return;
+        };
+        slot.queued.store(false, Ordering::Release);
+        self.sync_locked(&slot, queued).await;
         slot.loading.store(false, Ordering::Release);
     }
 
-    async fn sync_locked(&self, slot: &Arc<Slot>) {
+    async fn sync_locked(&self, slot: &Arc<Slot>, queued: tokio::sync::SemaphorePermit<'_>) {
         let name = &slot.name;
         let observed = self.observe(name).await;
         // An unchanged file is never read again (unless what stopped it may
         // pass by itself).
-        if lock(&slot.seen).as_ref() == Some(&observed) && !lock(&slot.failure).transient {
+        if slot.is_unchanged(&observed) {
             return;
         }
         if !observed.has_main_file() {
@@ -649,15 +692,10 @@ impl Registry {
             self.fail(slot, None, both, false).await;
             return;
         }
-        // The queue bounds what is read and compiled at once; what waits
-        // holds nothing but its place.
-        let Ok(permit) = self.builds.acquire().await else {
-            return;
-        };
         let inputs = {
             let (dir, name) = (self.dir.clone(), name.clone());
-            let limit = self.config.max_file_bytes;
-            blocking(move || read_inputs(&dir, &name, limit)).await
+            let (limit, fingerprint) = (self.config.max_file_bytes, self.fingerprint.clone());
+            blocking(move || read_inputs(&dir, &name, limit, &fingerprint)).await
         };
         let inputs = match inputs {
             Ok(inputs) => inputs,
@@ -673,23 +711,23 @@ impl Registry {
             }
         };
         *lock(&slot.seen) = Some(observed);
-        let key = input_key(&inputs.main, inputs.sidecar.as_deref());
+        let key = inputs.key.clone();
         if slot.failed_before(&key) {
             return;
         }
-        let (bytes, workflow) = match inputs.workflow {
-            None => (inputs.main, None),
+        let (bytes, sha, workflow) = match inputs.workflow {
+            None => (inputs.main, inputs.main_sha, None),
             Some(source) => match compile_workflow(name, source.clone()).await {
-                Ok(bytes) => (bytes, Some(source)),
-                Err(msg) => {
+                Ok((bytes, sha)) => (bytes, sha, Some(source)),
+                Err(failure) => {
                     let serving = slot.active().map(|v| v.sha256[..12].to_string());
                     tracing::warn!(skill = %name, serving = ?serving, "workflow does not compile; the serving version stays");
-                    self.fail(slot, Some(key), msg, false).await;
+                    self.fail(slot, Some(key), failure.message, failure.transient)
+                        .await;
                     return;
                 }
             },
         };
-        let sha = sha256_hex(&bytes);
         if let Some(active) = slot.active() {
             if active.sha256 == sha && active.sidecar == inputs.sidecar {
                 self.clear_failure(slot).await;
@@ -706,13 +744,15 @@ impl Registry {
                     inputs.sidecar,
                     workflow,
                     Source::File,
-                    permit,
+                    queued,
                 )
                 .await;
             match built {
                 Ok(version) => {
-                    if let Err(e) = self.publish(slot, version, &bytes, true).await {
+                    if let Err(e) = self.publish(slot, version, bytes, true).await {
                         tracing::error!(error = %e, "cannot record the new version");
+                        // Looked at again by the rescan.
+                        *lock(&slot.seen) = None;
                         self.fail(slot, None, e.to_string(), true).await;
                     }
                 }
@@ -733,16 +773,17 @@ impl Registry {
     async fn fail(&self, slot: &Slot, key: Option<String>, error: String, transient: bool) {
         let error = cut(&error, MAX_MESSAGE_BYTES);
         let at = SystemTime::now();
-        let repeated = {
+        let (repeated, was_kept) = {
             let mut f = lock(&slot.failure);
             let repeated = f.error.as_deref() == Some(error.as_str());
+            let was_kept = f.key.is_some() && !f.transient;
             *f = Failure {
                 error: Some(error.clone()),
                 at: Some(at),
                 key: key.clone(),
                 transient,
             };
-            repeated
+            (repeated, was_kept)
         };
         // Retried by every rescan; say it once, not every 2 s.
         if !repeated {
@@ -758,7 +799,8 @@ impl Registry {
                 };
                 self.state.record_failure(row).await
             }
-            _ => self.state.clear_failure(slot.name.as_str()).await,
+            _ if was_kept => self.state.clear_failure(slot.name.as_str()).await,
+            _ => Ok(()),
         };
         if let Err(e) = persisted {
             tracing::warn!(skill = %slot.name, error = %e, "cannot record the load failure");
@@ -766,13 +808,13 @@ impl Registry {
     }
 
     async fn clear_failure(&self, slot: &Slot) {
-        let had = {
+        let was_kept = {
             let mut failure = lock(&slot.failure);
-            let had = failure.error.is_some();
+            let was_kept = failure.key.is_some() && !failure.transient;
             *failure = Failure::default();
-            had
+            was_kept
         };
-        if had {
+        if was_kept {
             if let Err(e) = self.state.clear_failure(slot.name.as_str()).await {
                 tracing::warn!(skill = %slot.name, error = %e, "cannot clear the load failure");
             }
@@ -781,11 +823,13 @@ impl Registry {
 
     /// The load pipeline: from bytes to a runnable, health-checked version.
     /// `queued` is the place in the compile queue, given up once compiled.
+    /// Parsing, hashing, the manifest and the compile run on the blocking
+    /// pool; only the health check runs here.
     #[allow(clippy::too_many_arguments)]
     async fn build_version(
         &self,
         slot: &Slot,
-        bytes: Vec<u8>,
+        bytes: Arc<[u8]>,
         sha: String,
         sidecar: Option<String>,
         workflow: Option<String>,
@@ -793,32 +837,37 @@ impl Registry {
         queued: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Version, LoadFailure> {
         let started = Instant::now();
-        let info = inspect_component(&bytes)?;
-        let resolved = Manifest::merge(info.manifest.as_deref(), sidecar.as_deref())?
-            .resolve(slot.name.as_str(), self.runtime.config())?;
-        let context = SkillContext {
-            skill: slot.name.as_str().to_string(),
-            capabilities: self.capabilities.clone(),
-            memory: resolved.memory.clone(),
-            board: resolved.board.clone(),
-            fleet: resolved.fleet.clone(),
-            skills: resolved.skills.clone(),
-        };
-        check_imports(&info.imports, &context)?;
-        let context: CallContext = Arc::new(context);
+        let (runtime, artifacts) = (self.runtime.clone(), self.artifacts.clone());
+        let (capabilities, name) = (self.capabilities.clone(), slot.name.clone());
+        let (sha_c, sidecar_c) = (sha.clone(), sidecar.clone());
         let size = bytes.len() as u64;
-        let (runtime, artifacts, sha_c) =
-            (self.runtime.clone(), self.artifacts.clone(), sha.clone());
-        let (pre, from_cache, needs) = tokio::task::spawn_blocking(move || {
+        let prepared = tokio::task::spawn_blocking(move || {
+            let info = inspect_component(&bytes)?;
+            let resolved = Manifest::merge(info.manifest.as_deref(), sidecar_c.as_deref())?
+                .resolve(name.as_str(), runtime.config())?;
+            let context = SkillContext {
+                skill: name.as_str().to_string(),
+                capabilities,
+                memory: resolved.memory.clone(),
+                board: resolved.board.clone(),
+                fleet: resolved.fleet.clone(),
+                skills: resolved.skills.clone(),
+            };
+            check_imports(&info.imports, &context)?;
             let (component, from_cache) = artifacts
                 .compile(&runtime, &sha_c, &bytes)
                 .map_err(|e| e.to_string())?;
             let needs = share::CallNeeds::of(&component, &info, runtime.config());
             let pre = runtime.prepare(&component).map_err(|e| e.to_string())?;
-            Ok::<_, String>((pre, from_cache, needs))
+            Ok::<_, String>((resolved, context, pre, from_cache, needs))
         })
         .await
-        .map_err(|e| format!("the compiler thread failed: {e}"))??;
+        .map_err(|e| LoadFailure {
+            message: format!("the compiler thread failed: {e}"),
+            transient: true,
+        })?;
+        let (resolved, context, pre, from_cache, needs) = prepared?;
+        let context: CallContext = Arc::new(context);
         drop(queued);
         let concurrency = share::concurrency(
             &needs,
@@ -855,7 +904,6 @@ impl Registry {
             workflow,
             pre,
             context,
-            calls: share::CallGate::new(concurrency),
         })
     }
 
@@ -865,16 +913,12 @@ impl Registry {
         &self,
         slot: &Slot,
         version: Version,
-        bytes: &[u8],
+        bytes: Arc<[u8]>,
         record: bool,
     ) -> Result<Published, RegistryError> {
         let storage = |e: String| RegistryError::Storage(e);
         {
-            let (artifacts, sha, bytes) = (
-                self.artifacts.clone(),
-                version.sha256.clone(),
-                bytes.to_vec(),
-            );
+            let (artifacts, sha) = (self.artifacts.clone(), version.sha256.clone());
             blocking(move || artifacts.put_blob(&sha, &bytes))
                 .await
                 .map_err(|e| storage(format!("cannot keep the component bytes: {e}")))?;
@@ -915,6 +959,9 @@ impl Registry {
             size: version.size,
             from_cache: version.from_cache,
         };
+        // The skill's gate follows the version it serves; calls already
+        // inside count against the new limit.
+        slot.calls.set_limit(version.concurrency);
         let previous = slot.active.swap(Some(Arc::new(version)));
         self.clear_failure(slot).await;
         tracing::info!(
@@ -959,6 +1006,14 @@ impl Registry {
         self.clear_failure(slot).await;
     }
 
+    /// A place in the compile queue.
+    async fn queue(&self) -> Result<tokio::sync::SemaphorePermit<'_>, RegistryError> {
+        self.builds
+            .acquire()
+            .await
+            .map_err(|_| RegistryError::Storage("the host is shutting down".into()))
+    }
+
     /// Validates `bytes` as a new version of `name`, writes it into the skills
     /// directory atomically and publishes it. A refused component changes
     /// nothing.
@@ -971,15 +1026,15 @@ impl Registry {
                 self.config.max_file_bytes
             )));
         }
+        let queued = self.queue().await?;
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
             let sidecar = self.read_sidecar(&name).await?;
-            let sha = sha256_hex(&bytes);
-            let queued = self
-                .builds
-                .acquire()
-                .await
-                .map_err(|_| RegistryError::Storage("the host is shutting down".into()))?;
+            let bytes: Arc<[u8]> = bytes.into();
+            let sha = {
+                let bytes = bytes.clone();
+                blocking(move || sha256_hex(&bytes)).await
+            };
             let version = self
                 .build_version(
                     &slot,
@@ -991,16 +1046,10 @@ impl Registry {
                     queued,
                 )
                 .await?;
-            self.write_main_file(&name, &bytes, None).await?;
-            *lock(&slot.seen) = Some(self.observe(&name).await);
-            self.publish(&slot, version, &bytes, true).await
+            self.write_and_publish(&slot, version, bytes, None).await
         }
         .await;
-        slot.loading.store(false, Ordering::Release);
-        if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
-            // A refused first upload leaves no trace of a skill.
-            self.unload(&slot).await;
-        }
+        self.after_deploy(&slot, &result).await;
         result
     }
 
@@ -1014,18 +1063,13 @@ impl Registry {
         source: String,
     ) -> Result<Published, RegistryError> {
         let name = SkillName::parse(name).map_err(RegistryError::InvalidName)?;
+        let queued = self.queue().await?;
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
             let sidecar = self.read_sidecar(&name).await?;
-            let queued = self
-                .builds
-                .acquire()
+            let (bytes, sha) = compile_workflow(&name, source.clone())
                 .await
-                .map_err(|_| RegistryError::Storage("the host is shutting down".into()))?;
-            let bytes = compile_workflow(&name, source.clone())
-                .await
-                .map_err(RegistryError::InvalidWorkflow)?;
-            let sha = sha256_hex(&bytes);
+                .map_err(|f| RegistryError::InvalidWorkflow(f.message))?;
             let version = self
                 .build_version(
                     &slot,
@@ -1037,16 +1081,43 @@ impl Registry {
                     queued,
                 )
                 .await?;
-            self.write_main_file(&name, &bytes, Some(&source)).await?;
-            *lock(&slot.seen) = Some(self.observe(&name).await);
-            self.publish(&slot, version, &bytes, true).await
+            self.write_and_publish(&slot, version, bytes, Some(&source))
+                .await
         }
         .await;
+        self.after_deploy(&slot, &result).await;
+        result
+    }
+
+    /// Writes a deployed version into the skills directory, then publishes
+    /// it. When publishing fails after the write, the directory holds the
+    /// new file while the old version serves: the rescan is told to look at
+    /// it again, so the two come back in line.
+    async fn write_and_publish(
+        &self,
+        slot: &Slot,
+        version: Version,
+        bytes: Arc<[u8]>,
+        workflow: Option<&str>,
+    ) -> Result<Published, RegistryError> {
+        self.write_main_file(&slot.name, &bytes, workflow).await?;
+        *lock(&slot.seen) = Some(self.observe(&slot.name).await);
+        match self.publish(slot, version, bytes, true).await {
+            Ok(published) => Ok(published),
+            Err(e) => {
+                *lock(&slot.seen) = None;
+                self.fail(slot, None, e.to_string(), true).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn after_deploy(&self, slot: &Arc<Slot>, result: &Result<Published, RegistryError>) {
         slot.loading.store(false, Ordering::Release);
         if result.is_err() && slot.active().is_none() && lock(&slot.failure).error.is_none() {
-            self.unload(&slot).await;
+            // A refused first upload leaves no trace of a skill.
+            self.unload(slot).await;
         }
-        result
     }
 
     /// The sidecar manifest of `name`, if there is one; a sidecar that may
@@ -1068,7 +1139,7 @@ impl Registry {
     async fn write_main_file(
         &self,
         name: &SkillName,
-        bytes: &[u8],
+        bytes: &Arc<[u8]>,
         workflow: Option<&str>,
     ) -> Result<(), RegistryError> {
         let dir = self.config.skills_dir.clone();
@@ -1082,9 +1153,9 @@ impl Registry {
                 format!("{name}{}", crate::workflow::SUFFIX),
             ),
         };
-        let content = match workflow {
-            Some(source) => source.as_bytes().to_vec(),
-            None => bytes.to_vec(),
+        let content: Arc<[u8]> = match workflow {
+            Some(source) => Arc::from(source.as_bytes()),
+            None => bytes.clone(),
         };
         blocking(move || {
             write_atomically(&dir.join(&write), &content).map_err(|e| {
@@ -1096,8 +1167,10 @@ impl Registry {
     }
 
     /// Goes back to the previous version in the history and makes the skills
-    /// directory match it.
+    /// directory match it. The newest entry of the history is dropped only
+    /// once the previous version serves.
     pub async fn rollback(&self, name: &str) -> Result<Published, RegistryError> {
+        let queued = self.queue().await?;
         let (slot, _guard) = self
             .lock_existing(name)
             .await
@@ -1111,20 +1184,18 @@ impl Registry {
         let (Some(current), Some(target)) = (history.first(), history.get(1)) else {
             return Err(RegistryError::NothingToRollBack(name.to_string()));
         };
-        let bytes = {
+        let bytes: Arc<[u8]> = {
             let (artifacts, sha) = (self.artifacts.clone(), target.sha256.clone());
-            blocking(move || artifacts.blob(&sha)).await.map_err(|e| {
-                storage(format!(
-                    "the bytes of version {} are gone: {e}",
-                    target.sha256
-                ))
-            })?
+            blocking(move || artifacts.blob(&sha))
+                .await
+                .map_err(|e| {
+                    storage(format!(
+                        "the bytes of version {} are gone: {e}",
+                        target.sha256
+                    ))
+                })?
+                .into()
         };
-        let queued = self
-            .builds
-            .acquire()
-            .await
-            .map_err(|_| storage("the host is shutting down".into()))?;
         let version = self
             .build_version(
                 &slot,
@@ -1152,15 +1223,22 @@ impl Registry {
         })
         .await?;
         *lock(&slot.seen) = Some(self.observe(&slot.name).await);
-        if let Some(orphan) = self
-            .state
-            .remove_version(current.id)
-            .await
-            .map_err(|e| storage(e.to_string()))?
-        {
-            self.forget_blobs(vec![orphan]).await;
+        let published = match self.publish(&slot, version, bytes, false).await {
+            Ok(published) => published,
+            Err(e) => {
+                *lock(&slot.seen) = None;
+                self.fail(&slot, None, e.to_string(), true).await;
+                return Err(e);
+            }
+        };
+        match self.state.remove_version(current.id).await {
+            Ok(Some(orphan)) => self.forget_blobs(vec![orphan]).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(skill = %slot.name, error = %e, "rolled back, but the newer version stays in the history")
+            }
         }
-        self.publish(&slot, version, &bytes, false).await
+        Ok(published)
     }
 
     /// Deletes the skill's files from the skills directory and unloads it.
@@ -1224,7 +1302,7 @@ impl Registry {
         }
         // The skill's share of the pool: wait a moment for a place, then
         // answer busy rather than queue without bound.
-        let Some(_call) = version.calls.enter(QUEUE_WAIT).await else {
+        let Some(_call) = slot.calls.enter(QUEUE_WAIT).await else {
             return Err(RegistryError::Invoke(InvokeError::Busy(format!(
                 "skill `{name}` is running its limit of {} calls at once (its \
                  `concurrency`, within its share of the instance pool); try again shortly",
@@ -1429,14 +1507,19 @@ enum FileKind {
     Sidecar,
 }
 
-/// A skill's files, read.
+/// A skill's files, read and hashed.
 struct Inputs {
     /// The main file's bytes: the component, or the workflow's source.
-    main: Vec<u8>,
+    main: Arc<[u8]>,
+    /// sha256 of `main` (for a component, its version's sha256).
+    main_sha: String,
     /// The workflow source, when the skill is a `NAME.workflow.md`.
     workflow: Option<String>,
     /// The sidecar manifest.
     sidecar: Option<String>,
+    /// What identifies this input when it fails: the hashes of the main
+    /// file and of the sidecar, and the host's fingerprint.
+    key: String,
 }
 
 /// Opens the skills directory, the data directory and its stores, reads
@@ -1520,36 +1603,44 @@ fn observe_files(dir: &SkillsDir, name: &SkillName, max_file_bytes: u64) -> Obse
     }
 }
 
-/// Reads a skill's main file and sidecar. Blocking.
+/// Reads a skill's main file and sidecar, and hashes them. Blocking.
 fn read_inputs(
     dir: &SkillsDir,
     name: &SkillName,
     max_file_bytes: u64,
+    fingerprint: &str,
 ) -> Result<Inputs, LoadFailure> {
     let sidecar = read_text(dir, &format!("{name}.toml"), MAX_SIDECAR_BYTES)?;
     let wasm = dir
         .read(&format!("{name}.wasm"), max_file_bytes)
         .map_err(changed_or_refused)?;
-    if let Some((bytes, _)) = wasm {
-        return Ok(Inputs {
-            main: bytes,
-            workflow: None,
-            sidecar,
-        });
-    }
-    let file = format!("{name}{}", crate::workflow::SUFFIX);
-    match read_text(dir, &file, crate::workflow::MAX_SOURCE_BYTES as u64)? {
-        Some(source) => Ok(Inputs {
-            main: source.clone().into_bytes(),
-            workflow: Some(source),
-            sidecar,
-        }),
-        // Gone since it was looked at: the watcher reports the removal.
-        None => Err(LoadFailure {
-            message: format!("`{name}.wasm` and `{file}` went away while being read"),
-            transient: true,
-        }),
-    }
+    let (main, workflow): (Vec<u8>, Option<String>) = match wasm {
+        Some((bytes, _)) => (bytes, None),
+        None => {
+            let file = format!("{name}{}", crate::workflow::SUFFIX);
+            match read_text(dir, &file, crate::workflow::MAX_SOURCE_BYTES as u64)? {
+                Some(source) => (source.clone().into_bytes(), Some(source)),
+                // Gone since it was looked at: the watcher reports the removal.
+                None => {
+                    return Err(LoadFailure {
+                        message: format!("`{name}.wasm` and `{file}` went away while being read"),
+                        transient: true,
+                    })
+                }
+            }
+        }
+    };
+    let main_sha = sha256_hex(&main);
+    let sidecar_sha = sidecar
+        .as_deref()
+        .map_or_else(|| "-".to_string(), |s| sha256_hex(s.as_bytes()));
+    Ok(Inputs {
+        key: format!("{main_sha}:{sidecar_sha}:{fingerprint}"),
+        main: main.into(),
+        main_sha,
+        workflow,
+        sidecar,
+    })
 }
 
 /// Reads a text file of the skills directory. Blocking.
@@ -1569,13 +1660,6 @@ fn changed_or_refused(message: String) -> LoadFailure {
         transient: message.contains("changed while"),
         message,
     }
-}
-
-/// What identifies a skill's input: the hashes of its main file and of its
-/// sidecar.
-fn input_key(main: &[u8], sidecar: Option<&str>) -> String {
-    let sidecar = sidecar.map_or_else(|| "-".to_string(), |s| sha256_hex(s.as_bytes()));
-    format!("{}:{sidecar}", sha256_hex(main))
 }
 
 /// Runs blocking work (the file system, SQLite, the artifact store) on the
@@ -1599,21 +1683,31 @@ fn remove_if_there(path: &Path) -> Result<(), RegistryError> {
     }
 }
 
-/// Compiles a workflow off the async threads; the error is every
-/// diagnostic, rendered with the file's name, line and column.
-async fn compile_workflow(name: &SkillName, source: String) -> Result<Vec<u8>, String> {
+/// Compiles a workflow off the async threads into a component and its
+/// sha256; the error is every diagnostic, rendered with the file's name,
+/// line and column.
+async fn compile_workflow(
+    name: &SkillName,
+    source: String,
+) -> Result<(Arc<[u8]>, String), LoadFailure> {
     let name = name.to_string();
     tokio::task::spawn_blocking(
         move || match crate::workflow::compile(&source, Some(&name)) {
-            Ok(compiled) => Ok(compiled.component),
-            Err(crate::workflow::CompileError::Invalid(diags)) => {
-                Err(diags.render(&format!("{name}{}", crate::workflow::SUFFIX), &source))
+            Ok(compiled) => {
+                let sha = sha256_hex(&compiled.component);
+                Ok((compiled.component.into(), sha))
             }
-            Err(e) => Err(e.to_string()),
+            Err(crate::workflow::CompileError::Invalid(diags)) => Err(LoadFailure::from(
+                diags.render(&format!("{name}{}", crate::workflow::SUFFIX), &source),
+            )),
+            Err(e) => Err(LoadFailure::from(e.to_string())),
         },
     )
     .await
-    .map_err(|e| format!("the workflow compiler failed: {e}"))?
+    .map_err(|e| LoadFailure {
+        message: format!("the workflow compiler failed: {e}"),
+        transient: true,
+    })?
 }
 
 /// `NAME.wasm`, `NAME.workflow.md` or `NAME.toml` with a valid name;

@@ -35,8 +35,15 @@ impl CallNeeds {
             Some(required) => (required.num_memories, required.num_tables),
             None => (bounds.memories, bounds.tables),
         };
+        // A nested component instantiated several times creates its core
+        // instances each time, which the file does not say: assume the bound.
+        let core_instances = if info.instantiates_components {
+            bounds.core_instances
+        } else {
+            info.core_instances.clamp(1, bounds.core_instances)
+        };
         CallNeeds {
-            core_instances: info.core_instances.clamp(1, bounds.core_instances),
+            core_instances,
             memories,
             tables,
         }
@@ -62,7 +69,7 @@ pub(super) fn concurrency(needs: &CallNeeds, asked: Option<u32>, pool: &PoolCapa
 /// atomic operation each while there is room (no lock, unlike a tokio
 /// semaphore's release); only a call that finds the gate full waits.
 pub(super) struct CallGate {
-    limit: u32,
+    limit: AtomicU32,
     running: AtomicU32,
     waiting: AtomicU32,
     freed: Notify,
@@ -84,17 +91,25 @@ impl Drop for Inside<'_> {
 impl CallGate {
     pub(super) fn new(limit: u32) -> Self {
         CallGate {
-            limit: limit.max(1),
+            limit: AtomicU32::new(limit.max(1)),
             running: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             freed: Notify::new(),
         }
     }
 
+    /// Changes how many calls may be inside at once (a new version of the
+    /// skill); calls inside stay, and count against it.
+    pub(super) fn set_limit(&self, limit: u32) {
+        self.limit.store(limit.max(1), Ordering::Release);
+        self.freed.notify_waiters();
+    }
+
     fn try_enter(&self) -> Option<Inside<'_>> {
+        let limit = self.limit.load(Ordering::Acquire);
         self.running
             .try_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
+                (n < limit).then_some(n + 1)
             })
             .ok()
             .map(|_| Inside(self))
@@ -106,21 +121,36 @@ impl CallGate {
         if let Some(inside) = self.try_enter() {
             return Some(inside);
         }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted as waiting until this returns or is dropped.
+        let _waiting = Waiting::new(&self.waiting);
         let deadline = tokio::time::Instant::now() + wait;
-        let entered = loop {
+        loop {
             let freed = self.freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
             if let Some(inside) = self.try_enter() {
-                break Some(inside);
+                return Some(inside);
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                break self.try_enter();
+                return self.try_enter();
             }
-        };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        entered
+        }
+    }
+}
+
+/// One call waiting at a gate, however its wait ends.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -142,6 +172,10 @@ mod tests {
         drop(a);
         assert!(waiter.await.unwrap());
         assert_eq!(gate.running.load(Ordering::Acquire), 1);
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        // A wider gate lets the next in at once.
+        gate.set_limit(3);
+        assert!(gate.enter(Duration::ZERO).await.is_some());
     }
 
     fn pool() -> PoolCapacity {

@@ -52,7 +52,8 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// A connection with no request in flight is closed after this.
     pub idle_timeout: Duration,
-    /// The whole body of a request must arrive within this.
+    /// The whole body of a request must arrive within this, plus a second
+    /// per MiB its `Content-Length` declares.
     pub body_timeout: Duration,
     /// After SIGTERM, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
@@ -69,6 +70,10 @@ impl Default for HttpConfig {
         }
     }
 }
+
+/// The slowest upload that still meets its deadline, in bytes a second:
+/// a body's deadline is the body timeout plus a second per MiB declared.
+const MIN_UPLOAD_RATE: u64 = 1 << 20;
 
 /// File descriptors kept free of connections: the state databases, the
 /// skills being read, the artifact cache, outgoing connections.
@@ -194,8 +199,13 @@ async fn shed(mut stream: TcpStream) {
         "the host is at its connection limit (--max-connections); try again shortly",
         Some("Retry-After: 1\r\n"),
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
-    let _ = stream.shutdown().await;
+    if let Ok(Ok(())) =
+        tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await
+    {
+        // Read what the client sent, so that the close does not reset the
+        // connection before the client has read the answer.
+        linger_for(stream, Duration::from_millis(200)).await;
+    }
 }
 
 /// A whole HTTP/1.1 error answer, `Connection: close`, as bytes.
@@ -271,7 +281,11 @@ async fn serve_connection(
 /// dropped for a moment. Closing with unread bytes would make the kernel
 /// reset the connection, and a reset can discard the answer before the
 /// client reads it.
-async fn linger(mut stream: TcpStream) {
+async fn linger(stream: TcpStream) {
+    linger_for(stream, Duration::from_secs(2)).await
+}
+
+async fn linger_for(mut stream: TcpStream, time: Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if stream.shutdown().await.is_err() {
         return;
@@ -286,7 +300,7 @@ async fn linger(mut stream: TcpStream) {
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    let _ = tokio::time::timeout(time, drain).await;
 }
 
 /// What a connection is doing, for its watchdog.
@@ -300,6 +314,8 @@ struct Activity {
     first_byte_ms: AtomicU64,
     /// The body of the request in flight missed its deadline.
     body_late: AtomicBool,
+    /// Requests begun on this connection.
+    requests: AtomicU32,
 }
 
 const NONE: u64 = u64::MAX;
@@ -312,6 +328,7 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             first_byte_ms: AtomicU64::new(NONE),
             body_late: AtomicBool::new(false),
+            requests: AtomicU32::new(0),
         }
     }
 
@@ -329,12 +346,19 @@ impl Activity {
 
     fn wrote_some(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0 {
-            self.idle_since_ms.store(self.now_ms(), Ordering::Relaxed);
+            let now = self.now_ms();
+            self.idle_since_ms.store(now, Ordering::Relaxed);
+            // The next request's bytes came while an answer was still being
+            // written: its headers are timed from the end of the answer.
+            if self.first_byte_ms.load(Ordering::Relaxed) != NONE {
+                self.first_byte_ms.store(now, Ordering::Relaxed);
+            }
         }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         self.first_byte_ms.store(NONE, Ordering::Relaxed);
         self.body_late.store(false, Ordering::Relaxed);
         InFlight(self.clone())
@@ -357,7 +381,13 @@ impl Activity {
             } else {
                 match self.first_byte_ms.load(Ordering::Relaxed) {
                     NONE => {
-                        let idle_at = self.idle_since_ms.load(Ordering::Relaxed) + idle;
+                        // A connection that has not sent a request yet gets
+                        // no longer than a header timeout to start one.
+                        let quiet = match self.requests.load(Ordering::Relaxed) {
+                            0 => idle.min(header),
+                            _ => idle,
+                        };
+                        let idle_at = self.idle_since_ms.load(Ordering::Relaxed) + quiet;
                         (idle_at, Some("idle keep-alive timeout")).min((now + header, None))
                     }
                     first => (
@@ -403,7 +433,15 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = self.activity.begin();
-        let timeout = self.body_timeout;
+        // A large upload may take longer: its deadline grows by a second
+        // for each MiB it declares.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let timeout = self.body_timeout + Duration::from_secs(declared / MIN_UPLOAD_RATE);
         let request = request.map(|body| {
             if http_body::Body::is_end_stream(&body) {
                 Body::new(body)

@@ -285,16 +285,7 @@ impl Server {
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
         let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));
-        let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
-            let n = &config.nightly_ingest;
-            schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
-        });
         let registry = Registry::new(runtime, capabilities, config.registry).await?;
-        let watch = registry.watch()?;
-        let loading = tokio::spawn({
-            let registry = registry.clone();
-            async move { registry.load_all().await }
-        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -305,6 +296,16 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        // Nothing runs in the background before the host is sure to start.
+        let watch = registry.watch()?;
+        let loading = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.load_all().await }
+        });
+        let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
+            let n = &config.nightly_ingest;
+            schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
+        });
         let mut http = config.http;
         http.max_connections = http::fit_connection_limit(http.max_connections);
         let state = AppState::new(api::Services {

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Taken before a call goes to the blocking pool: calls queue here,
+    /// asleep, rather than as blocking threads waiting on the connection.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -30,6 +33,7 @@ impl Db {
         setup(&mut conn)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -39,6 +43,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> R + Send + 'static,
         R: Send + 'static,
     {
+        let _turn = self.turn.lock().await;
         let conn = self.conn.clone();
         match tokio::task::spawn_blocking(move || f(&mut lock(&conn))).await {
             Ok(result) => result,

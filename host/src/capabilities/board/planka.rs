@@ -260,7 +260,11 @@ impl PlankaBoard {
                         .and_then(|v| v.to_str().ok())
                         .is_some_and(|v| v.starts_with("text/html"));
                     let text = response.text().await.unwrap_or_default();
-                    if html || text.trim_start().starts_with('<') {
+                    // A web page where the API should answer: the wrong
+                    // address. (A proxy's page for a 5xx is Planka being
+                    // down, and is retried as such.)
+                    let page = html || text.trim_start().starts_with('<');
+                    if page && (status.is_success() || status == StatusCode::NOT_FOUND) {
                         return Err(Failure::Board(self.not_the_api(&method, path, status)));
                     }
                     if status.is_success() {
