@@ -108,6 +108,9 @@ impl RegistryConfig {
     }
 }
 
+/// A component's bytes, shared (not copied) by the steps of a load.
+type Bytes = Arc<Vec<u8>>;
+
 /// The largest sidecar manifest, in bytes.
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
 
@@ -829,7 +832,7 @@ impl Registry {
     async fn build_version(
         &self,
         slot: &Slot,
-        bytes: Arc<[u8]>,
+        bytes: Bytes,
         sha: String,
         sidecar: Option<String>,
         workflow: Option<String>,
@@ -913,7 +916,7 @@ impl Registry {
         &self,
         slot: &Slot,
         version: Version,
-        bytes: Arc<[u8]>,
+        bytes: Bytes,
         record: bool,
     ) -> Result<Published, RegistryError> {
         let storage = |e: String| RegistryError::Storage(e);
@@ -1030,7 +1033,7 @@ impl Registry {
         let (slot, _guard) = self.lock_slot(&name, true).await.expect("created");
         let result = async {
             let sidecar = self.read_sidecar(&name).await?;
-            let bytes: Arc<[u8]> = bytes.into();
+            let bytes: Bytes = Arc::new(bytes);
             let sha = {
                 let bytes = bytes.clone();
                 blocking(move || sha256_hex(&bytes)).await
@@ -1097,7 +1100,7 @@ impl Registry {
         &self,
         slot: &Slot,
         version: Version,
-        bytes: Arc<[u8]>,
+        bytes: Bytes,
         workflow: Option<&str>,
     ) -> Result<Published, RegistryError> {
         self.write_main_file(&slot.name, &bytes, workflow).await?;
@@ -1139,7 +1142,7 @@ impl Registry {
     async fn write_main_file(
         &self,
         name: &SkillName,
-        bytes: &Arc<[u8]>,
+        bytes: &Bytes,
         workflow: Option<&str>,
     ) -> Result<(), RegistryError> {
         let dir = self.config.skills_dir.clone();
@@ -1153,8 +1156,8 @@ impl Registry {
                 format!("{name}{}", crate::workflow::SUFFIX),
             ),
         };
-        let content: Arc<[u8]> = match workflow {
-            Some(source) => Arc::from(source.as_bytes()),
+        let content: Bytes = match workflow {
+            Some(source) => Arc::new(source.as_bytes().to_vec()),
             None => bytes.clone(),
         };
         blocking(move || {
@@ -1184,17 +1187,14 @@ impl Registry {
         let (Some(current), Some(target)) = (history.first(), history.get(1)) else {
             return Err(RegistryError::NothingToRollBack(name.to_string()));
         };
-        let bytes: Arc<[u8]> = {
+        let bytes: Bytes = {
             let (artifacts, sha) = (self.artifacts.clone(), target.sha256.clone());
-            blocking(move || artifacts.blob(&sha))
-                .await
-                .map_err(|e| {
-                    storage(format!(
-                        "the bytes of version {} are gone: {e}",
-                        target.sha256
-                    ))
-                })?
-                .into()
+            Arc::new(blocking(move || artifacts.blob(&sha)).await.map_err(|e| {
+                storage(format!(
+                    "the bytes of version {} are gone: {e}",
+                    target.sha256
+                ))
+            })?)
         };
         let version = self
             .build_version(
@@ -1510,7 +1510,7 @@ enum FileKind {
 /// A skill's files, read and hashed.
 struct Inputs {
     /// The main file's bytes: the component, or the workflow's source.
-    main: Arc<[u8]>,
+    main: Bytes,
     /// sha256 of `main` (for a component, its version's sha256).
     main_sha: String,
     /// The workflow source, when the skill is a `NAME.workflow.md`.
@@ -1636,7 +1636,7 @@ fn read_inputs(
         .map_or_else(|| "-".to_string(), |s| sha256_hex(s.as_bytes()));
     Ok(Inputs {
         key: format!("{main_sha}:{sidecar_sha}:{fingerprint}"),
-        main: main.into(),
+        main: Arc::new(main),
         main_sha,
         workflow,
         sidecar,
@@ -1689,13 +1689,13 @@ fn remove_if_there(path: &Path) -> Result<(), RegistryError> {
 async fn compile_workflow(
     name: &SkillName,
     source: String,
-) -> Result<(Arc<[u8]>, String), LoadFailure> {
+) -> Result<(Bytes, String), LoadFailure> {
     let name = name.to_string();
     tokio::task::spawn_blocking(
         move || match crate::workflow::compile(&source, Some(&name)) {
             Ok(compiled) => {
                 let sha = sha256_hex(&compiled.component);
-                Ok((compiled.component.into(), sha))
+                Ok((Arc::new(compiled.component), sha))
             }
             Err(crate::workflow::CompileError::Invalid(diags)) => Err(LoadFailure::from(
                 diags.render(&format!("{name}{}", crate::workflow::SUFFIX), &source),
