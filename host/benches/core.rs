@@ -30,45 +30,25 @@
 
 #[path = "support/percentile.rs"]
 mod percentile;
+#[path = "support/skills.rs"]
+mod skills;
 use axum::routing::post;
 use darkfactory::registry::RegistryConfig;
 use darkfactory::runtime::{Runtime, RuntimeConfig};
 use darkfactory::server::{Server, ServerConfig};
 use percentile::percentile;
 use serde_json::Value;
+use skills::{wasm, with_nonce};
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn wasm(skill: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/skill")
-        .join(format!("skill_{}.wasm", skill.replace('-', "_")));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make skills` first", path.display()))
-}
-
 /// The floor component, assembled from its text.
 fn floor() -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/floor.wat");
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Appends a custom section so the bytes (and the sha256) differ while the
-/// component stays the same: a cache miss on demand.
-fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
-    let name = b"bench-nonce";
-    let payload = nonce.to_le_bytes();
-    let mut section = vec![name.len() as u8];
-    section.extend_from_slice(name);
-    section.extend_from_slice(&payload);
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(section.len() as u8); // LEB128 of a length < 128
-    out.extend_from_slice(&section);
-    out
 }
 
 fn fmt_us(d: Duration) -> String {

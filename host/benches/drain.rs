@@ -17,32 +17,12 @@
 
 #[path = "support/percentile.rs"]
 mod percentile;
+#[path = "support/skills.rs"]
+mod skills;
 use percentile::percentile;
+use skills::{wasm, with_nonce};
 use std::io::BufRead;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn wasm(skill: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/skill")
-        .join(format!("skill_{}.wasm", skill.replace('-', "_")));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make skills` first", path.display()))
-}
-
-/// The component with a custom section holding `nonce`: other bytes, the
-/// same code.
-fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
-    let name = b"bench-nonce";
-    let mut section = vec![name.len() as u8];
-    section.extend_from_slice(name);
-    section.extend_from_slice(&nonce.to_le_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    out.push(section.len() as u8);
-    out.extend_from_slice(&section);
-    out
-}
 
 /// A field of `/proc/PID/status`, the number before its unit.
 fn proc_status(pid: u32, field: &str) -> u64 {

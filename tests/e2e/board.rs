@@ -1,6 +1,6 @@
 //! The embedded board end to end: the HTTP API, its errors and the CLI.
 
-use crate::harness::{assert_error, run_cli, run_cli_as, wasm, Dirs, Host};
+use crate::harness::{assert_error, refused_start, run_cli, run_cli_as, wasm, Dirs, Host};
 use serde_json::{json, Value};
 
 async fn post(host: &Host, path: &str, body: Value) -> (u16, Value) {
@@ -194,23 +194,11 @@ async fn board_commands_against_a_running_host() {
     );
 
     // More cards than one page holds: the CLI follows the cursor.
-    let adds: Vec<_> = (0..1004)
-        .map(|i| {
-            let (http, url) = (host.http.clone(), host.url.clone());
-            tokio::spawn(async move {
-                http.post(format!("{url}/api/board/cards"))
-                    .json(&json!({"title": format!("bulk {i}"), "list": "Review"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
+    let bulk = (0..1004)
+        .map(|i| json!({"title": format!("bulk {i}"), "list": "Review"}))
         .collect();
-    for add in adds {
-        assert_eq!(add.await.unwrap(), 201);
-    }
+    let statuses = host.post_all_at_once("/api/board/cards", bulk).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     let (ok, out, err) = run(&["board", "list", "--json"]);
     assert!(ok, "{err}");
     let body: Value = serde_json::from_str(&out).unwrap();
@@ -480,20 +468,12 @@ async fn planka_webhooks_need_their_secret_and_only_the_boards_events_are_kept()
     let (status, err) = host.send(host.http.post(&url).json(&delivery)).await;
     assert_error(status, &err, 404, "webhooks_off");
     host.stop();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
-        .arg(&dirs.skills)
-        .arg("--data")
-        .arg(&dirs.data)
-        .args(["--planka-webhook-secret", "whsecret"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--planka-url"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = refused_start(
+        &dirs.skills,
+        &dirs.data,
+        &["--planka-webhook-secret", "whsecret"],
     );
+    assert!(stderr.contains("--planka-url"), "{stderr}");
 }
 
 #[tokio::test]
@@ -653,23 +633,11 @@ async fn planka_is_held_to_its_own_limits_and_explains_its_refusals() {
     );
 
     // Six cards added at once get six positions, in order.
-    let adds: Vec<_> = (0..6)
-        .map(|i| {
-            let (http, url) = (host.http.clone(), host.url.clone());
-            tokio::spawn(async move {
-                http.post(format!("{url}/api/board/cards"))
-                    .json(&json!({"title": format!("burst {i}"), "list": "Review"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
+    let burst = (0..6)
+        .map(|i| json!({"title": format!("burst {i}"), "list": "Review"}))
         .collect();
-    for add in adds {
-        assert_eq!(add.await.unwrap(), 201);
-    }
+    let statuses = host.post_all_at_once("/api/board/cards", burst).await;
+    assert_eq!(statuses, [201; 6]);
     let review = server.stub.list_id("Review");
     let mut positions: Vec<f64> = server
         .stub
@@ -687,33 +655,9 @@ async fn planka_is_held_to_its_own_limits_and_explains_its_refusals() {
 async fn a_planka_url_that_is_a_web_page_stops_the_host_from_starting() {
     let server = planka_stub::start(false).await;
     let dirs = Dirs::new();
-    let mut args = planka_args(&format!("{}/boards/{}", server.url, planka_stub::BOARD_ID));
-    args.splice(
-        0..0,
-        ["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()],
-    );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-        .args(&args)
-        .arg("--skills")
-        .arg(&dirs.skills)
-        .arg("--data")
-        .arg(&dirs.data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // It must stop by itself; a host that started would run for ever.
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("the host started with a web page as its Planka URL");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let args = planka_args(&format!("{}/boards/{}", server.url, planka_stub::BOARD_ID));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stderr = refused_start(&dirs.skills, &dirs.data, &args);
     assert!(
         stderr.contains("web page") && stderr.contains("--planka-url"),
         "{stderr}"

@@ -175,6 +175,22 @@ impl Host {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs every body to `path` at once; their statuses, in order.
+    pub async fn post_all_at_once(&self, path: &str, bodies: Vec<Value>) -> Vec<u16> {
+        let posts: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let request = self.http.post(format!("{}{path}", self.url)).json(&body);
+                tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for post in posts {
+            statuses.push(post.await.unwrap());
+        }
+        statuses
+    }
+
     /// The host's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -358,6 +374,34 @@ pub fn raw_status(url: &str, path: &str) -> Option<u16> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
     answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// Starts `serve` on `skills` and `data` with `args`, which must make it
+/// refuse to start: its standard error. A host that starts anyway (and
+/// would run for ever) fails the test after 20 s.
+pub fn refused_start(skills: &Path, data: &Path, args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
+        .arg(skills)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("DARKFACTORY_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start darkfactory");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the host started with {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Sends `request` as it is over a new connection and reads one answer:

@@ -3,7 +3,7 @@
 //! and headers of any size, and readers without a token. The host bounds
 //! what each costs, answers in JSON, and still stops on SIGTERM.
 
-use crate::harness::{assert_error, raw_request, wasm, Dirs, Host};
+use crate::harness::{assert_error, raw_request, refused_start, wasm, Dirs, Host};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -176,17 +176,8 @@ async fn with_a_token_every_api_read_needs_it_and_a_read_token_only_reads() {
             "same as --token",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
-            .arg(&dirs.skills)
-            .arg("--data")
-            .arg(dirs.data.parent().unwrap().join("other-data"))
-            .args(&args)
-            .env_remove("DARKFACTORY_TOKEN")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
+        let other_data = dirs.data.parent().unwrap().join("other-data");
+        let stderr = refused_start(&dirs.skills, &other_data, &args);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }

@@ -49,21 +49,12 @@ pub(super) async fn heartbeat(
     Ok(Json(json!(fleet(&state)?.heartbeat(beat).await?)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    /// Agents on this page (default 100, at most 1000).
-    limit: Option<usize>,
-    /// `next_cursor` of the previous page: the last agent's name.
-    cursor: Option<String>,
-}
-
 /// `GET /api/capabilities?limit=&cursor=`: the counts of agents up, stale
 /// and down, and one page of agents by name with `next_cursor` when there
 /// are more.
 pub(super) async fn list(
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<super::PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|r| {
         ApiError::new(

@@ -164,6 +164,16 @@ impl Services {
     }
 }
 
+/// The query of a listing paged by name.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    /// Items on this page (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page: the last item's name.
+    pub cursor: Option<String>,
+}
+
 /// The page size a listing asked for, or `400 code` when it is out of range.
 pub(crate) fn page_limit(limit: Option<usize>, code: &str) -> Result<usize, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);

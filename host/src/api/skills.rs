@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// `GET /healthz`: the host answers (liveness), with counts of its skills.
@@ -41,20 +40,11 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    /// Skills on this page (default 100, at most 1000).
-    limit: Option<usize>,
-    /// `next_cursor` of the previous page: the last skill's name.
-    cursor: Option<String>,
-}
-
 /// `GET /api/skills?limit=&cursor=`: a page of skills by name, with
 /// `next_cursor` when there are more.
 pub(super) async fn list(
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<super::PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query
         .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))?;

@@ -577,15 +577,7 @@ impl Registry {
         let entries = blocking(move || dir.entries())
             .await
             .map_err(RegistryError::Storage)?;
-        let mut names: Vec<SkillName> = entries
-            .iter()
-            .filter_map(|file| skill_file_name(Path::new(file)))
-            .filter(|(_, kind)| *kind != FileKind::Sidecar)
-            .map(|(name, _)| name)
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(skill_names(&entries))
     }
 
     /// The skill of that name, if loaded (or failed to load).
@@ -1548,15 +1540,7 @@ fn open_storage(
         .map_err(|e| storage("the artifact store in", &config.data_dir, e))?;
     let state = StateStore::open(&config.data_dir.join("state.db"))
         .map_err(|e| RegistryError::Storage(e.to_string()))?;
-    let entries = dir.entries().map_err(RegistryError::Storage)?;
-    let mut names: Vec<SkillName> = entries
-        .iter()
-        .filter_map(|file| skill_file_name(Path::new(file)))
-        .filter(|(_, kind)| *kind != FileKind::Sidecar)
-        .map(|(name, _)| name)
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = skill_names(&dir.entries().map_err(RegistryError::Storage)?);
     let mut failures = HashMap::new();
     for row in state
         .load_failures()
@@ -1708,6 +1692,20 @@ async fn compile_workflow(
         message: format!("the workflow compiler failed: {e}"),
         transient: true,
     })?
+}
+
+/// The skills among the entries of the skills directory (those with a main
+/// file), sorted.
+fn skill_names(entries: &[String]) -> Vec<SkillName> {
+    let mut names: Vec<SkillName> = entries
+        .iter()
+        .filter_map(|file| skill_file_name(Path::new(file)))
+        .filter(|(_, kind)| *kind != FileKind::Sidecar)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// `NAME.wasm`, `NAME.workflow.md` or `NAME.toml` with a valid name;
