@@ -28,6 +28,8 @@
 //! instantiate + call of each, interleaved so that every build sees the same
 //! moments of a noisy machine, 30 batches, the median of the batch medians.
 
+#[path = "support/host.rs"]
+mod host;
 #[path = "support/percentile.rs"]
 mod percentile;
 #[path = "support/skills.rs"]
@@ -39,7 +41,6 @@ use darkfactory::server::{Server, ServerConfig};
 use percentile::percentile;
 use serde_json::Value;
 use skills::{wasm, with_nonce};
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -609,25 +610,11 @@ fn startup() {
     // 200: every skill loaded): the host listens before its skills load.
     let start = |label: &str| -> (Duration, Duration) {
         let t0 = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
-            .arg(&skills)
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .env("DARKFACTORY_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (mut child, url) = host::spawn(&skills, &dir.path().join("data"));
         let listening = t0.elapsed();
-        let addr = line
-            .trim()
-            .strip_prefix("darkfactory listening on http://")
-            .unwrap_or_else(|| panic!("{label}: {line}"))
+        let addr = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("{label}: {url}"))
             .to_string();
         while ready_status(&addr) != Some(200) {
             std::thread::sleep(Duration::from_millis(1));

@@ -15,13 +15,14 @@
 //! Goals (the hardening issue): peak RSS ≤ 1.5 GB, `echo` p99 ≤ 20 ms
 //! during the drain.
 
+#[path = "support/host.rs"]
+mod host;
 #[path = "support/percentile.rs"]
 mod percentile;
 #[path = "support/skills.rs"]
 mod skills;
 use percentile::percentile;
 use skills::{wasm, with_nonce};
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 /// A field of `/proc/PID/status`, the number before its unit.
@@ -49,26 +50,8 @@ fn main() {
     std::fs::create_dir_all(&staging).unwrap();
     let echo = wasm("echo");
     std::fs::write(skills.join("echo.wasm"), &echo).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_darkfactory"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--skills"])
-        .arg(&skills)
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .env("DARKFACTORY_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, addr) = host::spawn(&skills, &dir.path().join("data"));
     let pid = child.id();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("darkfactory listening on ")
-        .expect("the host did not start")
-        .to_string();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -369,7 +369,7 @@ fn without_values(message: &str) -> String {
         rest = &after[len + 1..];
     }
     out.push_str(rest);
-    crate::runtime::bounded::cut(&out, 512)
+    crate::runtime::bounded::cut_owned(out, 512)
 }
 
 /// The keys a manifest may set, as its errors may name them.

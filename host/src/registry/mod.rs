@@ -51,7 +51,7 @@ pub use watch::WatchHandle;
 
 use crate::capabilities::skills::{SkillCallError, SkillInvoker};
 use crate::capabilities::{check_imports, Capabilities, SkillContext};
-use crate::runtime::bounded::{cut, MAX_MESSAGE_BYTES};
+use crate::runtime::bounded::{cut, cut_owned, MAX_MESSAGE_BYTES};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
 use crate::state::{FailureRow, StateStore, VersionRow};
 use arc_swap::ArcSwapOption;
@@ -766,7 +766,7 @@ impl Registry {
     /// Records why the skill's newest input did not load; a lasting failure
     /// with a `key` is also kept in the state database.
     async fn fail(&self, slot: &Slot, key: Option<String>, error: String, transient: bool) {
-        let error = cut(&error, MAX_MESSAGE_BYTES);
+        let error = cut_owned(error, MAX_MESSAGE_BYTES);
         let at = SystemTime::now();
         let (repeated, was_kept) = {
             let mut f = lock(&slot.failure);
@@ -1280,7 +1280,7 @@ impl Registry {
                 .take(5)
                 .map(|e| {
                     let at = e.instance_path().to_string();
-                    let e = cut(&e.to_string(), 512);
+                    let e = cut_owned(e.to_string(), 512);
                     if at.is_empty() {
                         e
                     } else {

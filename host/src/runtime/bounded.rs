@@ -7,6 +7,8 @@
 //! call or one file cannot make a line of the log, or an answer, as large as
 //! it likes.
 
+use std::borrow::Cow;
+
 /// Longest error code a skill may return; longer codes are cut.
 pub const MAX_CODE_CHARS: usize = 64;
 /// Longest error message, trap text or load error the host repeats.
@@ -15,12 +17,26 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 pub const MAX_FRAME_BYTES: usize = 256;
 
 /// Cuts `text` to at most `max` bytes on a character boundary; a cut text
-/// ends with a marker that says how long it was.
-pub fn cut(text: &str, max: usize) -> String {
+/// ends with a marker that says how long it was. Text within the bound is
+/// borrowed, not copied.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
-    format!("{}… [cut: {} bytes in all]", prefix(text, max), text.len())
+    Cow::Owned(format!(
+        "{}… [cut: {} bytes in all]",
+        prefix(text, max),
+        text.len()
+    ))
+}
+
+/// [`cut`] of an owned text: the same text, not a copy, when it is within
+/// the bound.
+pub fn cut_owned(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    cut(&text, max).into_owned()
 }
 
 /// Cuts an error code to [`MAX_CODE_CHARS`] characters, the last of which
@@ -44,8 +60,8 @@ pub fn cut_lines(text: &str, max_line: usize, max: usize) -> String {
     if text.len() <= max && text.lines().all(|l| l.len() <= max_line) {
         return text.to_string();
     }
-    let lines: Vec<String> = text.lines().map(|l| cut(l, max_line)).collect();
-    cut(&lines.join("\n"), max)
+    let lines: Vec<Cow<'_, str>> = text.lines().map(|l| cut(l, max_line)).collect();
+    cut(&lines.join("\n"), max).into_owned()
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a

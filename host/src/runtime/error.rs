@@ -1,6 +1,6 @@
 //! Errors of compiling, linking and calling a skill.
 
-use super::bounded::{cut, cut_lines, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use super::bounded::{cut_lines, cut_owned, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use super::limiter::OverBudget;
 use super::CallLimits;
 use std::time::Duration;
@@ -82,7 +82,7 @@ impl InvokeError {
         }
         // The root cause says what happened; the wasm backtrace (context)
         // says where. Lead with the cause so the first line is the answer.
-        let cause = cut(&err.root_cause().to_string(), MAX_MESSAGE_BYTES);
+        let cause = cut_owned(err.root_cause().to_string(), MAX_MESSAGE_BYTES);
         let detail = match err.downcast_ref::<wasmtime::WasmBacktrace>() {
             Some(backtrace) => format!("{cause}\n{backtrace}"),
             None => format!("{err:#}"),

@@ -206,7 +206,7 @@ impl Runtime {
             // The skill chose these words: the host repeats a bounded part.
             Ok(Ok(Err(skill_error))) => Err(InvokeError::Skill {
                 code: bounded::cut_code(&skill_error.code),
-                message: bounded::cut(&skill_error.message, bounded::MAX_MESSAGE_BYTES),
+                message: bounded::cut_owned(skill_error.message, bounded::MAX_MESSAGE_BYTES),
             }),
             Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
             Err(_) => {

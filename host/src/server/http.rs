@@ -442,13 +442,13 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let timeout = self.body_timeout + Duration::from_secs(declared / MIN_UPLOAD_RATE);
-        let request = request.map(|body| {
-            if http_body::Body::is_end_stream(&body) {
-                Body::new(body)
-            } else {
-                Body::new(DeadlineBody::new(body, timeout, self.activity.clone()))
-            }
-        });
+        let (parts, body) = request.into_parts();
+        let body = if http_body::Body::is_end_stream(&body) {
+            Body::new(body)
+        } else {
+            Body::new(DeadlineBody::new(body, timeout, self.activity.clone()))
+        };
+        let request = Request::from_parts(parts, body);
         let router = self.router.clone();
         let activity = self.activity.clone();
         Box::pin(async move {

@@ -576,11 +576,11 @@ fn explained(message: &str, body: &Value) -> String {
         .and_then(Value::as_array)
         .map(|p| p.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let message = crate::runtime::bounded::cut(message, 512);
+    let message = crate::runtime::bounded::cut(message, 512).into_owned();
     if problems.is_empty() {
         return message;
     }
-    let problems = crate::runtime::bounded::cut(&problems.join("; "), 1024);
+    let problems = crate::runtime::bounded::cut_owned(problems.join("; "), 1024);
     if message.is_empty() {
         problems
     } else {

@@ -2,6 +2,7 @@
 
 use super::MAX_MESSAGE_BYTES;
 use crate::runtime::bindings::darkfactory::skill::{log, types};
+use crate::runtime::bounded::cut;
 use crate::runtime::SkillState;
 
 impl types::Host for SkillState {}
@@ -11,7 +12,7 @@ impl log::Host for SkillState {
         if !self.take_log_record() {
             return Ok(());
         }
-        let message = truncate(&message, MAX_MESSAGE_BYTES);
+        let message = cut(&message, MAX_MESSAGE_BYTES);
         let skill = self.skill();
         match level {
             log::Level::Trace => {
@@ -31,30 +32,5 @@ impl log::Host for SkillState {
             }
         }
         Ok(())
-    }
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary.
-fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= max {
-        return s.into();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [cut, {} bytes in all]", &s[..end], s.len()).into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate;
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("héllo", 64), "héllo");
-        let cut = truncate("héllo", 2);
-        assert!(cut.starts_with('h'));
-        assert!(cut.contains("6 bytes in all"));
     }
 }

@@ -12,6 +12,7 @@
 
 use super::corpus::{self, Malformed, Position};
 use super::{Memory, MemoryError, Metadata, Namespace, NewMemory};
+use crate::runtime::bounded::prefix;
 use crate::state::{StateStore, Watermark};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -249,10 +250,10 @@ impl Ingestor {
             }
             let mut metadata = Metadata::new();
             if let Some(session) = &exchange.session_id {
-                metadata.insert("session".into(), truncate(session, 200));
+                metadata.insert("session".into(), prefix(session, 200).to_string());
             }
             if let Some(name) = &file_name {
-                metadata.insert("file".into(), truncate(name, 200));
+                metadata.insert("file".into(), prefix(name, 200).to_string());
                 metadata.insert("line".into(), exchange.line.to_string());
             }
             metadata.insert("density".into(), format!("{:.2}", quality.density));
@@ -441,14 +442,6 @@ async fn off_worker<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| IngestError::Io(format!("the reading thread failed: {e}")))?
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }
 
 /// A file, or the `*.jsonl` files under a directory (sorted, recursive).
