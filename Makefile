@@ -3,7 +3,9 @@
 #   make run    build the example skills and start a host serving them on
 #               127.0.0.1:8080 (embedded defaults, no external service)
 #   make test   formatting, lints, unit and end-to-end tests (installs
-#               redis-server with apt when missing: the fleet's Redis tests)
+#               redis-server with apt when missing: the fleet's Redis tests;
+#               componentize-py from PyPI and componentize-js from npm: the
+#               Python and JavaScript skills)
 #   make bench  the benchmarks of docs/benchmarks.md
 #
 # Each installs the pinned toolchain and its Wasm targets with rustup
@@ -25,7 +27,15 @@ WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench toolchain skills redis
+# Skills in other languages (skills/skill-notes-py, skills/skill-notes-js),
+# built with the toolchains their authors use. jco 1.35.0 cannot read a WIT
+# path, so JavaScript is built with componentize-js's own CLI.
+COMPONENTIZE_PY := 0.25.1
+COMPONENTIZE_JS := 0.23.0
+LANG_DIR := target/lang-skills
+JS_TOOLS := target/lang-tools
+
+.PHONY: run test bench toolchain skills redis lang-tools lang-skills
 
 # The Redis fleet registry's tests run against a real redis-server.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -50,6 +60,39 @@ redis:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+lang-tools:
+	@componentize-py --version 2>/dev/null | grep -qx "componentize-py $(COMPONENTIZE_PY)" || { \
+		echo "installing componentize-py $(COMPONENTIZE_PY) (PyPI)"; \
+		python3 -m pip install --quiet --disable-pip-version-check "componentize-py==$(COMPONENTIZE_PY)"; }
+	@grep -qs '"version": "$(COMPONENTIZE_JS)"' \
+		$(JS_TOOLS)/node_modules/@bytecodealliance/componentize-js/package.json || { \
+		echo "installing componentize-js $(COMPONENTIZE_JS) (npm)"; \
+		mkdir -p $(JS_TOOLS) && npm install --silent --no-audit --no-fund --prefix $(JS_TOOLS) \
+			"@bytecodealliance/componentize-js@$(COMPONENTIZE_JS)"; }
+
+# Each is rebuilt only when its source, the WIT or the toolchain changed
+# (a build takes 5-10 s): the key of the last build is kept beside it.
+lang-skills: lang-tools
+	cargo build --release -p darkfactory
+	@mkdir -p $(LANG_DIR)
+	@key=$$( (cat skills/skill-notes-py/app.py wit/*.wit wit/wasi/*.wit; componentize-py --version) \
+		| sha256sum | cut -c1-16); \
+	if [ "$$(cat $(LANG_DIR)/notes-py.key 2>/dev/null)" != "$$key" ]; then \
+		echo "building notes-py (componentize-py)"; \
+		rm -rf $(LANG_DIR)/notes-py; \
+		./target/release/darkfactory new notes-py --lang python --into $(LANG_DIR) >/dev/null; \
+		cp skills/skill-notes-py/app.py $(LANG_DIR)/notes-py/app.py; \
+		(cd $(LANG_DIR)/notes-py && componentize-py -q -d wit -w skill componentize app -o ../notes-py.wasm); \
+		echo "$$key" > $(LANG_DIR)/notes-py.key; \
+	fi
+	@key=$$( (cat skills/skill-notes-js/app.js wit/*.wit; echo $(COMPONENTIZE_JS)) | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(LANG_DIR)/notes-js.key 2>/dev/null)" != "$$key" ]; then \
+		echo "building notes-js (componentize-js)"; \
+		$(JS_TOOLS)/node_modules/.bin/componentize-js --wit wit --world-name skill \
+			-o $(LANG_DIR)/notes-js.wasm skills/skill-notes-js/app.js >/dev/null; \
+		echo "$$key" > $(LANG_DIR)/notes-js.key; \
+	fi
+
 skills: toolchain
 	cargo build --profile skill --target wasm32-wasip2 \
 		$(addprefix -p skill-,$(EXAMPLE_SKILLS) $(TEST_SKILLS))
@@ -68,7 +111,7 @@ run: skills
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
-test: skills redis
+test: skills redis lang-skills
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p darkfactory-workflow-vm --features guest \
@@ -76,9 +119,10 @@ test: skills redis
 	cargo test --release -p darkfactory -p darkfactory-sdk -p darkfactory-workflow-vm \
 		-p skill-text-stats
 
-bench: skills redis
+bench: skills redis lang-skills
 	cargo bench -p darkfactory --bench core
 	cargo bench -p darkfactory --bench memory
 	cargo bench -p darkfactory --bench fleet
 	cargo bench -p darkfactory --bench workflow
 	cargo bench -p darkfactory --bench drain
+	cargo bench -p darkfactory --bench languages

@@ -251,13 +251,24 @@ async fn the_blocked_skill_reads_the_board_within_its_grants() {
     let (status, err) = host.invoke("blocked", r#"{"longer_than": "soon"}"#).await;
     assert_error(status, &err, 422, "invalid-input");
 
-    // Without a board grant, a component that imports `board` is refused
-    // at load, and the serving version stays.
+    // Without a board grant, a component that imports `board` loads with
+    // the import listed, and every board call is denied.
     std::fs::write(dirs.skills.join("blocked.toml"), "board_read = []\n").unwrap();
-    let skill = host.wait_for_error("blocked", "grants no board list").await;
-    assert_eq!(skill["status"], "degraded", "{skill}");
-    let (status, _) = host.invoke("blocked", r#"{"longer_than": 0}"#).await;
-    assert_eq!(status, 200);
+    let skill = host
+        .wait_for("blocked", "the empty grant", |s| {
+            s["ungranted_imports"] == json!(["darkfactory:skill/board@0.1.0"])
+        })
+        .await;
+    assert_eq!(skill["status"], "ready", "{skill}");
+    let (status, err) = host.invoke("blocked", r#"{"longer_than": 0}"#).await;
+    assert_error(status, &err, 422, "board-denied");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may use no board list"),
+        "{err}"
+    );
 }
 
 #[path = "../support/planka_stub.rs"]

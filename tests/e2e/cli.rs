@@ -195,3 +195,108 @@ async fn memory_commands_against_a_running_host() {
     let (ok, _, err) = run(&["memory", "forget", &id]);
     assert!(!ok && err.contains("memory_not_found"), "{err}");
 }
+
+#[tokio::test]
+async fn manifest_embed_puts_a_manifest_into_any_component_and_show_reads_it() {
+    let dirs = Dirs::new();
+    let work = dirs.data.parent().unwrap().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // A component no SDK built (component WAT), and a Rust one whose SDK
+    // section the top-level one overrides.
+    let plain = work.join("plain.wasm");
+    std::fs::write(&plain, crate::components::build(&Default::default())).unwrap();
+    let rust = work.join("echo.wasm");
+    std::fs::write(&rust, wasm("echo")).unwrap();
+    let toml = work.join("manifest.toml");
+    std::fs::write(
+        &toml,
+        "description = \"embedded by the CLI\"\ndeadline_ms = 1234\nskills = []\n",
+    )
+    .unwrap();
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+
+    let out = darkfactory(&["manifest", "show", &arg(&plain)], None, None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no `darkfactory:manifest` section"));
+    for file in [&plain, &rust] {
+        let embedded = work.join(format!(
+            "with-{}",
+            file.file_name().unwrap().to_str().unwrap()
+        ));
+        let out = darkfactory(
+            &[
+                "manifest",
+                "embed",
+                &arg(file),
+                "--from",
+                &arg(&toml),
+                "-o",
+                &arg(&embedded),
+            ],
+            None,
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Twice over its own output: still one section, the new one.
+        let out = darkfactory(
+            &[
+                "manifest",
+                "embed",
+                &arg(&embedded),
+                "--from",
+                &arg(&toml),
+                "-o",
+                &arg(&embedded),
+            ],
+            None,
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = darkfactory(&["manifest", "show", &arg(&embedded)], None, None);
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("[skill]") && shown.contains("deadline_ms = 1234"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches("[skill]").count(), 1, "{shown}");
+        let name = if file == &plain { "plain" } else { "echo" };
+        dirs.install(name, &std::fs::read(&embedded).unwrap());
+    }
+    // A bad manifest is refused before anything is written.
+    std::fs::write(&toml, "deadline_ms = 0\n").unwrap();
+    let refused = work.join("refused.wasm");
+    let out = darkfactory(
+        &[
+            "manifest",
+            "embed",
+            &arg(&plain),
+            "--from",
+            &arg(&toml),
+            "-o",
+            &arg(&refused),
+        ],
+        None,
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`deadline_ms` is 0"));
+    assert!(!refused.exists());
+
+    // The host reads the embedded manifest, with no sidecar.
+    let host = Host::start(&dirs, &[]);
+    for name in ["plain", "echo"] {
+        let skill = host.skill(name).await;
+        assert_eq!(skill["status"], "ready", "{skill:#}");
+        assert_eq!(skill["deadline_ms"], 1234, "{skill:#}");
+        assert_eq!(skill["manifest"]["description"], "embedded by the CLI");
+    }
+    host.stop();
+}

@@ -7,13 +7,16 @@ mod components;
 mod harness;
 
 mod api_errors;
+mod authoring;
 mod board;
 mod cli;
 mod fleet;
 mod hostile_clients;
 mod hostile_components;
 mod hostile_files;
+mod idle;
 mod ingest;
+mod languages;
 mod lifecycle;
 mod memory;
 mod swap;

@@ -258,7 +258,7 @@ async fn a_skill_uses_only_the_namespaces_it_was_granted() {
 }
 
 #[tokio::test]
-async fn importing_memory_without_a_grant_is_refused_at_load() {
+async fn importing_memory_without_a_grant_loads_and_every_call_is_denied() {
     let dirs = Dirs::new();
     std::fs::write(
         dirs.skills.join("recall.toml"),
@@ -267,9 +267,32 @@ async fn importing_memory_without_a_grant_is_refused_at_load() {
     .unwrap();
     dirs.install("recall", &wasm("recall"));
     let host = Host::start(&dirs, &[]);
-    let skill = host
-        .wait_for_error("recall", "grants no memory namespace")
-        .await;
+    let skill = host.skill("recall").await;
+    assert_eq!(skill["status"], "ready", "{skill}");
+    assert_eq!(
+        skill["ungranted_imports"],
+        json!(["darkfactory:skill/memory@0.1.0"]),
+        "{skill}"
+    );
+    let (status, err) = host.invoke("recall", r#"{"recall": "x"}"#).await;
+    assert_error(status, &err, 422, "memory-denied");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("grants no namespace"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(dirs.log_path()).unwrap();
+    assert!(
+        log.contains("imports `darkfactory:skill/memory@0.1.0` but its manifest grants no memory namespace"),
+        "the load log warns"
+    );
+    host.stop();
+
+    // A host that wants the refusal back.
+    let host = Host::start(&dirs, &["--strict-imports"]);
+    let skill = host.wait_for_error("recall", "grants no memory namespace").await;
     assert!(
         skill["last_error"]
             .as_str()

@@ -20,6 +20,9 @@ pub struct ApiError {
     pub code: String,
     /// A sentence for a person.
     pub message: String,
+    /// The end of the guest's stderr, for a trap: a Python traceback, a
+    /// JavaScript error (also in `message`).
+    pub stderr: Option<String>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            stderr: None,
         }
     }
 }
@@ -40,7 +44,12 @@ impl IntoResponse for ApiError {
         // The rest of an over-long body is never read: say that the
         // connection ends here rather than let a client's pool race the close.
         let unread_body = self.status == StatusCode::PAYLOAD_TOO_LARGE;
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = match self.stderr {
+            Some(stderr) => json!({ "error": {
+                "code": self.code, "message": self.message, "stderr": stderr
+            } }),
+            None => json!({ "error": { "code": self.code, "message": self.message } }),
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if retry {
             response
@@ -91,8 +100,11 @@ impl From<RegistryError> for ApiError {
                     InvokeError::Skill { code, message } => {
                         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
                     }
-                    InvokeError::Trap(_) => {
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", message)
+                    InvokeError::Trap { stderr, .. } => {
+                        let mut error =
+                            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", message);
+                        error.stderr = stderr;
+                        error
                     }
                     InvokeError::MemoryLimit { .. } => ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,12 +5,15 @@
 //! backend lives in a file of its own. [`add_to_linker`] is the one list of
 //! what the host offers a skill; [`Capabilities`] holds the services, and a
 //! [`SkillContext`] (built per skill version from its manifest) is what one
-//! call may use. Deny by default: a skill whose component imports an
-//! interface its manifest was not granted is refused at load
-//! ([`check_imports`]).
+//! call may use. Deny by default: a call of an interface the skill's
+//! manifest does not grant answers that interface's `denied` error. A
+//! component may import interfaces it is not granted (other languages'
+//! toolchains import every interface of the world); they are listed as a
+//! warning ([`ungranted_imports`]), and refused in strict mode.
 
 pub mod board;
 pub mod fleet;
+pub mod http;
 pub mod log;
 pub mod memory;
 pub mod skills;
@@ -60,6 +63,21 @@ pub struct SkillContext {
     pub fleet: Option<fleet::FleetGrant>,
     /// The skills it may call; `None` when it has no grant.
     pub skills: Option<skills::SkillsGrant>,
+    /// The hosts it may send HTTP requests to; `None` when it has none.
+    pub http: Option<Arc<http::HttpGrant>>,
+}
+
+impl crate::runtime::CallCapabilities for SkillContext {
+    fn outgoing_http(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Box<dyn wasmtime_wasi_http::WasiHttpHooks> {
+        Box::new(http::OutgoingHooks::new(
+            Arc::from(self.skill.as_str()),
+            self.http.clone(),
+            deadline,
+        ))
+    }
 }
 
 /// Milliseconds since the Unix epoch: the time stamps of memories, cards
@@ -82,48 +100,117 @@ pub const SKILLS_INTERFACE: &str = "darkfactory:skill/skills";
 /// The `kpi` interface: declared for workflows, not served by the host yet.
 pub const KPI_INTERFACE: &str = "darkfactory:skill/kpi";
 
-/// Refuses a component that imports a capability its manifest does not
-/// grant; the message names the import and the manifest keys to set.
-pub fn check_imports(imports: &[String], context: &SkillContext) -> Result<(), String> {
+/// The WIT interface name of outgoing HTTP (`wasi:http`).
+pub const HTTP_INTERFACE: &str = "wasi:http/outgoing-handler";
+
+/// What a manifest key grants an interface, as a sentence's end.
+fn grant_hint(interface: &str) -> Option<&'static str> {
+    Some(match interface {
+        MEMORY_INTERFACE => {
+            "grants no memory namespace: set `memory_read` and/or `memory_write` (e.g. \
+             `memory_read = [\"agent\", \"org\"]`)"
+        }
+        BOARD_INTERFACE => {
+            "grants no board list: set `board_read` and/or `board_write` (e.g. \
+             `board_read = \"*\"`, `board_write = \"Backlog\"`)"
+        }
+        SKILLS_INTERFACE => {
+            "grants no skill to call: set `skills` to the names it calls (e.g. \
+             `skills = [\"text-stats\"]`), or `\"*\"`"
+        }
+        FLEET_INTERFACE => {
+            "grants no fleet access: set `fleet = \"read\"` (agents and routes), or \
+             `fleet = \"write\"` to send heartbeats too"
+        }
+        HTTP_INTERFACE => {
+            "allows no outgoing HTTP: set `allowed_outbound_hosts` (e.g. \
+             `allowed_outbound_hosts = [\"https://api.example.com\"]`)"
+        }
+        _ => return None,
+    })
+}
+
+/// The interfaces a component imports that its manifest grants nothing
+/// of (full names, with versions). They still link: every call of them
+/// answers the interface's own `denied` error, so a toolchain that imports
+/// every interface of the world (componentize-py, componentize-js) builds
+/// a skill that loads with only the grants it uses. A `kpi` import is the
+/// one refused: the host does not serve it.
+pub fn ungranted_imports(
+    imports: &[String],
+    context: &SkillContext,
+) -> Result<Vec<String>, String> {
+    let mut ungranted = Vec::new();
     for import in imports {
         let interface = import.split('@').next().unwrap_or(import);
-        if interface == MEMORY_INTERFACE && context.memory.is_none() {
-            return Err(format!(
-                "the component imports `{import}` but its manifest grants no memory \
-                 namespace: set `memory_read` and/or `memory_write` (e.g. \
-                 `memory_read = [\"agent\", \"org\"]`)"
-            ));
+        let granted = match interface {
+            KPI_INTERFACE => {
+                return Err(format!(
+                    "the component imports `{import}`, which this host does not serve yet (no \
+                     KPI series are recorded); a workflow that reads KPIs runs its examples with \
+                     `darkfactory workflow test`"
+                ))
+            }
+            MEMORY_INTERFACE => context.memory.is_some(),
+            BOARD_INTERFACE => context.board.is_some(),
+            SKILLS_INTERFACE => context.skills.is_some(),
+            FLEET_INTERFACE => context.fleet.is_some(),
+            HTTP_INTERFACE => context.http.is_some(),
+            _ => true,
+        };
+        if !granted {
+            ungranted.push(import.clone());
         }
-        if interface == BOARD_INTERFACE && context.board.is_none() {
-            return Err(format!(
-                "the component imports `{import}` but its manifest grants no board list: \
-                 set `board_read` and/or `board_write` (e.g. `board_read = \"*\"`, \
-                 `board_write = \"Backlog\"`)"
-            ));
-        }
-        if interface == KPI_INTERFACE {
-            return Err(format!(
-                "the component imports `{import}`, which this host does not serve yet (no \
-                 KPI series are recorded); a workflow that reads KPIs runs its examples with \
-                 `darkfactory workflow test`"
-            ));
-        }
-        if interface == SKILLS_INTERFACE && context.skills.is_none() {
-            return Err(format!(
-                "the component imports `{import}` but its manifest grants no skill to call: \
-                 set `skills` to the names it calls (e.g. `skills = [\"text-stats\"]`), or \
-                 `\"*\"`"
-            ));
-        }
-        if interface == FLEET_INTERFACE && context.fleet.is_none() {
-            return Err(format!(
-                "the component imports `{import}` but its manifest grants no fleet access: \
-                 set `fleet = \"read\"` (agents and routes), or `fleet = \"write\"` to send \
-                 heartbeats too"
+    }
+    Ok(ungranted)
+}
+
+/// The warning (or, in strict mode, the refusal) for one ungranted import.
+pub fn ungranted_message(import: &str) -> String {
+    let interface = import.split('@').next().unwrap_or(import);
+    let hint = grant_hint(interface).unwrap_or("grants none of it");
+    format!("the component imports `{import}` but its manifest {hint}")
+}
+
+/// The packages this host serves, and the versions it accepts of them.
+const SERVED: &[(&str, &str)] = &[
+    ("darkfactory:skill", "0.1"),
+    ("wasi:cli", "0.2"),
+    ("wasi:clocks", "0.2"),
+    ("wasi:filesystem", "0.2"),
+    ("wasi:io", "0.2"),
+    ("wasi:random", "0.2"),
+    ("wasi:sockets", "0.2"),
+    ("wasi:http", "0.2"),
+];
+
+/// What the host serves, for an error that names an import it does not.
+pub const SERVED_SUMMARY: &str = "darkfactory:skill@0.1 (log, memory, board, fleet, skills, \
+     types), wasi:http@0.2 (outgoing-handler, types: behind `allowed_outbound_hosts`), and WASI \
+     0.2 (cli, clocks, filesystem, io, random, sockets: no files, sockets or environment are \
+     given)";
+
+/// Refuses an import of a package (or a version of one) the host does not
+/// serve, saying what it does serve; `None` when every package is served.
+pub fn unserved_import(imports: &[String]) -> Option<String> {
+    for import in imports {
+        // Type imports of the world (`skill-error`) are not interfaces.
+        let Some((package, rest)) = import.split_once('/') else {
+            continue;
+        };
+        let version = rest.split_once('@').map(|(_, v)| v);
+        let served = SERVED.iter().any(|(name, series)| {
+            *name == package
+                && version.is_some_and(|v| v == *series || v.starts_with(&format!("{series}.")))
+        });
+        if !served {
+            return Some(format!(
+                "the component imports `{import}`, which this host does not serve; it serves \
+                 {SERVED_SUMMARY}"
             ));
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -138,29 +225,71 @@ mod tests {
             board: None,
             fleet: None,
             skills: None,
+            http: None,
         }
     }
 
     #[test]
-    fn an_import_without_its_grant_is_refused_and_named() {
+    fn an_import_without_its_grant_is_listed_with_the_key_to_set() {
         let imports = |i: &str| vec![format!("{i}@0.1.0"), "darkfactory:skill/log@0.1.0".into()];
         for (interface, key) in [
             (MEMORY_INTERFACE, "memory_read"),
             (BOARD_INTERFACE, "board_read"),
             (FLEET_INTERFACE, "fleet = \"read\""),
             (SKILLS_INTERFACE, "skills = ["),
+            (HTTP_INTERFACE, "allowed_outbound_hosts"),
         ] {
-            let err = check_imports(&imports(interface), &context()).unwrap_err();
-            assert!(err.contains(interface) && err.contains(key), "{err}");
+            let ungranted = ungranted_imports(&imports(interface), &context()).unwrap();
+            assert_eq!(ungranted, vec![format!("{interface}@0.1.0")]);
+            let message = ungranted_message(&ungranted[0]);
+            assert!(
+                message.contains(interface) && message.contains(key),
+                "{message}"
+            );
         }
         let granted = SkillContext {
             fleet: fleet::FleetGrant::parse(Some("read"), "s".into()).unwrap(),
             board: board::BoardGrants::parse(&["*".into()], &[]).unwrap(),
             ..context()
         };
-        check_imports(&imports(FLEET_INTERFACE), &granted).unwrap();
-        check_imports(&imports(BOARD_INTERFACE), &granted).unwrap();
-        // Logging needs no grant.
-        check_imports(&imports("darkfactory:skill/log"), &context()).unwrap();
+        assert!(ungranted_imports(&imports(FLEET_INTERFACE), &granted)
+            .unwrap()
+            .is_empty());
+        assert!(ungranted_imports(&imports(BOARD_INTERFACE), &granted)
+            .unwrap()
+            .is_empty());
+        // Logging needs no grant; KPIs are not served.
+        assert!(
+            ungranted_imports(&imports("darkfactory:skill/log"), &context())
+                .unwrap()
+                .is_empty()
+        );
+        let err = ungranted_imports(&imports(KPI_INTERFACE), &context()).unwrap_err();
+        assert!(err.contains("does not serve"), "{err}");
+    }
+
+    #[test]
+    fn an_unserved_package_or_version_is_named_with_what_is_served() {
+        let ok: Vec<String> = [
+            "wasi:io/poll@0.2.12",
+            "wasi:http/types@0.2.10",
+            "darkfactory:skill/memory@0.1.0",
+            "skill-error",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(unserved_import(&ok), None);
+        for bad in [
+            "wasi:keyvalue/store@0.2.0",
+            "wasi:io/poll@0.3.0",
+            "darkfactory:skill/log@0.2.0",
+            "acme:x/y",
+        ] {
+            let err = unserved_import(&[bad.to_string()]).unwrap();
+            assert!(
+                err.contains(bad) && err.contains("it serves darkfactory:skill@0.1"),
+                "{err}"
+            );
+        }
     }
 }

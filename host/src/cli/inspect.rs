@@ -35,9 +35,13 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| e.to_string())
     .and_then(|rt| {
+        if let Some(refusal) = crate::capabilities::unserved_import(&info.imports) {
+            return Err(refusal);
+        }
         let component = rt.compile(&bytes).map_err(|e| e.to_string())?;
         rt.prepare(&component).map_err(|e| e.to_string())?;
-        // The grants: a capability imported but not granted is refused at load.
+        // The grants: a capability imported but not granted loads, and its
+        // calls answer `denied`.
         let name = super::name_from_path(&args.file).unwrap_or_else(|| "skill".into());
         let resolved = manifest.clone()?.resolve(&name, rt.config())?;
         let context = crate::capabilities::SkillContext {
@@ -47,9 +51,24 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             board: resolved.board,
             fleet: resolved.fleet,
             skills: resolved.skills,
+            http: resolved.http,
         };
-        crate::capabilities::check_imports(&info.imports, &context)
+        crate::capabilities::ungranted_imports(&info.imports, &context)
     });
+    let warnings: Vec<String> = verdict
+        .as_ref()
+        .map(|ungranted| {
+            ungranted
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}; its calls of it answer `denied`",
+                        crate::capabilities::ungranted_message(i)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     if args.json {
         let out = json!({
             "file": args.file,
@@ -62,6 +81,8 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             "sidecar": sidecar.as_ref().map(|_| sidecar_path.clone()),
             "loadable": verdict.is_ok(),
             "load_error": verdict.as_ref().err(),
+            "ungranted_imports": verdict.as_ref().ok(),
+            "warnings": warnings,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -94,8 +115,11 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
         Err(e) => println!("manifest: invalid: {e}"),
     }
     match &verdict {
-        Ok(()) => println!("loadable: yes"),
+        Ok(_) => println!("loadable: yes"),
         Err(e) => println!("loadable: no: {e}"),
+    }
+    for warning in &warnings {
+        println!("warning:  {warning}");
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ mod board;
 mod client;
 mod fleet;
 mod inspect;
+mod manifest;
 mod memory;
+mod new;
 mod serve;
 mod skills;
 mod workflow;
@@ -47,6 +49,10 @@ pub enum Command {
     Fleet(fleet::FleetArgs),
     /// Check, compile or test a `NAME.workflow.md` (no host, no toolchain).
     Workflow(workflow::WorkflowArgs),
+    /// Make a ready skill project: `new NAME [--lang rust|python|js]`.
+    New(new::NewArgs),
+    /// Embed a manifest into a component of any language, or show it.
+    Manifest(manifest::ManifestArgs),
 }
 
 /// How to reach a running host.
@@ -74,6 +80,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Board(args) => board::run(args).await,
         Command::Fleet(args) => fleet::run(args).await,
         Command::Workflow(args) => workflow::run(args).await,
+        Command::New(args) => new::run(args),
+        Command::Manifest(args) => manifest::run(args),
     }
 }
 

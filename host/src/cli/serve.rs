@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// number of cores.
     #[arg(long, env = "DARKFACTORY_COMPILE_CONCURRENCY")]
     compile_concurrency: Option<usize>,
+    /// Refuse a component that imports an interface its manifest grants
+    /// nothing of, instead of loading it with those calls answering
+    /// `denied`.
+    #[arg(long, env = "DARKFACTORY_STRICT_IMPORTS")]
+    strict_imports: bool,
     /// The largest output a skill call may return, in bytes.
     #[arg(long, env = "DARKFACTORY_MAX_OUTPUT_BYTES", default_value_t = 16 << 20)]
     max_output_bytes: usize,
@@ -272,6 +277,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut registry = RegistryConfig::new(args.skills.clone(), args.data.clone());
     registry.max_file_bytes = args.max_skill_bytes;
+    registry.strict_imports = args.strict_imports;
     if let Some(n) = args.compile_concurrency {
         if n == 0 {
             anyhow::bail!("--compile-concurrency must be at least 1");

@@ -51,6 +51,7 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
     // the manifest is found at any depth (the SDK writes it into the core
     // module, which the component embeds).
     let mut depth = 0usize;
+    let mut top_level = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("malformed component: {e}"))?;
         match payload {
@@ -87,12 +88,84 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
             Payload::CustomSection(reader) if reader.name() == MANIFEST_SECTION => {
                 let text = std::str::from_utf8(reader.data())
                     .map_err(|_| format!("the `{MANIFEST_SECTION}` section is not UTF-8"))?;
-                info.manifest = Some(text.to_string());
+                // One at the top level (`darkfactory manifest embed`) wins
+                // over one inside a core module (the Rust SDK's).
+                if depth == 0 {
+                    top_level = Some(text.to_string());
+                } else if top_level.is_none() {
+                    info.manifest = Some(text.to_string());
+                }
             }
             _ => {}
         }
     }
+    if top_level.is_some() {
+        info.manifest = top_level;
+    }
     Ok(info)
+}
+
+/// Appends `text` to a component as its `darkfactory:manifest` section.
+pub fn append_manifest(component: &mut Vec<u8>, text: &str) {
+    let mut payload = Vec::new();
+    write_leb128(MANIFEST_SECTION.len(), &mut payload);
+    payload.extend_from_slice(MANIFEST_SECTION.as_bytes());
+    payload.extend_from_slice(text.as_bytes());
+    component.push(0);
+    write_leb128(payload.len(), component);
+    component.extend_from_slice(&payload);
+}
+
+/// `component` with its top-level manifest sections replaced by one
+/// holding `text` (a section inside a core module stays, and is outranked
+/// by the top-level one). A component's top level is a sequence of
+/// sections (id, LEB128 size, contents) after the 8-byte header.
+pub fn replace_manifest(component: &[u8], text: &str) -> Result<Vec<u8>, String> {
+    let malformed = || "malformed component: a section runs past the end".to_string();
+    let mut out = component.get(..8).ok_or_else(malformed)?.to_vec();
+    let mut at = 8;
+    while at < component.len() {
+        let id = component[at];
+        let (size, len) = read_leb128(&component[at + 1..]).ok_or_else(malformed)?;
+        let end = (at + 1 + len)
+            .checked_add(size)
+            .filter(|end| *end <= component.len())
+            .ok_or_else(malformed)?;
+        let contents = &component[at + 1 + len..end];
+        let is_manifest = id == 0
+            && read_leb128(contents)
+                .is_some_and(|(n, l)| contents.get(l..l + n) == Some(MANIFEST_SECTION.as_bytes()));
+        if !is_manifest {
+            out.extend_from_slice(&component[at..end]);
+        }
+        at = end;
+    }
+    append_manifest(&mut out, text);
+    Ok(out)
+}
+
+/// An unsigned LEB128 number (at most 32 bits) and the bytes it took.
+fn read_leb128(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        value |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+fn write_leb128(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +182,18 @@ mod tests {
         assert!(inspect_component(core)
             .unwrap_err()
             .contains("wasm32-wasip2"));
+    }
+
+    #[test]
+    fn a_replaced_manifest_is_the_only_top_level_one() {
+        let component = wat::parse_str("(component)").unwrap();
+        let mut once = component.clone();
+        super::append_manifest(&mut once, "[skill]\ndeadline_ms = 1\n");
+        let twice = super::replace_manifest(&once, "[skill]\ndeadline_ms = 2\n").unwrap();
+        let info = inspect_component(&twice).unwrap();
+        assert_eq!(info.manifest.as_deref(), Some("[skill]\ndeadline_ms = 2\n"));
+        assert_eq!(twice.len(), once.len());
+        assert!(super::replace_manifest(&once[..once.len() - 3], "x").is_err());
     }
 
     #[test]

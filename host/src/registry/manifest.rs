@@ -8,6 +8,7 @@
 
 use crate::capabilities::board::BoardGrants;
 use crate::capabilities::fleet::FleetGrant;
+use crate::capabilities::http::HttpGrant;
 use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::capabilities::skills::SkillsGrant;
 use crate::runtime::{CallLimits, RuntimeConfig};
@@ -67,6 +68,16 @@ pub struct Manifest {
     /// so far).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kpi_read: Vec<String>,
+    /// Where its outgoing HTTP requests may go: `scheme://host[:port]`
+    /// entries (see `capabilities::http`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Outgoing HTTP requests one call may send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_requests: Option<u32>,
+    /// Outgoing HTTP body MiB (sent and received) one call may move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_mib: Option<u64>,
     /// Set when the component was compiled from a `workflow.md`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<WorkflowOrigin>,
@@ -101,6 +112,9 @@ struct Fields {
     fleet: Option<String>,
     skills: Option<List>,
     kpi_read: Option<List>,
+    allowed_outbound_hosts: Option<List>,
+    outbound_requests: Option<u32>,
+    outbound_mib: Option<u64>,
 }
 
 /// A list written as a TOML array, or as one comma-separated string (what
@@ -159,6 +173,8 @@ pub struct ResolvedManifest {
     pub fleet: Option<FleetGrant>,
     /// The skills it may call, when the manifest names any.
     pub skills: Option<SkillsGrant>,
+    /// Its outgoing HTTP, when the manifest allows any host.
+    pub http: Option<Arc<HttpGrant>>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -246,6 +262,15 @@ impl Manifest {
         if let Some(read) = fields.kpi_read {
             self.kpi_read = read.items();
         }
+        if let Some(hosts) = fields.allowed_outbound_hosts {
+            self.allowed_outbound_hosts = hosts.items();
+        }
+        if let Some(n) = fields.outbound_requests {
+            self.outbound_requests = Some(n);
+        }
+        if let Some(mib) = fields.outbound_mib {
+            self.outbound_mib = Some(mib);
+        }
         if let Some(schema) = fields.input_schema {
             let json = match schema {
                 toml::Value::String(text) => serde_json::from_str(&text)
@@ -304,9 +329,16 @@ impl Manifest {
         let agent = self.agent.clone().unwrap_or_else(|| skill.to_string());
         let fleet = FleetGrant::parse(self.fleet.as_deref(), agent)?;
         let skills = SkillsGrant::parse(&self.skills)?;
+        let http = HttpGrant::parse(
+            &self.allowed_outbound_hosts,
+            self.outbound_requests,
+            self.outbound_mib,
+        )?
+        .map(Arc::new);
         Ok(ResolvedManifest {
             fleet,
             skills,
+            http,
             manifest: self,
             limits,
             schema,
@@ -388,6 +420,9 @@ const KEYS: &[&str] = &[
     "fleet",
     "skills",
     "kpi_read",
+    "allowed_outbound_hosts",
+    "outbound_requests",
+    "outbound_mib",
     "package",
     "skill",
     "workflow",

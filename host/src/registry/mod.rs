@@ -42,7 +42,9 @@ mod stats;
 mod store;
 mod watch;
 
-pub use inspect::{inspect_component, ComponentInfo, MANIFEST_SECTION};
+pub use inspect::{
+    append_manifest, inspect_component, replace_manifest, ComponentInfo, MANIFEST_SECTION,
+};
 pub use manifest::{Manifest, ResolvedManifest};
 pub use name::{SkillName, MAX_NAME_LEN};
 pub use stats::StatsSnapshot;
@@ -50,7 +52,9 @@ pub use store::write_atomically;
 pub use watch::WatchHandle;
 
 use crate::capabilities::skills::{SkillCallError, SkillInvoker};
-use crate::capabilities::{check_imports, Capabilities, SkillContext};
+use crate::capabilities::{
+    ungranted_imports, ungranted_message, unserved_import, Capabilities, SkillContext,
+};
 use crate::runtime::bounded::{cut, cut_owned, MAX_MESSAGE_BYTES};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
 use crate::state::{FailureRow, StateStore, VersionRow};
@@ -88,6 +92,9 @@ pub struct RegistryConfig {
     pub compile_concurrency: usize,
     /// New versions instantiated at once for their health check.
     pub start_concurrency: usize,
+    /// Refuse a component that imports an interface its manifest grants
+    /// nothing of (by default it loads, and those calls answer `denied`).
+    pub strict_imports: bool,
 }
 
 impl RegistryConfig {
@@ -104,6 +111,7 @@ impl RegistryConfig {
             max_file_bytes: 64 << 20,
             compile_concurrency: cores,
             start_concurrency: (cores * 4).max(8),
+            strict_imports: false,
         }
     }
 }
@@ -193,6 +201,11 @@ pub struct Version {
     pub source: Source,
     /// Whether the compiled artifact came from the cache.
     pub from_cache: bool,
+    /// How long compiling it (or loading it from the cache) took.
+    pub compile_time: Duration,
+    /// Interfaces it imports that its manifest grants nothing of: their
+    /// calls answer `denied`.
+    pub ungranted: Vec<String>,
     /// Its manifest, limits and schema.
     pub resolved: ResolvedManifest,
     /// How many of its calls may run at once.
@@ -374,6 +387,12 @@ pub struct SkillDetails {
     pub concurrency: Option<u32>,
     /// Whether the serving version's compiled artifact came from the cache.
     pub compiled_from_cache: Option<bool>,
+    /// How long compiling the serving version (or loading it from the
+    /// cache) took, in milliseconds.
+    pub compile_ms: Option<f64>,
+    /// Interfaces the serving version imports that its manifest grants
+    /// nothing of: a warning, since their calls answer `denied`.
+    pub ungranted_imports: Vec<String>,
     /// Versions kept for rollback, newest (serving) first.
     pub history: Vec<HistoryEntry>,
 }
@@ -417,6 +436,10 @@ pub struct Published {
     pub size: u64,
     /// Whether the compiled artifact came from the cache.
     pub from_cache: bool,
+    /// How long compiling it (or loading it from the cache) took, in ms.
+    pub compile_ms: f64,
+    /// Interfaces it imports that its manifest grants nothing of.
+    pub ungranted_imports: Vec<String>,
 }
 
 /// The skills directory and every loaded skill.
@@ -836,6 +859,7 @@ impl Registry {
         let (capabilities, name) = (self.capabilities.clone(), slot.name.clone());
         let (sha_c, sidecar_c) = (sha.clone(), sidecar.clone());
         let size = bytes.len() as u64;
+        let strict = self.config.strict_imports;
         let prepared = tokio::task::spawn_blocking(move || {
             let info = inspect_component(&bytes)?;
             let resolved = Manifest::merge(info.manifest.as_deref(), sidecar_c.as_deref())?
@@ -847,21 +871,41 @@ impl Registry {
                 board: resolved.board.clone(),
                 fleet: resolved.fleet.clone(),
                 skills: resolved.skills.clone(),
+                http: resolved.http.clone(),
             };
-            check_imports(&info.imports, &context)?;
+            if let Some(refusal) = unserved_import(&info.imports) {
+                return Err(refusal);
+            }
+            let ungranted = ungranted_imports(&info.imports, &context)?;
+            if strict && !ungranted.is_empty() {
+                return Err(format!(
+                    "{} (this host runs with --strict-imports)",
+                    ungranted_message(&ungranted[0])
+                ));
+            }
+            let compiling = Instant::now();
             let (component, from_cache) = artifacts
                 .compile(&runtime, &sha_c, &bytes)
                 .map_err(|e| e.to_string())?;
+            let compile_time = compiling.elapsed();
             let needs = share::CallNeeds::of(&component, &info, runtime.config());
             let pre = runtime.prepare(&component).map_err(|e| e.to_string())?;
-            Ok::<_, String>((resolved, context, pre, from_cache, needs))
+            Ok::<_, String>((
+                resolved,
+                context,
+                pre,
+                from_cache,
+                compile_time,
+                ungranted,
+                needs,
+            ))
         })
         .await
         .map_err(|e| LoadFailure {
             message: format!("the compiler thread failed: {e}"),
             transient: true,
         })?;
-        let (resolved, context, pre, from_cache, needs) = prepared?;
+        let (resolved, context, pre, from_cache, compile_time, ungranted, needs) = prepared?;
         let context: CallContext = Arc::new(context);
         drop(queued);
         let concurrency = share::concurrency(
@@ -874,13 +918,28 @@ impl Registry {
             .acquire()
             .await
             .map_err(|_| "the host is shutting down".to_string())?;
-        self.runtime
-            .health_check(&pre, &slot.tag, &resolved.limits, Some(&context))
-            .await
-            .map_err(|e| LoadFailure {
-                transient: matches!(e, InvokeError::Busy(_)),
-                message: format!("the component does not start: {e}"),
-            })?;
+        // A full instance pool (other skills' calls, or other health checks
+        // at start) is waited for as a call waits for its turn; only then
+        // is the load a (transient) failure, retried by the rescan.
+        let waiting = Instant::now();
+        loop {
+            match self
+                .runtime
+                .health_check(&pre, &slot.tag, &resolved.limits, Some(&context))
+                .await
+            {
+                Ok(()) => break,
+                Err(InvokeError::Busy(_)) if waiting.elapsed() < QUEUE_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(LoadFailure {
+                        transient: matches!(e, InvokeError::Busy(_)),
+                        message: format!("the component does not start: {e}"),
+                    })
+                }
+            }
+        }
         tracing::debug!(
             from_cache,
             concurrency,
@@ -893,6 +952,8 @@ impl Registry {
             loaded_at: SystemTime::now(),
             source,
             from_cache,
+            compile_time,
+            ungranted,
             resolved,
             concurrency,
             sidecar,
@@ -953,7 +1014,16 @@ impl Registry {
             sha256: version.sha256.clone(),
             size: version.size,
             from_cache: version.from_cache,
+            compile_ms: millis(version.compile_time),
+            ungranted_imports: version.ungranted.clone(),
         };
+        for import in &version.ungranted {
+            tracing::warn!(
+                skill = %slot.name,
+                "{}; its calls of it answer `denied`",
+                ungranted_message(import)
+            );
+        }
         // The skill's gate follows the version it serves; calls already
         // inside count against the new limit.
         slot.calls.set_limit(version.concurrency);
@@ -964,6 +1034,7 @@ impl Registry {
             sha256 = %published.sha256,
             previous = ?previous.map(|p| p.sha256[..12].to_string()),
             from_cache = published.from_cache,
+            compile_ms = published.compile_ms,
             "skill version published"
         );
         Ok(published)
@@ -1405,6 +1476,11 @@ impl Registry {
             memory_limit_bytes: active.as_ref().map(|v| v.resolved.limits.memory_bytes),
             concurrency: active.as_ref().map(|v| v.concurrency),
             compiled_from_cache: active.as_ref().map(|v| v.from_cache),
+            compile_ms: active.as_ref().map(|v| millis(v.compile_time)),
+            ungranted_imports: active
+                .as_ref()
+                .map(|v| v.ungranted.clone())
+                .unwrap_or_default(),
             history,
         })
     }
@@ -1751,6 +1827,11 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A duration in milliseconds, to a tenth.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //! by a writer that never closes it. Events can be lost (queue overflow,
 //! network filesystems), so a periodic rescan compares file stamps and syncs
 //! whatever the events missed.
+//!
+//! Only changes are acted on: opens, reads and closes without a write are
+//! dropped here, and a sync that finds a file's stamp (inode, size, mtime,
+//! ctime) unchanged does not read it, so an idle host reads nothing.
 
 use super::{skill_file_name, Registry, RegistryError, SkillName};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -34,6 +38,9 @@ pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryErro
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
+                if !is_change(&event.kind) {
+                    return;
+                }
                 let complete = is_complete(&event.kind);
                 for path in &event.paths {
                     if let Some((name, _)) = skill_file_name(path) {
@@ -59,6 +66,21 @@ pub(super) fn start(registry: Arc<Registry>) -> Result<WatchHandle, RegistryErro
         _watcher: watcher,
         task,
     })
+}
+
+/// Whether an event may mean a file changed. Opens, reads and closes
+/// without a write change nothing; acting on them would make every load
+/// (which opens the file) schedule another one, and any program that reads
+/// the skills directory (a backup, a checksum) wake the host.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(access) => matches!(access, AccessKind::Close(AccessMode::Write)),
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+        // Unknown kinds (and a queue overflow, which notify reports as
+        // `Other` with the rescan flag) are looked at: a stat is cheap, and
+        // an unchanged file is not read.
+        EventKind::Any | EventKind::Other => true,
+    }
 }
 
 /// Whether an event says the file is whole: renamed into place, closed after

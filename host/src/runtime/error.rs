@@ -40,9 +40,16 @@ pub enum InvokeError {
         /// The skill's message.
         message: String,
     },
-    /// The guest trapped (panic, unreachable, out-of-bounds, ...).
-    #[error("the skill trapped: {0}")]
-    Trap(String),
+    /// The guest trapped (panic, unreachable, out-of-bounds, an uncaught
+    /// exception of Python or JavaScript, ...).
+    #[error("the skill trapped: {detail}")]
+    Trap {
+        /// The cause, the end of stderr (when there is any), then where
+        /// (the wasm backtrace).
+        detail: String,
+        /// The end of what the call wrote to stderr (a traceback, say).
+        stderr: Option<String>,
+    },
     /// The call ran past its deadline and was stopped.
     #[error("the skill did not answer within its deadline of {0:?}")]
     DeadlineExceeded(Duration),
@@ -74,7 +81,11 @@ impl InvokeError {
     /// Its text is bounded: the guest chooses the names in its backtrace,
     /// and a trap in a function with a megabyte of name must not make a
     /// megabyte of answer or of log.
-    pub(crate) fn from_wasmtime(err: wasmtime::Error, limits: &CallLimits) -> Self {
+    pub(crate) fn from_wasmtime(
+        err: wasmtime::Error,
+        limits: &CallLimits,
+        stderr: Option<String>,
+    ) -> Self {
         if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
             if *trap == wasmtime::Trap::Interrupt {
                 return InvokeError::DeadlineExceeded(limits.deadline);
@@ -97,6 +108,15 @@ impl InvokeError {
         if detail.contains("maximum concurrent limit of") {
             return InvokeError::Busy(format!("the host is at its instance capacity: {cause}"));
         }
-        InvokeError::Trap(detail)
+        let detail = match &stderr {
+            Some(text) => match detail.split_once('\n') {
+                Some((cause, backtrace)) => {
+                    format!("{cause}\nthe call's stderr ended with:\n{text}\n{backtrace}")
+                }
+                None => format!("{detail}\nthe call's stderr ended with:\n{text}"),
+            },
+            None => detail,
+        };
+        InvokeError::Trap { detail, stderr }
     }
 }

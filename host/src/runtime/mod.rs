@@ -22,7 +22,7 @@ pub use bindings::{SkillError as WitSkillError, SkillPre};
 pub use config::{CallLimits, PoolCapacity, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError};
 pub use limiter::{ComponentBounds, OverBudget};
-pub use state::{CallContext, SkillState};
+pub use state::{CallCapabilities, CallContext, SendRequestFuture, SkillState, STDERR_TAIL};
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -75,6 +75,8 @@ impl Runtime {
 
         let mut linker = Linker::<SkillState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         add_capabilities(&mut linker)?;
 
@@ -168,9 +170,14 @@ impl Runtime {
     ) -> Result<(), InvokeError> {
         let mut store = self.new_store(skill, limits, context);
         let deadline = limits.deadline;
-        match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
+        let result = tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await;
+        match result {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
+            Ok(Err(err)) => Err(InvokeError::from_wasmtime(
+                err,
+                limits,
+                store.data().stderr_tail(),
+            )),
             Err(_) => Err(InvokeError::DeadlineExceeded(deadline)),
         }
     }
@@ -197,7 +204,8 @@ impl Runtime {
         // It costs a pure call nothing: `Timeout` polls the call first, and
         // its `Sleep` enters the timer wheel only when first polled.
         let started = Instant::now();
-        match tokio::time::timeout(deadline + Duration::from_millis(100), call).await {
+        let result = tokio::time::timeout(deadline + Duration::from_millis(100), call).await;
+        match result {
             Ok(Ok(Ok(output))) if output.len() > max_output => Err(InvokeError::OutputTooLarge {
                 size: output.len(),
                 limit: max_output,
@@ -208,7 +216,11 @@ impl Runtime {
                 code: bounded::cut_code(&skill_error.code),
                 message: bounded::cut_owned(skill_error.message, bounded::MAX_MESSAGE_BYTES),
             }),
-            Ok(Err(err)) => Err(InvokeError::from_wasmtime(err, limits)),
+            Ok(Err(err)) => Err(InvokeError::from_wasmtime(
+                err,
+                limits,
+                store.data().stderr_tail(),
+            )),
             Err(_) => {
                 tracing::warn!(skill = %skill, elapsed = ?started.elapsed(), "host-side deadline hit");
                 Err(InvokeError::DeadlineExceeded(deadline))

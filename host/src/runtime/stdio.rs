@@ -3,13 +3,15 @@
 //! Output is split into lines; each line becomes one `tracing` event with the
 //! skill's name and the stream. A line longer than [`MAX_LINE`] is emitted in
 //! pieces so a skill cannot make the host buffer without bound; every line
-//! spends one record of the call's [`LogBudget`].
+//! spends one record of the call's [`LogBudget`]. A stream may also keep the
+//! end of what was written ([`Tail`]), whatever the budget: stderr does, so
+//! that a trap's answer can carry it.
 
 use super::log_budget::LogBudget;
 use bytes::Bytes;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -23,6 +25,52 @@ pub(crate) struct SkillOutput {
     skill: Arc<str>,
     stream: &'static str,
     budget: LogBudget,
+    tail: Option<Arc<Mutex<Tail>>>,
+}
+
+/// The last bytes written to a stream, at most a fixed number.
+pub(crate) struct Tail {
+    bytes: std::collections::VecDeque<u8>,
+    limit: usize,
+    cut: bool,
+}
+
+impl Tail {
+    pub(crate) fn new(limit: usize) -> Self {
+        Tail {
+            bytes: std::collections::VecDeque::new(),
+            limit,
+            cut: false,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let bytes = if bytes.len() > self.limit {
+            self.cut = true;
+            &bytes[bytes.len() - self.limit..]
+        } else {
+            bytes
+        };
+        let over = (self.bytes.len() + bytes.len()).saturating_sub(self.limit);
+        if over > 0 {
+            self.cut = true;
+            self.bytes.drain(..over);
+        }
+        self.bytes.extend(bytes);
+    }
+
+    /// What was kept, as text (`…` first when the start was dropped);
+    /// `None` when nothing but white space was written.
+    pub(crate) fn text(&self) -> Option<String> {
+        let (a, b) = self.bytes.as_slices();
+        let text = String::from_utf8_lossy(&[a, b].concat())
+            .trim_end()
+            .to_string();
+        if text.trim().is_empty() {
+            return None;
+        }
+        Some(if self.cut { format!("…{text}") } else { text })
+    }
 }
 
 impl SkillOutput {
@@ -31,7 +79,14 @@ impl SkillOutput {
             skill,
             stream,
             budget,
+            tail: None,
         }
+    }
+
+    /// Also keeps the end of what is written in `tail`.
+    pub(crate) fn keeping(mut self, tail: Arc<Mutex<Tail>>) -> Self {
+        self.tail = Some(tail);
+        self
     }
 
     fn writer(&self) -> LineLogger {
@@ -40,6 +95,7 @@ impl SkillOutput {
             stream: self.stream,
             budget: self.budget.clone(),
             buf: Vec::new(),
+            tail: self.tail.clone(),
         }
     }
 }
@@ -66,10 +122,16 @@ struct LineLogger {
     stream: &'static str,
     budget: LogBudget,
     buf: Vec<u8>,
+    tail: Option<Arc<Mutex<Tail>>>,
 }
 
 impl LineLogger {
     fn push(&mut self, mut bytes: &[u8]) {
+        if let Some(tail) = &self.tail {
+            if let Ok(mut tail) = tail.lock() {
+                tail.push(bytes);
+            }
+        }
         while let Some(pos) = bytes.iter().position(|b| *b == b'\n') {
             self.buf.extend_from_slice(&bytes[..pos]);
             self.emit();
@@ -157,5 +219,19 @@ mod tests {
         assert_eq!(logger.buf.len(), 10);
         logger.push(b"\nnext");
         assert_eq!(logger.buf, b"next");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_end_of_the_stream() {
+        let mut tail = Tail::new(8);
+        assert_eq!(tail.text(), None);
+        tail.push(b"  \n");
+        assert_eq!(tail.text(), None);
+        tail.push(b"abc");
+        assert_eq!(tail.text().as_deref(), Some("  \nabc"));
+        tail.push(b"defghij");
+        assert_eq!(tail.text().as_deref(), Some("…cdefghij"));
+        tail.push(&[b'z'; 100]);
+        assert_eq!(tail.text().as_deref(), Some("…zzzzzzzz"));
     }
 }

@@ -287,6 +287,20 @@ struct Session {
     missing: Mutex<Vec<String>>,
 }
 
+/// A workflow's examples never reach the network: every request is denied.
+impl crate::runtime::CallCapabilities for Session {
+    fn outgoing_http(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Box<dyn wasmtime_wasi_http::WasiHttpHooks> {
+        Box::new(crate::capabilities::http::OutgoingHooks::new(
+            Arc::from("workflow"),
+            None,
+            deadline,
+        ))
+    }
+}
+
 /// Why the examples could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {

@@ -20,7 +20,7 @@ pub mod wit;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 
-use crate::registry::{sha256_hex, SkillName, MANIFEST_SECTION};
+use crate::registry::{append_manifest, sha256_hex, SkillName};
 use darkfactory_workflow_vm::Program;
 use diag::Span;
 use front::Header;
@@ -182,7 +182,7 @@ pub fn compile(source: &str, file_name: Option<&str>) -> Result<Compiled, Compil
     let program =
         serde_json::to_vec(&checked.program).map_err(|e| emit::EmitError::new(e.to_string()))?;
     let mut component = emit::emit(&program, &checked.usage.functions)?;
-    append_custom_section(&mut component, MANIFEST_SECTION, manifest.as_bytes());
+    append_manifest(&mut component, &manifest);
     Ok(Compiled {
         name,
         sha256: sha256_hex(&component),
@@ -261,29 +261,6 @@ fn manifest(checked: &Checked, source_sha256: &str) -> String {
     root.insert("skill".into(), Value::Table(skill));
     root.insert("workflow".into(), Value::Table(workflow));
     toml::to_string(&root).expect("a table of strings and integers serialises")
-}
-
-/// Appends a custom section to a component (or module).
-fn append_custom_section(bytes: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let mut payload = Vec::new();
-    leb128(&mut payload, name.len() as u64);
-    payload.extend_from_slice(name.as_bytes());
-    payload.extend_from_slice(data);
-    bytes.push(0);
-    leb128(bytes, payload.len() as u64);
-    bytes.extend_from_slice(&payload);
-}
-
-fn leb128(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[cfg(test)]

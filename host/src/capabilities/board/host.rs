@@ -14,8 +14,9 @@ type Result<T> = wasmtime::Result<std::result::Result<T, wit::BoardError>>;
 
 impl wit::Host for SkillState {
     async fn lists(&mut self) -> Result<Vec<wit::BoardList>> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         Ok(board
             .lists()
@@ -35,8 +36,9 @@ impl wit::Host for SkillState {
     }
 
     async fn cards(&mut self, filter: wit::CardFilter) -> Result<Vec<wit::Card>> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let run = async {
             if let Some(list) = &filter.list {
@@ -59,8 +61,9 @@ impl wit::Host for SkillState {
     }
 
     async fn get_card(&mut self, id: String) -> Result<wit::Card> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let run = async {
             let card = board.card(&id).await?;
@@ -71,8 +74,9 @@ impl wit::Host for SkillState {
     }
 
     async fn create_card(&mut self, card: wit::NewCard) -> Result<wit::Card> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let run = async {
             grants.check_write(&card.list)?;
@@ -89,8 +93,9 @@ impl wit::Host for SkillState {
     }
 
     async fn move_card(&mut self, id: String, to_list: String) -> Result<wit::Card> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let run = async {
             grants.check_write(&to_list)?;
@@ -106,8 +111,9 @@ impl wit::Host for SkillState {
     }
 
     async fn add_comment(&mut self, card_id: String, text: String) -> Result<wit::Comment> {
-        let Some((board, grants)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (board, grants) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let run = async {
             let text = check_comment(&text)?;
@@ -125,17 +131,28 @@ impl wit::Host for SkillState {
     }
 }
 
-/// The board and this skill's grants, when the host has a board and the
-/// skill was granted some of it (a skill without grants is refused at load,
-/// so the second case is a host misconfiguration, reported as unavailable).
-fn service(state: &SkillState) -> Option<(Arc<dyn BoardBackend>, BoardGrants)> {
-    let ctx = state.context::<SkillContext>()?;
-    let board = ctx.capabilities.board.clone()?;
-    Some((board, ctx.board.clone()?))
-}
-
-fn not_configured() -> wit::BoardError {
-    wit::BoardError::Unavailable("this host has no board".to_string())
+/// The board and this skill's grants: `denied` when its manifest grants no
+/// list (a component may import `board` without a grant; every call then
+/// answers this), `unavailable` when the host has no board.
+fn service(
+    state: &SkillState,
+) -> std::result::Result<(Arc<dyn BoardBackend>, BoardGrants), wit::BoardError> {
+    let Some(ctx) = state.context::<SkillContext>() else {
+        return Err(wit::BoardError::Denied("this skill has no grants".into()));
+    };
+    let Some(grants) = ctx.board.clone() else {
+        return Err(wit::BoardError::Denied(format!(
+            "skill `{}` may use no board list: its manifest has no `board_read` \
+             or `board_write`",
+            ctx.skill
+        )));
+    };
+    let Some(board) = ctx.capabilities.board.clone() else {
+        return Err(wit::BoardError::Unavailable(
+            "this host has no board".to_string(),
+        ));
+    };
+    Ok((board, grants))
 }
 
 fn to_wit(e: BoardError) -> wit::BoardError {

@@ -12,8 +12,9 @@ type Result<T> = wasmtime::Result<std::result::Result<T, wit::FleetError>>;
 
 impl wit::Host for SkillState {
     async fn agents(&mut self) -> Result<Vec<wit::Agent>> {
-        let Some((fleet, _)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (fleet, _) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         Ok(fleet
             .agents()
@@ -23,8 +24,9 @@ impl wit::Host for SkillState {
     }
 
     async fn get_agent(&mut self, name: String) -> Result<wit::Agent> {
-        let Some((fleet, _)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (fleet, _) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         Ok(fleet.agent(&name).await.map(to_wit_agent).map_err(to_wit))
     }
@@ -34,8 +36,9 @@ impl wit::Host for SkillState {
         task: String,
         required_skills: Vec<String>,
     ) -> Result<wit::RouteDecision> {
-        let Some((fleet, _)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (fleet, _) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let request = RouteRequest {
             task,
@@ -66,8 +69,9 @@ impl wit::Host for SkillState {
     }
 
     async fn send_heartbeat(&mut self, beat: wit::Heartbeat) -> Result<()> {
-        let Some((fleet, ctx)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (fleet, ctx) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let Some(grant) = ctx.fleet.as_ref().filter(|g| g.write) else {
             return Ok(Err(wit::FleetError::Denied(format!(
@@ -88,17 +92,28 @@ impl wit::Host for SkillState {
     }
 }
 
-/// The registry and the skill's context, when the host has a registry and
-/// the skill a grant (a skill without one is refused at load, so the
-/// second case is a host misconfiguration, reported as unavailable).
-fn service(state: &SkillState) -> Option<(Arc<Fleet>, Arc<SkillContext>)> {
-    let ctx = state.context::<SkillContext>()?;
-    ctx.fleet.as_ref()?;
-    Some((ctx.capabilities.fleet.clone()?, ctx))
-}
-
-fn not_configured() -> wit::FleetError {
-    wit::FleetError::Unavailable("this host has no fleet registry".to_string())
+/// The registry and the skill's context: `denied` when its manifest has no
+/// `fleet` grant (a component may import `fleet` without one; every call
+/// then answers this), `unavailable` when the host has no registry.
+fn service(
+    state: &SkillState,
+) -> std::result::Result<(Arc<Fleet>, Arc<SkillContext>), wit::FleetError> {
+    let Some(ctx) = state.context::<SkillContext>() else {
+        return Err(wit::FleetError::Denied("this skill has no grants".into()));
+    };
+    if ctx.fleet.is_none() {
+        return Err(wit::FleetError::Denied(format!(
+            "skill `{}` may not use the fleet registry: its manifest has no `fleet` grant \
+             (`fleet = \"read\"` or `\"write\"`)",
+            ctx.skill
+        )));
+    }
+    let Some(fleet) = ctx.capabilities.fleet.clone() else {
+        return Err(wit::FleetError::Unavailable(
+            "this host has no fleet registry".to_string(),
+        ));
+    };
+    Ok((fleet, ctx))
 }
 
 fn to_wit(e: FleetError) -> wit::FleetError {

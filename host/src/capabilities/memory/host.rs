@@ -13,8 +13,9 @@ impl wit::Host for SkillState {
         namespace: String,
         metadata: wit::Metadata,
     ) -> wasmtime::Result<Result<String, wit::MemoryError>> {
-        let Some((memory, access, ctx)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (memory, access, ctx) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let source = format!("skill:{}", ctx.skill);
         let metadata = match to_metadata(metadata) {
@@ -35,8 +36,9 @@ impl wit::Host for SkillState {
         limit: u32,
         filter: wit::Metadata,
     ) -> wasmtime::Result<Result<Vec<wit::Hit>, wit::MemoryError>> {
-        let Some((memory, access, _)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (memory, access, _) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         let filter = match to_metadata(filter) {
             Ok(m) => m,
@@ -50,8 +52,9 @@ impl wit::Host for SkillState {
     }
 
     async fn forget(&mut self, id: String) -> wasmtime::Result<Result<bool, wit::MemoryError>> {
-        let Some((memory, access, _)) = service(self) else {
-            return Ok(Err(not_configured()));
+        let (memory, access, _) = match service(self) {
+            Ok(service) => service,
+            Err(e) => return Ok(Err(e)),
         };
         Ok(memory.forget(&access, &id).await.map_err(to_wit))
     }
@@ -63,16 +66,26 @@ type Service = (
     std::sync::Arc<SkillContext>,
 );
 
-/// The memory service and this skill's access, when the host has memory.
-fn service(state: &SkillState) -> Option<Service> {
-    let ctx = state.context::<SkillContext>()?;
-    let memory = ctx.capabilities.memory.clone()?;
-    let access = super::Access::Skill(ctx.memory.clone()?);
-    Some((memory, access, ctx))
-}
-
-fn not_configured() -> wit::MemoryError {
-    wit::MemoryError::Unavailable("this host has no memory backend".to_string())
+/// The memory service and this skill's access: `denied` when its manifest
+/// grants no namespace (a component may import `memory` without a grant;
+/// every call then answers this), `unavailable` when the host has no memory.
+fn service(state: &SkillState) -> Result<Service, wit::MemoryError> {
+    let Some(ctx) = state.context::<SkillContext>() else {
+        return Err(wit::MemoryError::Denied("this skill has no grants".into()));
+    };
+    let Some(grants) = ctx.memory.clone() else {
+        return Err(wit::MemoryError::Denied(format!(
+            "skill `{}` may use no memory: its manifest grants no namespace \
+             (`memory_read`, `memory_write`)",
+            ctx.skill
+        )));
+    };
+    let Some(memory) = ctx.capabilities.memory.clone() else {
+        return Err(wit::MemoryError::Unavailable(
+            "this host has no memory backend".to_string(),
+        ));
+    };
+    Ok((memory, super::Access::Skill(grants), ctx))
 }
 
 fn to_metadata(pairs: wit::Metadata) -> Result<Metadata, wit::MemoryError> {

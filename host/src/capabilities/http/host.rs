@@ -1,0 +1,361 @@
+//! The host side of `wasi:http/outgoing-handler`: [`OutgoingHooks`] decides
+//! on each request of one call against its skill's [`HttpGrant`] and sends
+//! the ones allowed, over a connection to the address it checked.
+//!
+//! wasmtime's bindings do the guest side (resources, streams, forbidden
+//! headers); this is the client: resolve, vet every address, connect, TLS
+//! (webpki roots), HTTP/1.1 through hyper, with the call's deadline over
+//! every step and its byte budget over both bodies.
+
+use super::{is_public, HttpGrant, Reach, Target};
+use crate::runtime::SendRequestFuture;
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Decides on and sends the outgoing requests of one call.
+pub struct OutgoingHooks {
+    skill: Arc<str>,
+    grant: Option<Arc<HttpGrant>>,
+    deadline: Instant,
+    requests_left: u32,
+    bytes_left: Arc<AtomicU64>,
+}
+
+impl OutgoingHooks {
+    /// The hooks of one call of `skill`, which must end by `deadline`.
+    pub fn new(skill: Arc<str>, grant: Option<Arc<HttpGrant>>, deadline: Instant) -> Self {
+        let (requests_left, bytes) = grant.as_ref().map_or((0, 0), |g| (g.requests, g.bytes));
+        OutgoingHooks {
+            skill,
+            grant,
+            deadline,
+            requests_left,
+            bytes_left: Arc::new(AtomicU64::new(bytes)),
+        }
+    }
+
+    /// The target and how far it may reach, or why the request is refused.
+    fn admit(&mut self, uri: &http::Uri) -> Result<(Target, Reach), Error> {
+        let Some(grant) = &self.grant else {
+            tracing::info!(skill = %self.skill, "outgoing HTTP request denied: the skill's manifest has no `allowed_outbound_hosts`");
+            return Err(Error::HttpRequestDenied);
+        };
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(Error::HttpProtocolError),
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(Error::HttpRequestUriInvalid);
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let target = Target { https, host, port };
+        let Some(reach) = grant.allows(&target) else {
+            tracing::info!(
+                skill = %self.skill,
+                host = %crate::runtime::bounded::cut(&target.host, 256),
+                port,
+                https,
+                "outgoing HTTP request denied: not in the skill's `allowed_outbound_hosts`"
+            );
+            return Err(Error::HttpRequestDenied);
+        };
+        if self.requests_left == 0 {
+            tracing::info!(skill = %self.skill, limit = grant.requests, "outgoing HTTP request denied: the call has sent its `outbound_requests`");
+            return Err(Error::ConnectionLimitReached);
+        }
+        self.requests_left -= 1;
+        Ok((target, reach))
+    }
+}
+
+impl WasiHttpHooks for OutgoingHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendRequestFuture {
+        let admitted = self.admit(request.uri());
+        let (deadline, budget, skill) =
+            (self.deadline, self.bytes_left.clone(), self.skill.clone());
+        Box::new(async move {
+            let (target, reach) = admitted?;
+            send(request, options, target, reach, deadline, budget, skill).await
+        })
+    }
+}
+
+async fn send(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    target: Target,
+    reach: Reach,
+    deadline: Instant,
+    budget: Arc<AtomicU64>,
+    skill: Arc<str>,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    Error,
+> {
+    let options = options.unwrap_or_default();
+    let within = |step: Option<Duration>| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        step.map_or(left, |s| s.min(left))
+    };
+    let addresses = resolve(&target, reach, within(None), &skill).await?;
+    let stream = connect(&addresses, within(options.connect_timeout)).await?;
+    let io: Box<dyn Stream> = if target.https {
+        let name = server_name(&target.host)?;
+        let connector = tokio_rustls::TlsConnector::from(TLS.clone());
+        let tls = tokio::time::timeout(
+            within(options.connect_timeout),
+            connector.connect(name, stream),
+        )
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(Error::Tls)?;
+        Box::new(tls)
+    } else {
+        Box::new(stream)
+    };
+    let (mut sender, conn) = tokio::time::timeout(
+        within(options.connect_timeout),
+        hyper::client::conn::http1::handshake::<_, WasiBody>(hyper_util::rt::TokioIo::new(io)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)?
+    .map_err(Error::from)?;
+    let worker = Worker(tokio::spawn(conn));
+
+    // The request line names the path only (no proxy is addressed); the
+    // bindings have set `host`.
+    let (mut parts, body) = request.into_parts();
+    parts.uri = http::Uri::builder()
+        .path_and_query(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+    let body = Budgeted::new(body, budget.clone(), deadline, Side::Request).boxed_unsync();
+    let request = http::Request::from_parts(parts, body);
+
+    let response = tokio::time::timeout(
+        within(options.first_byte_timeout),
+        sender.send_request(request),
+    )
+    .await
+    .map_err(|_| Error::HttpResponseTimeout)?
+    .map_err(Error::from)?;
+    tracing::debug!(skill = %skill, host = %target.host, status = response.status().as_u16(), "outgoing HTTP request answered");
+    let response = response
+        .map(|incoming| Budgeted::new(incoming, budget, deadline, Side::Response).boxed_unsync());
+    Ok((response, Box::new(worker)))
+}
+
+/// The addresses to try: the literal address, or what the name resolves
+/// to, each one allowed by `reach`.
+async fn resolve(
+    target: &Target,
+    reach: Reach,
+    within: Duration,
+    skill: &str,
+) -> Result<Vec<SocketAddr>, Error> {
+    let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
+        Err(_) => tokio::time::timeout(
+            within,
+            tokio::net::lookup_host((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|e| Error::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
+        })?
+        .collect(),
+    };
+    if addresses.is_empty() {
+        return Err(Error::DestinationNotFound);
+    }
+    // A name that resolves to an address off the internet is refused as a
+    // whole: that is what a rebinding attack looks like.
+    if reach == Reach::Public && addresses.iter().any(|a| !is_public(a.ip())) {
+        tracing::warn!(
+            skill,
+            host = %crate::runtime::bounded::cut(&target.host, 256),
+            "outgoing HTTP request refused: the host resolves to a loopback or private address \
+             that `allowed_outbound_hosts` does not name"
+        );
+        return Err(Error::DestinationIpProhibited);
+    }
+    Ok(addresses)
+}
+
+async fn connect(
+    addresses: &[SocketAddr],
+    within: Duration,
+) -> Result<tokio::net::TcpStream, Error> {
+    let attempt = async {
+        let mut last = Error::DestinationUnavailable;
+        for address in addresses {
+            match tokio::net::TcpStream::connect(address).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last = Error::ConnectionRefused
+                }
+                Err(e) => last = Error::Connect(e),
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(within, attempt)
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+}
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// TLS with the webpki roots (the host's own trust store is not read).
+static TLS: LazyLock<Arc<tokio_rustls::rustls::ClientConfig>> = LazyLock::new(|| {
+    let roots = tokio_rustls::rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+});
+
+fn server_name(host: &str) -> Result<tokio_rustls::rustls::pki_types::ServerName<'static>, Error> {
+    use tokio_rustls::rustls::pki_types::ServerName;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ServerName::from(ip));
+    }
+    ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid)
+}
+
+/// Drives the connection; the connection ends when the call drops it.
+struct Worker(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Future for Worker {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.0).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Ok(()))) => Poll::Ready(Ok(())),
+            Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(Error::from(e))),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(Error::ConnectionTerminated)),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Request,
+    Response,
+}
+
+/// A body that spends the call's byte budget and stops at its deadline.
+struct Budgeted<B> {
+    inner: B,
+    left: Arc<AtomicU64>,
+    deadline: Pin<Box<Sleep>>,
+    side: Side,
+}
+
+impl<B> Budgeted<B> {
+    fn new(inner: B, left: Arc<AtomicU64>, deadline: Instant, side: Side) -> Self {
+        Budgeted {
+            inner,
+            left,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            side,
+        }
+    }
+
+    fn over(&self) -> Error {
+        match self.side {
+            Side::Request => Error::HttpRequestBodySize(None),
+            Side::Response => Error::HttpResponseBodySize(None),
+        }
+    }
+}
+
+impl<B> Body for Budgeted<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    Error: From<B::Error>,
+{
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    let spent = self
+                        .left
+                        .try_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                            left.checked_sub(n)
+                        });
+                    if spent.is_err() {
+                        return Poll::Ready(Some(Err(self.over())));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(match self.side {
+                    Side::Request => Error::ConnectionWriteTimeout,
+                    Side::Response => Error::ConnectionReadTimeout,
+                }))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
