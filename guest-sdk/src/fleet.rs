@@ -3,8 +3,8 @@
 //!
 //! The manifest grants `fleet = "read"` (agents and routes) or `fleet =
 //! "write"`, which also lets [`heartbeat`] report for the skill's own agent
-//! (its manifest's `agent`, else the skill's name). A skill that uses this
-//! module without either is refused at load:
+//! (its manifest's `agent`, else the skill's name). A skill without either
+//! gets [`FleetError::Denied`] from every call:
 //!
 //! ```no_run
 //! use darkfactory_sdk::{export_skill, fleet, SkillError};

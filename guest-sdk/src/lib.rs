@@ -60,22 +60,22 @@
 //! Every call gets a fresh instance whose linear memory the host resets
 //! afterwards, so a small memory makes a fast call. Rust reserves a 1 MiB
 //! stack by default; a `build.rs` next to the skill's `Cargo.toml` that links
-//! a 64 KiB stack makes a call of a small skill about 2.5× cheaper, and still
-//! holds the deepest JSON `serde_json` accepts (128 levels):
+//! a 48 KiB stack (what `darkfactory new` writes) makes a call of a small
+//! skill about 2.5× cheaper, and still holds the deepest JSON `serde_json`
+//! accepts (128 levels need about 36 KiB):
 //!
 //! ```ignore
 //! // build.rs (a build script, not library code)
 //! fn main() {
 //!     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
-//!         println!("cargo:rustc-link-arg-cdylib=-zstack-size=65536");
+//!         println!("cargo:rustc-link-arg-cdylib=-zstack-size=49152");
 //!     }
 //! }
 //! ```
 //!
 //! Memory is reset in 64 KiB pages: when the stack, the skill's data and a
-//! call's heap fit in one page, a call is cheaper still. The example `echo`
-//! (12 KiB of data) links a 48 KiB stack for that; 128 levels of JSON need
-//! about 36 KiB.
+//! call's heap fit in one page, a call is cheaper still (the example `echo`,
+//! 12 KiB of data, does).
 //!
 //! ## The manifest
 //!
@@ -98,10 +98,12 @@
 //! | `fleet`        | `"read"` (agents, routes) or `"write"` (heartbeats too)  |
 //! | `skills`       | skills it may call, e.g. `"text-stats"` or `"*"`         |
 //!
-//! Grants are deny-by-default: a skill that calls [`memory`] without a
-//! `memory_read` or `memory_write` grant, [`board`] without a `board_read`
-//! or `board_write` grant, [`fleet`] without `fleet`, or [`skills`] without
-//! `skills`, is refused at load. Memory grant
+//! Grants are deny-by-default, checked at every call: a skill that calls
+//! [`memory`] without a `memory_read` or `memory_write` grant, [`board`]
+//! without a `board_read` or `board_write` grant, [`fleet`] without
+//! `fleet`, or [`skills`] without `skills`, gets that module's `Denied`
+//! error (the skill still loads; a host run with `--strict-imports` refuses
+//! it at load instead). Memory grant
 //! entries are `agent`, `org`, `user:<id>`, `user:*` (every user) and
 //! `agent:<name>`; board grant entries are list names or `*`.
 //!

@@ -4,8 +4,8 @@
 //! manifest key `agent`, else the skill's name), `"org"` and `"user:<id>"`.
 //! A search may also use `"all"`: every namespace the skill may read. The
 //! manifest says which namespaces the skill may read and write; the host
-//! refuses the rest with [`MemoryError::Denied`] and refuses to load a skill
-//! that uses memory without any grant:
+//! refuses the rest with [`MemoryError::Denied`], and every call of a skill
+//! without any memory grant too:
 //!
 //! ```no_run
 //! use darkfactory_sdk::{export_skill, memory, SkillError};

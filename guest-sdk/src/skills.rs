@@ -2,8 +2,8 @@
 //!
 //! The callee runs in its own sandbox under its own limits, as an HTTP
 //! invoke would run it. The manifest names the skills a skill may call
-//! (`skills = "text-stats,echo"`, or `"*"`); a skill that uses this module
-//! without that grant is refused at load. Calls nest at most 4 deep.
+//! (`skills = "text-stats,echo"`, or `"*"`); a skill without that grant
+//! gets `Denied` from every call. Calls nest at most 4 deep.
 //!
 //! ```no_run
 //! use darkfactory_sdk::{export_skill, skills, SkillError};

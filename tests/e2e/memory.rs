@@ -285,14 +285,18 @@ async fn importing_memory_without_a_grant_loads_and_every_call_is_denied() {
     );
     let log = std::fs::read_to_string(dirs.log_path()).unwrap();
     assert!(
-        log.contains("imports `darkfactory:skill/memory@0.1.0` but its manifest grants no memory namespace"),
+        log.contains(
+            "imports `darkfactory:skill/memory@0.1.0` but its manifest grants no memory namespace"
+        ),
         "the load log warns"
     );
     host.stop();
 
     // A host that wants the refusal back.
     let host = Host::start(&dirs, &["--strict-imports"]);
-    let skill = host.wait_for_error("recall", "grants no memory namespace").await;
+    let skill = host
+        .wait_for_error("recall", "grants no memory namespace")
+        .await;
     assert!(
         skill["last_error"]
             .as_str()

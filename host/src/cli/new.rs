@@ -146,10 +146,8 @@ fn rust_files(args: &NewArgs) -> anyhow::Result<Vec<(PathBuf, String)>> {
                     path.display()
                 );
             }
-            format!(
-                "darkfactory-sdk = {{ path = {:?} }}",
-                path.display().to_string()
-            )
+            let path = toml::Value::String(path.display().to_string());
+            format!("darkfactory-sdk = {{ path = {path} }}")
         }
         None => format!("darkfactory-sdk = {{ git = \"{SDK_GIT}\" }}"),
     };

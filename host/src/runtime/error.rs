@@ -105,7 +105,12 @@ impl InvokeError {
                 detail,
             };
         }
-        if detail.contains("maximum concurrent limit of") {
+        // The type, not the text: a guest names the functions of its
+        // backtrace, and could name one after wasmtime's message.
+        if err
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
             return InvokeError::Busy(format!("the host is at its instance capacity: {cause}"));
         }
         let detail = match &stderr {

@@ -63,7 +63,18 @@ impl Tail {
     /// `None` when nothing but white space was written.
     pub(crate) fn text(&self) -> Option<String> {
         let (a, b) = self.bytes.as_slices();
-        let text = String::from_utf8_lossy(&[a, b].concat())
+        let bytes = [a, b].concat();
+        // A cut start may fall inside a character: begin at the next one.
+        let start = if self.cut {
+            bytes
+                .iter()
+                .take(3)
+                .take_while(|b| (**b & 0xc0) == 0x80)
+                .count()
+        } else {
+            0
+        };
+        let text = String::from_utf8_lossy(&bytes[start..])
             .trim_end()
             .to_string();
         if text.trim().is_empty() {
@@ -233,5 +244,9 @@ mod tests {
         assert_eq!(tail.text().as_deref(), Some("…cdefghij"));
         tail.push(&[b'z'; 100]);
         assert_eq!(tail.text().as_deref(), Some("…zzzzzzzz"));
+        // Cut inside a character: the tail starts at the next one.
+        let mut tail = Tail::new(4);
+        tail.push("aaé€".as_bytes());
+        assert_eq!(tail.text().as_deref(), Some("…€"));
     }
 }

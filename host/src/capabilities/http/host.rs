@@ -55,7 +55,9 @@ impl OutgoingHooks {
             Some("http") => false,
             _ => return Err(Error::HttpProtocolError),
         };
-        let Some(authority) = uri.authority() else {
+        // A user part would be sent on in `host` (virtual-host confusion
+        // at the far end): refused.
+        let Some(authority) = uri.authority().filter(|a| !a.as_str().contains('@')) else {
             return Err(Error::HttpRequestUriInvalid);
         };
         let host = authority
@@ -117,33 +119,32 @@ async fn send(
     Error,
 > {
     let options = options.unwrap_or_default();
-    let within = |step: Option<Duration>| {
-        let left = deadline.saturating_duration_since(Instant::now());
-        step.map_or(left, |s| s.min(left))
-    };
-    let addresses = resolve(&target, reach, within(None), &skill).await?;
-    let stream = connect(&addresses, within(options.connect_timeout)).await?;
+    // Every step ends by the call's deadline, or sooner when the guest
+    // asked: the connect timeout covers connecting, TLS and the handshake
+    // together.
+    let until =
+        |step: Option<Duration>| step.map_or(deadline, |s| (Instant::now() + s).min(deadline));
+    let addresses = resolve(&target, reach, deadline, &skill).await?;
+    let connected = until(options.connect_timeout);
+    let stream = connect(&addresses, connected).await?;
     let io: Box<dyn Stream> = if target.https {
         let name = server_name(&target.host)?;
         let connector = tokio_rustls::TlsConnector::from(TLS.clone());
-        let tls = tokio::time::timeout(
-            within(options.connect_timeout),
-            connector.connect(name, stream),
-        )
-        .await
-        .map_err(|_| Error::ConnectionTimeout)?
-        .map_err(Error::Tls)?;
+        let tls = tokio::time::timeout_at(connected, connector.connect(name, stream))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)?
+            .map_err(Error::Tls)?;
         Box::new(tls)
     } else {
         Box::new(stream)
     };
-    let (mut sender, conn) = tokio::time::timeout(
-        within(options.connect_timeout),
+    let (mut sender, conn) = tokio::time::timeout_at(
+        connected,
         hyper::client::conn::http1::handshake::<_, WasiBody>(hyper_util::rt::TokioIo::new(io)),
     )
     .await
     .map_err(|_| Error::ConnectionTimeout)?
-    .map_err(Error::from)?;
+    .map_err(from_hyper)?;
     let worker = Worker(tokio::spawn(conn));
 
     // The request line names the path only (no proxy is addressed); the
@@ -153,43 +154,86 @@ async fn send(
         .path_and_query(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
-    let body = Budgeted::new(body, budget.clone(), deadline, Side::Request).boxed_unsync();
+    let body = Budgeted::new(body, budget.clone(), deadline, None, Side::Request).boxed_unsync();
     let request = http::Request::from_parts(parts, body);
 
-    let response = tokio::time::timeout(
-        within(options.first_byte_timeout),
+    let response = tokio::time::timeout_at(
+        until(options.first_byte_timeout),
         sender.send_request(request),
     )
     .await
     .map_err(|_| Error::HttpResponseTimeout)?
-    .map_err(Error::from)?;
+    .map_err(from_hyper)?;
     tracing::debug!(skill = %skill, host = %target.host, status = response.status().as_u16(), "outgoing HTTP request answered");
-    let response = response
-        .map(|incoming| Budgeted::new(incoming, budget, deadline, Side::Response).boxed_unsync());
+    let between = options.between_bytes_timeout;
+    let response = response.map(|incoming| {
+        Budgeted::new(incoming, budget, deadline, between, Side::Response).boxed_unsync()
+    });
     Ok((response, Box::new(worker)))
 }
+
+/// hyper's error, or the one a body of ours stopped the request with (over
+/// its budget, past the deadline), which hyper carries as the cause.
+fn from_hyper(e: hyper::Error) -> Error {
+    if e.is_user() {
+        if let Some(cause) = std::error::Error::source(&e) {
+            if let Some(ours) = cause.downcast_ref::<Error>() {
+                return match ours {
+                    Error::HttpRequestBodySize(n) => Error::HttpRequestBodySize(*n),
+                    Error::ConnectionWriteTimeout => Error::ConnectionWriteTimeout,
+                    _ => Error::from(e),
+                };
+            }
+        }
+    }
+    Error::from(e)
+}
+
+/// Names resolved at once, host-wide. A lookup holds a thread of the
+/// blocking pool until the system resolver gives up, whatever the call's
+/// deadline; the bound keeps names that never answer from taking the pool
+/// that files, SQLite and compiles share.
+const MAX_LOOKUPS: usize = 8;
+
+static LOOKUPS: LazyLock<Arc<tokio::sync::Semaphore>> =
+    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS)));
 
 /// The addresses to try: the literal address, or what the name resolves
 /// to, each one allowed by `reach`.
 async fn resolve(
     target: &Target,
     reach: Reach,
-    within: Duration,
+    deadline: Instant,
     skill: &str,
 ) -> Result<Vec<SocketAddr>, Error> {
     let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => tokio::time::timeout(
-            within,
-            tokio::net::lookup_host((target.host.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| Error::DnsTimeout)?
-        .map_err(|e| Error::DnsError {
-            rcode: Some(e.to_string()),
-            info_code: None,
-        })?
-        .collect(),
+        Err(_) => {
+            let lookup = async {
+                let permit = LOOKUPS
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::DnsTimeout)?;
+                let (host, port) = (target.host.clone(), target.port);
+                // The permit goes with the lookup: it is given back when the
+                // resolver returns, not when the call stops waiting.
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                        .map(|found| found.collect::<Vec<_>>())
+                })
+                .await
+                .map_err(|_| Error::DnsTimeout)?
+                .map_err(|e| Error::DnsError {
+                    rcode: Some(e.to_string()),
+                    info_code: None,
+                })
+            };
+            tokio::time::timeout_at(deadline, lookup)
+                .await
+                .map_err(|_| Error::DnsTimeout)??
+        }
     };
     if addresses.is_empty() {
         return Err(Error::DestinationNotFound);
@@ -208,29 +252,30 @@ async fn resolve(
     Ok(addresses)
 }
 
-async fn connect(
-    addresses: &[SocketAddr],
-    within: Duration,
-) -> Result<tokio::net::TcpStream, Error> {
-    let attempt = async {
-        let mut last = Error::DestinationUnavailable;
-        for address in addresses {
-            match tokio::net::TcpStream::connect(address).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    return Ok(stream);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    last = Error::ConnectionRefused
-                }
-                Err(e) => last = Error::Connect(e),
-            }
+/// Connects to the first address that answers by `until`; each address
+/// gets an equal share of the time left, so one that drops packets does
+/// not use it all.
+async fn connect(addresses: &[SocketAddr], until: Instant) -> Result<tokio::net::TcpStream, Error> {
+    let mut last = Error::ConnectionTimeout;
+    for (i, address) in addresses.iter().enumerate() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
         }
-        Err(last)
-    };
-    tokio::time::timeout(within, attempt)
-        .await
-        .map_err(|_| Error::ConnectionTimeout)?
+        let share = left / (addresses.len() - i) as u32;
+        match tokio::time::timeout(share, tokio::net::TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Error::ConnectionRefused
+            }
+            Ok(Err(e)) => last = Error::Connect(e),
+            Err(_) => last = Error::ConnectionTimeout,
+        }
+    }
+    Err(last)
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
@@ -286,22 +331,39 @@ enum Side {
     Response,
 }
 
-/// A body that spends the call's byte budget and stops at its deadline.
+/// A body that spends the call's byte budget and stops at its deadline,
+/// or when no bytes came for `between` (a response's, when the guest set
+/// one).
 struct Budgeted<B> {
     inner: B,
     left: Arc<AtomicU64>,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    between: Option<Duration>,
+    timer: Pin<Box<Sleep>>,
     side: Side,
 }
 
 impl<B> Budgeted<B> {
-    fn new(inner: B, left: Arc<AtomicU64>, deadline: Instant, side: Side) -> Self {
+    fn new(
+        inner: B,
+        left: Arc<AtomicU64>,
+        deadline: Instant,
+        between: Option<Duration>,
+        side: Side,
+    ) -> Self {
+        let timer = Box::pin(tokio::time::sleep_until(Self::next_stop(deadline, between)));
         Budgeted {
             inner,
             left,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+            between,
+            timer,
             side,
         }
+    }
+
+    fn next_stop(deadline: Instant, between: Option<Duration>) -> Instant {
+        between.map_or(deadline, |b| (Instant::now() + b).min(deadline))
     }
 
     fn over(&self) -> Error {
@@ -337,11 +399,15 @@ where
                         return Poll::Ready(Some(Err(self.over())));
                     }
                 }
+                if self.between.is_some() {
+                    let next = Self::next_stop(self.deadline, self.between);
+                    self.timer.as_mut().reset(next);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(match self.side {
                     Side::Request => Error::ConnectionWriteTimeout,
                     Side::Response => Error::ConnectionReadTimeout,
@@ -357,5 +423,37 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(hosts: &[&str], requests: u32) -> OutgoingHooks {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        let grant = HttpGrant::parse(&hosts, Some(requests), None).unwrap().map(Arc::new);
+        OutgoingHooks::new("t".into(), grant, Instant::now() + Duration::from_secs(1))
+    }
+
+    #[test]
+    fn requests_are_admitted_by_the_list_and_counted() {
+        let mut h = hooks(&["https://api.example.com"], 2);
+        let ok: http::Uri = "https://API.example.com/v1?q=1".parse().unwrap();
+        assert_eq!(h.admit(&ok).unwrap().1, Reach::Public);
+        for refused in [
+            "http://api.example.com/",
+            "https://api.example.com:8443/",
+            "https://evil.test@api.example.com/",
+            "https://api.example.com.evil.test/",
+        ] {
+            let uri: http::Uri = refused.parse().unwrap();
+            assert!(h.admit(&uri).is_err(), "{refused}");
+        }
+        assert!(h.admit(&ok).is_ok());
+        assert!(matches!(h.admit(&ok), Err(Error::ConnectionLimitReached)));
+        // No grant: everything is denied.
+        let mut none = OutgoingHooks::new("t".into(), None, Instant::now());
+        assert!(matches!(none.admit(&ok), Err(Error::HttpRequestDenied)));
     }
 }

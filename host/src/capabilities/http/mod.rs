@@ -289,6 +289,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 192 && b == 0 && c == 0)
+                || (a == 192 && b == 88 && c == 99)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 240)
         }
@@ -297,6 +298,11 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) and SIIT
+            // (::ffff:0:0:0/96) lead to addresses of a local network.
+            if (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) || s[0..5] == [0, 0, 0, 0, 0xffff] {
+                return false;
+            }
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
                 let v4 = std::net::Ipv4Addr::new(
@@ -323,6 +329,9 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80
                 || (s[0] & 0xffc0) == 0xfec0
                 || (s[0] == 0x2001 && s[1] == 0x0db8)
+                // Teredo (2001::/32), benchmarking (2001:2::/48), ORCHID
+                // (2001:10::/28).
+                || (s[0] == 0x2001 && (s[1] == 0 || s[1] == 2 || (s[1] & 0xfff0) == 0x10))
                 || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])
                 || s[0..6] == [0, 0, 0, 0, 0, 0])
         }
@@ -425,6 +434,10 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:7f00:1::",
             "2001:db8::1",
+            "192.88.99.1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
