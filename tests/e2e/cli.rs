@@ -223,43 +223,27 @@ async fn manifest_embed_puts_a_manifest_into_any_component_and_show_reads_it() {
             "with-{}",
             file.file_name().unwrap().to_str().unwrap()
         ));
-        let out = darkfactory(
-            &[
-                "manifest",
-                "embed",
-                &arg(file),
-                "--from",
-                &arg(&toml),
-                "-o",
-                &arg(&embedded),
-            ],
-            None,
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Twice over its own output: still one section, the new one.
-        let out = darkfactory(
-            &[
-                "manifest",
-                "embed",
-                &arg(&embedded),
-                "--from",
-                &arg(&toml),
-                "-o",
-                &arg(&embedded),
-            ],
-            None,
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Once, then again over its own output: still one section, the new one.
+        for from in [file, &embedded] {
+            let out = darkfactory(
+                &[
+                    "manifest",
+                    "embed",
+                    &arg(from),
+                    "--from",
+                    &arg(&toml),
+                    "-o",
+                    &arg(&embedded),
+                ],
+                None,
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let out = darkfactory(&["manifest", "show", &arg(&embedded)], None, None);
         let shown = String::from_utf8_lossy(&out.stdout);
         assert!(

@@ -195,33 +195,10 @@ pub fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
     out
 }
 
-/// `bytes` with a custom section named `name` holding `payload` appended:
-/// the same component, other bytes (and as large as the payload makes it).
-pub fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
-    fn leb128(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut section = Vec::new();
-    leb128(name.len(), &mut section);
-    section.extend_from_slice(name.as_bytes());
-    section.extend_from_slice(payload);
-    let mut out = bytes.to_vec();
-    out.push(0);
-    leb128(section.len(), &mut out);
-    out.extend_from_slice(&section);
-    out
-}
-
 /// An echo skill of about `bytes` bytes: the size of a Python or
 /// JavaScript component (12–18 MB), compiled as fast as a small one.
 pub fn large(bytes: usize) -> Vec<u8> {
-    with_custom_section(&build(&Spec::default()), "padding", &vec![0x5a; bytes])
+    let mut component = build(&Spec::default());
+    darkfactory::registry::append_custom_section(&mut component, "padding", &vec![0x5a; bytes]);
+    component
 }

@@ -107,10 +107,16 @@ pub fn inspect_component(bytes: &[u8]) -> Result<ComponentInfo, String> {
 
 /// Appends `text` to a component as its `darkfactory:manifest` section.
 pub fn append_manifest(component: &mut Vec<u8>, text: &str) {
+    append_custom_section(component, MANIFEST_SECTION, text.as_bytes());
+}
+
+/// Appends a custom section `name` holding `data` to a component (or a
+/// module): the same code, other bytes.
+pub fn append_custom_section(component: &mut Vec<u8>, name: &str, data: &[u8]) {
     let mut payload = Vec::new();
-    write_leb128(MANIFEST_SECTION.len(), &mut payload);
-    payload.extend_from_slice(MANIFEST_SECTION.as_bytes());
-    payload.extend_from_slice(text.as_bytes());
+    write_leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(data);
     component.push(0);
     write_leb128(payload.len(), component);
     component.extend_from_slice(&payload);

@@ -43,7 +43,8 @@ mod store;
 mod watch;
 
 pub use inspect::{
-    append_manifest, inspect_component, replace_manifest, ComponentInfo, MANIFEST_SECTION,
+    append_custom_section, append_manifest, inspect_component, replace_manifest, ComponentInfo,
+    MANIFEST_SECTION,
 };
 pub use manifest::{Manifest, ResolvedManifest};
 pub use name::{SkillName, MAX_NAME_LEN};

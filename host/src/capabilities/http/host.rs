@@ -432,7 +432,9 @@ mod tests {
 
     fn hooks(hosts: &[&str], requests: u32) -> OutgoingHooks {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-        let grant = HttpGrant::parse(&hosts, Some(requests), None).unwrap().map(Arc::new);
+        let grant = HttpGrant::parse(&hosts, Some(requests), None)
+            .unwrap()
+            .map(Arc::new);
         OutgoingHooks::new("t".into(), grant, Instant::now() + Duration::from_secs(1))
     }
 

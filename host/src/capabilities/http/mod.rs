@@ -304,23 +304,16 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return false;
             }
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
+            let v4 = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
             if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
-                return is_public(IpAddr::V4(v4));
+                return is_public(v4(s[6], s[7]));
             }
             if s[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[1] >> 8) as u8,
-                    s[1] as u8,
-                    (s[2] >> 8) as u8,
-                    s[2] as u8,
-                );
-                return is_public(IpAddr::V4(v4));
+                return is_public(v4(s[1], s[2]));
             }
             !(v6.is_unspecified()
                 || v6.is_loopback()
