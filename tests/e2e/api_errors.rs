@@ -118,6 +118,17 @@ async fn every_error_case_has_its_status_and_the_host_keeps_serving() {
         message.starts_with("the skill trapped: wasm trap: wasm `unreachable`"),
         "{message}"
     );
+    // What the guest printed before it died (Rust's panic message) comes
+    // back with the trap.
+    let stderr = trap["error"]["stderr"].as_str().unwrap_or_default();
+    assert!(
+        stderr.contains("the trap skill was asked to panic"),
+        "{trap:#}"
+    );
+    assert!(
+        message.contains("the call's stderr ended with:"),
+        "{message}"
+    );
 
     // A skill that stays within its limits still works after the hog.
     let (status, out) = host.invoke("hog", r#"{"mib":4}"#).await;

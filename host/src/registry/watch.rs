@@ -76,9 +76,9 @@ fn is_change(kind: &EventKind) -> bool {
     match kind {
         EventKind::Access(access) => matches!(access, AccessKind::Close(AccessMode::Write)),
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
-        // Unknown kinds (and a queue overflow, which notify reports as
-        // `Other` with the rescan flag) are looked at: a stat is cheap, and
-        // an unchanged file is not read.
+        // Unknown kinds are looked at: a stat is cheap, and an unchanged
+        // file is not read. (A queue overflow names no file; the periodic
+        // rescan catches up.)
         EventKind::Any | EventKind::Other => true,
     }
 }
