@@ -29,6 +29,9 @@ pub struct OutgoingHooks {
     deadline: Instant,
     requests_left: u32,
     bytes_left: Arc<AtomicU64>,
+    /// Whether this call's first refusal was logged: one line a call, so a
+    /// guest that loops on refused requests cannot flood the log.
+    refusal_logged: bool,
 }
 
 impl OutgoingHooks {
@@ -41,15 +44,47 @@ impl OutgoingHooks {
             deadline,
             requests_left,
             bytes_left: Arc::new(AtomicU64::new(bytes)),
+            refusal_logged: false,
         }
+    }
+
+    /// Logs the call's first refusal (the reason, and where it went).
+    fn refused(&mut self, error: Error, why: &str, target: Option<&Target>) -> Error {
+        if !self.refusal_logged {
+            self.refusal_logged = true;
+            match target {
+                Some(t) => tracing::info!(
+                    skill = %self.skill,
+                    host = %crate::runtime::bounded::cut(&t.host, 256),
+                    port = t.port,
+                    https = t.https,
+                    "outgoing HTTP request denied: {why} (further refusals of this call are not logged)"
+                ),
+                None => tracing::info!(
+                    skill = %self.skill,
+                    "outgoing HTTP request denied: {why} (further refusals of this call are not logged)"
+                ),
+            }
+        }
+        error
     }
 
     /// The target and how far it may reach, or why the request is refused.
     fn admit(&mut self, uri: &http::Uri) -> Result<(Target, Reach), Error> {
-        let Some(grant) = &self.grant else {
-            tracing::info!(skill = %self.skill, "outgoing HTTP request denied: the skill's manifest has no `allowed_outbound_hosts`");
-            return Err(Error::HttpRequestDenied);
+        let Some(grant) = self.grant.clone() else {
+            let why = "the skill's manifest has no `allowed_outbound_hosts`";
+            return Err(self.refused(Error::HttpRequestDenied, why, None));
         };
+        // Every attempt counts, allowed or not: a guest cannot spin on
+        // refused requests either.
+        if self.requests_left == 0 {
+            let why = format!(
+                "the call has sent its `outbound_requests` ({})",
+                grant.requests
+            );
+            return Err(self.refused(Error::ConnectionLimitReached, &why, None));
+        }
+        self.requests_left -= 1;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -68,20 +103,9 @@ impl OutgoingHooks {
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let target = Target { https, host, port };
         let Some(reach) = grant.allows(&target) else {
-            tracing::info!(
-                skill = %self.skill,
-                host = %crate::runtime::bounded::cut(&target.host, 256),
-                port,
-                https,
-                "outgoing HTTP request denied: not in the skill's `allowed_outbound_hosts`"
-            );
-            return Err(Error::HttpRequestDenied);
+            let why = "not in the skill's `allowed_outbound_hosts`";
+            return Err(self.refused(Error::HttpRequestDenied, why, Some(&target)));
         };
-        if self.requests_left == 0 {
-            tracing::info!(skill = %self.skill, limit = grant.requests, "outgoing HTTP request denied: the call has sent its `outbound_requests`");
-            return Err(Error::ConnectionLimitReached);
-        }
-        self.requests_left -= 1;
         Ok((target, reach))
     }
 }
@@ -440,7 +464,7 @@ mod tests {
 
     #[test]
     fn requests_are_admitted_by_the_list_and_counted() {
-        let mut h = hooks(&["https://api.example.com"], 2);
+        let mut h = hooks(&["https://api.example.com"], 6);
         let ok: http::Uri = "https://API.example.com/v1?q=1".parse().unwrap();
         assert_eq!(h.admit(&ok).unwrap().1, Reach::Public);
         for refused in [
@@ -452,6 +476,7 @@ mod tests {
             let uri: http::Uri = refused.parse().unwrap();
             assert!(h.admit(&uri).is_err(), "{refused}");
         }
+        // The refused attempts count too: the sixth attempt is the last.
         assert!(h.admit(&ok).is_ok());
         assert!(matches!(h.admit(&ok), Err(Error::ConnectionLimitReached)));
         // No grant: everything is denied.
