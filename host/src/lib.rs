@@ -4,10 +4,12 @@
 //! self-improving agent fleet. Skills are sandboxed Wasm components loaded
 //! hot from a skills directory and called over HTTP.
 //!
-//! The modules depend downwards only: [`api`] and [`cli`] use everything,
-//! [`registry`] uses [`runtime`], [`capabilities`] implement the WIT imports
-//! for the runtime, and [`runtime`] uses nothing of ours. [`server`] puts
-//! them together into a running host.
+//! The modules depend downwards only (a test holds it, see `layering`):
+//! [`cli`] → [`server`] → [`api`] → [`registry`] → [`workflow`] →
+//! [`capabilities`] → [`state`], [`skill`] → [`runtime`], which uses
+//! nothing of ours. [`skill`] is what a skill is to every layer (its name,
+//! manifest and hash); [`capabilities`] implement the WIT imports for the
+//! runtime; [`server`] puts them together into a running host.
 
 pub mod api;
 pub mod capabilities;
@@ -15,5 +17,8 @@ pub mod cli;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod skill;
 pub mod state;
 pub mod workflow;
+
+mod layering;

@@ -199,6 +199,6 @@ pub fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
 /// JavaScript component (12–18 MB), compiled as fast as a small one.
 pub fn large(bytes: usize) -> Vec<u8> {
     let mut component = build(&Spec::default());
-    darkfactory::registry::append_custom_section(&mut component, "padding", &vec![0x5a; bytes]);
+    darkfactory::skill::append_custom_section(&mut component, "padding", &vec![0x5a; bytes]);
     component
 }

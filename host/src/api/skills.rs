@@ -1,7 +1,8 @@
 //! Handlers of `/healthz` and `/api/skills/...`.
 
 use super::{ApiError, AppState};
-use crate::registry::{Published, SkillDetails, SkillName};
+use crate::registry::{Published, SkillDetails};
+use crate::skill::SkillName;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};

@@ -13,6 +13,7 @@
 
 pub mod board;
 pub mod fleet;
+pub mod grants;
 pub mod http;
 pub mod log;
 pub mod memory;

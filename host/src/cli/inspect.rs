@@ -1,7 +1,7 @@
 //! `darkfactory inspect FILE.wasm`: what a component is and whether this host
 //! would load it, without running it.
 
-use crate::registry::{inspect_component, sha256_hex, Manifest};
+use crate::skill::{inspect_component, sha256_hex, Manifest};
 use crate::runtime::{Runtime, RuntimeConfig};
 use anyhow::Context;
 use clap::Args;

@@ -11,7 +11,7 @@
 //! there; a top-level section wins over one inside a core module (the
 //! Rust SDK's), so `embed` also overrides what a Rust build embedded.
 
-use crate::registry::{inspect_component, replace_manifest, Manifest, MANIFEST_SECTION};
+use crate::skill::{inspect_component, replace_manifest, Manifest, MANIFEST_SECTION};
 use crate::runtime::RuntimeConfig;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};

@@ -76,7 +76,7 @@ world skill {
 ";
 
 pub(super) fn run(args: NewArgs) -> anyhow::Result<()> {
-    crate::registry::SkillName::check(&args.name)
+    crate::skill::SkillName::check(&args.name)
         .map_err(|e| anyhow::anyhow!("`{}` is not a skill name: {e}", args.name))?;
     let dir = args.into.join(&args.name);
     if dir.exists() {

@@ -34,20 +34,11 @@
 //! such call goes to the blocking pool.
 
 mod files;
-mod inspect;
-mod manifest;
-mod name;
 mod share;
 mod stats;
 mod store;
 mod watch;
 
-pub use inspect::{
-    append_custom_section, append_manifest, inspect_component, replace_manifest, ComponentInfo,
-    MANIFEST_SECTION,
-};
-pub use manifest::{Manifest, ResolvedManifest};
-pub use name::{SkillName, MAX_NAME_LEN};
 pub use stats::StatsSnapshot;
 pub use store::write_atomically;
 pub use watch::WatchHandle;
@@ -58,11 +49,13 @@ use crate::capabilities::{
 };
 use crate::runtime::bounded::{cut, cut_owned, MAX_MESSAGE_BYTES};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};
+use crate::capabilities::grants::ResolvedManifest;
+use crate::skill::{inspect_component, Manifest, SkillName};
+use crate::skill::sha256_hex;
 use crate::state::{FailureRow, StateStore, VersionRow};
 use arc_swap::ArcSwapOption;
 use files::{SkillsDir, Stamp};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use stats::Stats;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -1802,10 +1795,6 @@ fn skill_file_name(path: &Path) -> Option<(SkillName, FileKind)> {
     SkillName::parse(stem).ok().map(|name| (name, kind))
 }
 
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)

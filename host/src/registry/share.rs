@@ -8,7 +8,7 @@
 //! `concurrency` may ask for less. A [`CallGate`] lets that many calls in
 //! at once: a call that finds it full waits a moment for one to end.
 
-use super::ComponentInfo;
+use crate::skill::ComponentInfo;
 use crate::runtime::{PoolCapacity, RuntimeConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

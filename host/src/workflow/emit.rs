@@ -413,7 +413,7 @@ mod tests {
             "deterministic"
         );
         let capabilities = |bytes: &[u8]| -> Vec<String> {
-            let info = crate::registry::inspect_component(bytes).unwrap();
+            let info = crate::skill::inspect_component(bytes).unwrap();
             // The world's `skill-error` type comes from `types` in every skill.
             info.imports
                 .into_iter()

@@ -20,7 +20,7 @@ use super::front::toml_to_json;
 use super::markdown::TestBlock;
 use super::wit::{snake, Interfaces};
 use super::Compiled;
-use crate::registry::Manifest;
+use crate::skill::Manifest;
 use crate::runtime::{CallContext, Runtime, RuntimeConfig, RuntimeError, SkillState};
 use darkfactory_workflow_vm::exec::equal;
 use serde::Serialize;

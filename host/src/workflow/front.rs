@@ -185,7 +185,7 @@ pub fn parse(block: Option<&Block>, diags: &mut Diagnostics) -> Header {
         match &**key.get_ref() {
             "name" => {
                 if let Some(name) = r.string(value, "name") {
-                    if let Err(e) = crate::registry::SkillName::check(&name) {
+                    if let Err(e) = crate::skill::SkillName::check(&name) {
                         r.error(
                             r.span(value),
                             format!("`{name}` is not a skill name: {e}"),

@@ -20,7 +20,7 @@ pub mod wit;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 
-use crate::registry::{append_manifest, sha256_hex, SkillName};
+use crate::skill::{append_manifest, sha256_hex, SkillName};
 use darkfactory_workflow_vm::Program;
 use diag::Span;
 use front::Header;

@@ -222,7 +222,7 @@ async fn an_endless_workflow_is_stopped_by_the_deadline() {
         &crate::capabilities::add_to_linker,
     )
     .unwrap();
-    let resolved = crate::registry::Manifest::merge(Some(&compiled.manifest), None)
+    let resolved = crate::skill::Manifest::merge(Some(&compiled.manifest), None)
         .unwrap()
         .resolve("spin", rt.config())
         .unwrap();

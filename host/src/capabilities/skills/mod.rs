@@ -81,7 +81,7 @@ impl SkillsGrant {
             return Ok(Some(SkillsGrant::All));
         }
         for name in names {
-            crate::registry::SkillName::check(name).map_err(|e| format!("`skills`: {e}"))?;
+            crate::skill::SkillName::check(name).map_err(|e| format!("`skills`: {e}"))?;
         }
         Ok(Some(SkillsGrant::Only(names.to_vec())))
     }
