@@ -25,7 +25,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "factory",
-        &["runtime", "skill", "state", "capabilities", "workflow", "registry"],
+        &[
+            "runtime",
+            "skill",
+            "state",
+            "capabilities",
+            "workflow",
+            "registry",
+        ],
     ),
     (
         "api",
@@ -145,12 +152,13 @@ mod tests {
 
     #[test]
     fn every_module_of_the_crate_has_a_layer() {
-        let lib = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"),
-        )
-        .unwrap();
+        let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+            .unwrap();
         for line in lib.lines() {
-            if let Some(module) = line.strip_prefix("pub mod ").and_then(|m| m.strip_suffix(';')) {
+            if let Some(module) = line
+                .strip_prefix("pub mod ")
+                .and_then(|m| m.strip_suffix(';'))
+            {
                 assert!(
                     LAYERS.iter().any(|(name, _)| *name == module),
                     "`{module}` is not in `layering::LAYERS`: give it its place"
@@ -162,7 +170,10 @@ mod tests {
     #[test]
     fn a_use_is_found_in_code_not_in_comments() {
         assert_eq!(uses("use crate::registry::Registry;"), vec!["registry"]);
-        assert_eq!(uses("    x(crate::skill::sha256_hex(b), crate::runtime::X)"), vec!["skill", "runtime"]);
+        assert_eq!(
+            uses("    x(crate::skill::sha256_hex(b), crate::runtime::X)"),
+            vec!["skill", "runtime"]
+        );
         assert!(uses("//! the answers hyper writes itself (`crate::server`)").is_empty());
         assert!(uses("$crate::foo").is_empty());
     }

@@ -1,8 +1,8 @@
 //! `darkfactory inspect FILE.wasm`: what a component is and whether this host
 //! would load it, without running it.
 
-use crate::skill::{inspect_component, sha256_hex, Manifest};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::skill::{inspect_component, sha256_hex, Manifest};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;

@@ -11,8 +11,8 @@
 //! there; a top-level section wins over one inside a core module (the
 //! Rust SDK's), so `embed` also overrides what a Rust build embedded.
 
-use crate::skill::{inspect_component, replace_manifest, Manifest, MANIFEST_SECTION};
 use crate::runtime::RuntimeConfig;
+use crate::skill::{inspect_component, replace_manifest, Manifest, MANIFEST_SECTION};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

@@ -8,8 +8,8 @@
 //! `concurrency` may ask for less. A [`CallGate`] lets that many calls in
 //! at once: a call that finds it full waits a moment for one to end.
 
-use crate::skill::ComponentInfo;
 use crate::runtime::{PoolCapacity, RuntimeConfig};
+use crate::skill::ComponentInfo;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
