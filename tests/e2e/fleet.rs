@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 
-/// The heartbeat of the README, as an agent's cron sends it.
+/// The heartbeat of docs/fleet.md, as an agent's cron sends it.
 const ALFRED: &str = r#"{"agent":"alfred","skills":["research","planka","m2-memory","browser"],
  "current_task":"BenchmarkSuite v2 run","load":0.3,
  "specialties":["literature review","data analysis"],"last_heartbeat":1772230000}"#;

@@ -204,7 +204,7 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint; see the README for the API",
+        "no such endpoint; see docs/http-api.md for the API",
     )
 }
 
