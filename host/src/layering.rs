@@ -7,72 +7,24 @@
 //!                                                                    → skill → runtime
 //! ```
 //!
-//! `LAYERS` is the list: each module with the modules it may use. The test
-//! reads every `crate::MODULE` path in the code (comments aside) and fails
-//! with the file, the line and the rule it breaks.
+//! `LAYERS` is the list, lowest first: a module may use only those before
+//! it. The test reads every `crate::MODULE` path in the code (comments
+//! aside) and fails with the file, the line and the rule it breaks.
 
-/// Each module of the crate and the ones it may use.
+/// The modules of the crate, lowest first: each may use only those before
+/// it.
 #[cfg(test)]
-const LAYERS: &[(&str, &[&str])] = &[
-    ("runtime", &[]),
-    ("skill", &["runtime"]),
-    ("state", &[]),
-    ("capabilities", &["runtime", "skill", "state"]),
-    ("workflow", &["runtime", "skill", "state", "capabilities"]),
-    (
-        "registry",
-        &["runtime", "skill", "state", "capabilities", "workflow"],
-    ),
-    (
-        "factory",
-        &[
-            "runtime",
-            "skill",
-            "state",
-            "capabilities",
-            "workflow",
-            "registry",
-        ],
-    ),
-    (
-        "api",
-        &[
-            "runtime",
-            "skill",
-            "state",
-            "capabilities",
-            "workflow",
-            "registry",
-            "factory",
-        ],
-    ),
-    (
-        "server",
-        &[
-            "runtime",
-            "skill",
-            "state",
-            "capabilities",
-            "workflow",
-            "registry",
-            "factory",
-            "api",
-        ],
-    ),
-    (
-        "cli",
-        &[
-            "runtime",
-            "skill",
-            "state",
-            "capabilities",
-            "workflow",
-            "registry",
-            "factory",
-            "api",
-            "server",
-        ],
-    ),
+const LAYERS: &[&str] = &[
+    "runtime",
+    "state",
+    "skill",
+    "capabilities",
+    "workflow",
+    "registry",
+    "factory",
+    "api",
+    "server",
+    "cli",
 ];
 
 #[cfg(test)]
@@ -115,7 +67,8 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut broken = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        for (module, allowed) in LAYERS {
+        for (level, module) in LAYERS.iter().enumerate() {
+            let allowed = &LAYERS[..level];
             let dir = src.join(module);
             let mut paths = Vec::new();
             if dir.is_dir() {
@@ -160,7 +113,7 @@ mod tests {
                 .and_then(|m| m.strip_suffix(';'))
             {
                 assert!(
-                    LAYERS.iter().any(|(name, _)| *name == module),
+                    LAYERS.contains(&module),
                     "`{module}` is not in `layering::LAYERS`: give it its place"
                 );
             }
