@@ -1,8 +1,10 @@
-//! Reading a component without running it: its kind, imports, exports and the
-//! embedded `darkfactory:manifest` custom section.
+//! Reading a component without running it (its kind, imports, exports and
+//! the embedded `darkfactory:manifest` custom section), and writing that
+//! section.
 //!
-//! Used by the loader (to find the manifest and to reject core modules with a
-//! helpful message) and by `darkfactory inspect`.
+//! Read by the loader (to find the manifest and to reject core modules with
+//! a helpful message) and by `darkfactory inspect`; written by the workflow
+//! compiler and `darkfactory manifest embed`.
 
 use serde::Serialize;
 use wasmparser::{Parser, Payload};
