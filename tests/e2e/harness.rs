@@ -7,20 +7,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The compiled test and example skills, built by `make skills`.
-pub fn wasm(skill: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The build's target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target
-        .join("wasm32-wasip2/skill")
-        .join(format!("skill_{}.wasm", skill.replace('-', "_")));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn read_built(path: PathBuf, make: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} ({e}); build the skills first with `make skills`",
+            "cannot read {} ({e}); build it first with `make {make}`",
             path.display()
         )
     })
+}
+
+/// The compiled test and example skills, built by `make skills`.
+pub fn wasm(skill: &str) -> Vec<u8> {
+    let file = format!("skill_{}.wasm", skill.replace('-', "_"));
+    read_built(
+        target_dir().join("wasm32-wasip2/skill").join(file),
+        "skills",
+    )
+}
+
+/// The Python and JavaScript skills, built by `make lang-skills`.
+pub fn lang_skill(name: &str) -> Vec<u8> {
+    read_built(
+        target_dir()
+            .join("lang-skills")
+            .join(format!("{name}.wasm")),
+        "lang-skills",
+    )
 }
 
 /// Directories a host runs on; kept across restarts of the host.

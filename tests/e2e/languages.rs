@@ -4,26 +4,11 @@
 //! `denied`, their outgoing HTTP reaches only the hosts their manifest
 //! lists, and their errors come back readable.
 
-use crate::harness::{Dirs, Host};
+use crate::harness::{lang_skill, Dirs, Host};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A component `make lang-skills` built.
-fn lang_skill(name: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("lang-skills").join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); build it first with `make lang-skills`",
-            path.display()
-        )
-    })
-}
 
 /// A loopback web server the skills call: what a skill's external API is.
 struct Origin {

@@ -18,6 +18,7 @@
 //! default) and move `outbound_mib` MiB of bodies (16 by default), and no
 //! request outlives the call's deadline.
 
+mod client;
 mod host;
 
 pub use host::OutgoingHooks;
