@@ -5,7 +5,8 @@
 #   make test   formatting, lints, unit and end-to-end tests (installs
 #               redis-server with apt when missing: the fleet's Redis tests;
 #               componentize-py from PyPI and componentize-js from npm: the
-#               Python and JavaScript skills)
+#               Python and JavaScript skills; schemathesis from PyPI: the
+#               API's contract)
 #   make bench  the benchmarks of docs/benchmarks.md
 #
 # Each installs the pinned toolchain and its Wasm targets with rustup
@@ -33,9 +34,11 @@ LISTEN ?= 127.0.0.1:8080
 COMPONENTIZE_PY := 0.25.1
 COMPONENTIZE_JS := 0.23.0
 LANG_DIR := target/lang-skills
+SCHEMATHESIS := 4.32.5
+API_TOOLS := target/api-tools
 JS_TOOLS := target/lang-tools
 
-.PHONY: run test bench toolchain skills redis lang-tools lang-skills
+.PHONY: run test bench toolchain skills redis lang-tools lang-skills api-tools
 
 # The Redis fleet registry's tests run against a real redis-server.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -69,6 +72,18 @@ lang-tools:
 		echo "installing componentize-js $(COMPONENTIZE_JS) (npm)"; \
 		mkdir -p $(JS_TOOLS) && npm install --silent --no-audit --no-fund --prefix $(JS_TOOLS) \
 			"@bytecodealliance/componentize-js@$(COMPONENTIZE_JS)"; }
+
+# Schemathesis fuzzes the HTTP API against its OpenAPI document
+# (tests/e2e/contract.rs), from a virtual environment of its own.
+api-tools:
+	@$(API_TOOLS)/venv/bin/schemathesis --version 2>/dev/null | grep -q " $(SCHEMATHESIS)$$" || { \
+		echo "installing schemathesis $(SCHEMATHESIS) (PyPI)"; \
+		rm -rf $(API_TOOLS)/venv; \
+		python3 -m venv $(API_TOOLS)/venv 2>/dev/null || { rm -rf $(API_TOOLS)/venv; \
+			$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+			python3 -m venv $(API_TOOLS)/venv; }; \
+		$(API_TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check \
+			"schemathesis==$(SCHEMATHESIS)"; }
 
 # Each is rebuilt only when its source, the WIT or the toolchain changed
 # (a build takes 5-10 s): the key of the last build is kept beside it.
@@ -111,7 +126,7 @@ run: skills
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
-test: skills redis lang-skills
+test: skills redis lang-skills api-tools
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p darkfactory-workflow-vm --features guest \

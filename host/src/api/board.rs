@@ -1,9 +1,11 @@
 //! Handlers of `/api/board/...`: the board for operators and their tools.
 
 use super::auth::same_secret;
+use super::openapi::errors;
 use super::{json_body, ApiError, AppState};
 use crate::capabilities::board::{
-    BoardBackend, BoardEvent, CardCursor, CardEdit, CardFilter, NewCard, PlankaWebhook, KEPT_EVENTS,
+    BoardBackend, BoardEvent, Card, CardCursor, CardEdit, CardFilter, Comment, NewCard,
+    PlankaWebhook, KEPT_EVENTS,
 };
 use crate::capabilities::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -11,9 +13,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::{header, HeaderMap};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 fn board(state: &AppState) -> Result<&Arc<dyn BoardBackend>, ApiError> {
     state.board.as_ref().ok_or_else(|| {
@@ -39,28 +42,78 @@ fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 /// Characters of a description that a listing shows unless asked for all.
 const LISTED_DESCRIPTION_CHARS: usize = 500;
 
-#[derive(Deserialize, Default)]
+/// Which cards a page of the board shows.
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct CardsQuery {
+    /// Only cards in this list (by name, case-insensitive).
     list: Option<String>,
+    /// Only cards with this label.
     label: Option<String>,
-    /// A duration such as `48h` or `90m`.
+    /// Only cards in their list longer than this: a duration such as `48h`,
+    /// `90m` or `1h 30m`.
+    #[param(
+        pattern = "^0$|^([0-9]{1,9} ?(ns|us|ms|sec|s|min|m|hours|hour|hr|h|days|day|d|weeks|week|w) ?)*[0-9]{1,9} ?(ns|us|ms|sec|s|min|m|hours|hour|hr|h|days|day|d|weeks|week|w)$"
+    )]
     in_list_longer_than: Option<String>,
     /// Cards on this page (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,20}$")]
     cursor: Option<String>,
-    /// `full`: whole descriptions; by default they are cut to 500 characters.
+    /// `full`: whole descriptions; by default (`short`) they are cut to 500
+    /// characters.
+    #[param(pattern = "^(short|full)$")]
     descriptions: Option<String>,
 }
 
-/// `GET /api/board?list=&label=&in_list_longer_than=48h&limit=&cursor=`:
-/// the lists, each with the cards of this page that pass the filter (in the
-/// order they entered their lists), and `next_cursor` when there are more.
+/// A page of the board.
+#[derive(Serialize, ToSchema)]
+pub(super) struct BoardPage {
+    /// `embedded` or `planka`.
+    backend: &'static str,
+    /// Every list, with the cards of this page in it.
+    lists: Vec<ListCards>,
+    /// The `cursor` of the next page, when there is one.
+    next_cursor: Option<String>,
+}
+
+/// A list and the cards of a page in it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ListCards {
+    /// Its id.
+    id: String,
+    /// Its name.
+    name: String,
+    /// Its position, lists ascending.
+    position: i64,
+    /// Its cards on this page, in the order they entered it.
+    cards: Vec<Card>,
+}
+
+errors!(ShowErrors {
+    400 => ["invalid_board_request"],
+    404 => ["board_not_found"],
+    503 => ["board_unavailable"],
+});
+
+/// The lists, each with the cards of this page that pass the filter (in
+/// the order they entered their lists), and `next_cursor` when there are
+/// more.
+#[utoipa::path(
+    get,
+    path = "/api/board",
+    tag = "board",
+    operation_id = "show_board",
+    params(CardsQuery),
+    responses((status = 200, description = "A page of the board.", body = BoardPage), ShowErrors)
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     query: Result<Query<CardsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BoardPage>, ApiError> {
     let query = query_params(query)?;
     let invalid = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_board_request", m);
     let limit = super::page_limit(query.limit, "invalid_board_request")?;
@@ -100,64 +153,137 @@ pub(super) async fn show(
         cards.truncate(limit);
         cards.last().map(|c| CardCursor::after(c).encode())
     });
-    let lists: Vec<Value> = board
+    let lists = board
         .lists()
         .await?
         .into_iter()
         .map(|list| {
-            let in_list: Vec<_> = cards.iter().filter(|c| c.list == list.name).collect();
-            json!({"id": list.id, "name": list.name, "position": list.position, "cards": in_list})
+            let in_list = cards
+                .iter()
+                .filter(|c| c.list == list.name)
+                .cloned()
+                .collect();
+            ListCards {
+                id: list.id,
+                name: list.name,
+                position: list.position,
+                cards: in_list,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "backend": board.name(),
-        "lists": lists,
-        "next_cursor": next_cursor.flatten(),
-    })))
+    Ok(Json(BoardPage {
+        backend: board.name(),
+        lists,
+        next_cursor: next_cursor.flatten(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// A label's name: 1 to 64 characters, no control characters.
+#[derive(Deserialize, ToSchema)]
+#[schema(
+    pattern = "^\\s*[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,62}[^\\s\\x00-\\x1f\\x7f-\\x9f])?\\s*$"
+)]
+pub(super) struct Label(String);
+
+/// A card to create.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateBody {
+    /// Its title: not only white space, at most 1024 UTF-16 code units.
+    #[schema(pattern = "[^\\s\\x85]|\\ufeff", max_length = 1024)]
     title: String,
+    /// Its description (markdown, at most 1 MiB).
     #[serde(default)]
     description: String,
+    /// The list it goes in (by name; `Backlog` when not given).
     list: Option<String>,
+    /// Its label names: up to 16, each 1 to 64 characters without control
+    /// characters.
     #[serde(default)]
-    labels: Vec<String>,
+    #[schema(max_items = 16, inline)]
+    labels: Vec<Label>,
 }
 
-/// `POST /api/board/cards`: `201` with the card.
+errors!(CreateErrors {
+    400 => ["invalid_json", "invalid_board_request"],
+    403 => ["board_denied"],
+    404 => ["board_not_found"],
+    503 => ["board_unavailable"],
+});
+
+/// Creates a card: `201` with the card.
+#[utoipa::path(
+    post,
+    path = "/api/board/cards",
+    tag = "board",
+    operation_id = "create_card",
+    request_body = CreateBody,
+    responses((status = 201, description = "The card.", body = Card), CreateErrors)
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     body: Result<Json<CreateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Card>), ApiError> {
     let body = json_body(body)?;
     let card = NewCard {
         list: body.list.unwrap_or_else(|| "Backlog".to_string()),
         title: body.title,
         description: body.description,
-        labels: body.labels,
+        labels: body.labels.into_iter().map(|Label(l)| l).collect(),
     }
     .checked()?;
     let card = board(&state)?.create_card(card).await?;
-    Ok((StatusCode::CREATED, Json(json!(card))))
+    Ok((StatusCode::CREATED, Json(card)))
 }
 
-#[derive(Deserialize)]
+/// What to change of a card (at least one of them); what is not given
+/// stays.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub(super) struct EditBody {
+    /// The list to move it to (by name).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     list: Option<String>,
+    /// Its new title: not only white space, at most 1024 UTF-16 code units.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false, pattern = "[^\\s\\x85]|\\ufeff", max_length = 1024)]
     title: Option<String>,
+    /// Its new description (at most 1 MiB).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     description: Option<String>,
 }
 
-/// `PATCH /api/board/cards/{id}`: move and/or edit.
+/// A field that may be left out but is not `null`: a `null` in a change
+/// could mean "clear it" as well as "leave it", so it is refused.
+fn not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
+errors!(EditErrors {
+    400 => ["invalid_json", "invalid_board_request", "bad_request"],
+    403 => ["board_denied"],
+    404 => ["board_not_found"],
+    503 => ["board_unavailable"],
+});
+
+/// Moves and/or edits a card.
+#[utoipa::path(
+    patch,
+    path = "/api/board/cards/{id}",
+    tag = "board",
+    operation_id = "edit_card",
+    params(("id" = String, Path, description = "The card's id.")),
+    request_body = EditBody,
+    responses((status = 200, description = "The card as it is now.", body = Card), EditErrors)
+)]
 pub(super) async fn edit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<EditBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Card>, ApiError> {
     let body = json_body(body)?;
     let edit = CardEdit {
         list: body.list,
@@ -165,46 +291,105 @@ pub(super) async fn edit(
         description: body.description,
     }
     .checked()?;
-    Ok(Json(json!(board(&state)?.edit_card(&id, edit).await?)))
+    Ok(Json(board(&state)?.edit_card(&id, edit).await?))
 }
 
-#[derive(Deserialize)]
+/// A comment to write.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommentBody {
+    /// Its text (markdown): not only white space, at most 1 MiB.
+    #[schema(pattern = "[^\\s\\x85]|\\ufeff")]
     text: String,
 }
 
-/// `POST /api/board/cards/{id}/comments`: `201` with the comment.
+errors!(CommentErrors {
+    400 => ["invalid_json", "invalid_board_request", "bad_request"],
+    403 => ["board_denied"],
+    404 => ["board_not_found"],
+    503 => ["board_unavailable"],
+});
+
+/// Comments on a card: `201` with the comment.
+#[utoipa::path(
+    post,
+    path = "/api/board/cards/{id}/comments",
+    tag = "board",
+    operation_id = "comment_card",
+    params(("id" = String, Path, description = "The card's id.")),
+    request_body = CommentBody,
+    responses((status = 201, description = "The comment.", body = Comment), CommentErrors)
+)]
 pub(super) async fn comment(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<CommentBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Comment>), ApiError> {
     let body = json_body(body)?;
     let comment = board(&state)?.comment(&id, &body.text).await?;
-    Ok((StatusCode::CREATED, Json(json!(comment))))
+    Ok((StatusCode::CREATED, Json(comment)))
 }
 
-#[derive(Deserialize)]
+/// How many events.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct EventsQuery {
+    /// Events at most (default 50; more than 200 reads as 200).
+    #[param(minimum = 0, maximum = 4294967295_u64)]
     limit: Option<usize>,
 }
 
-/// `GET /api/board/events?limit=50`: the most recent Planka webhook events,
-/// newest first.
+/// The recent events.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Events {
+    /// Newest first.
+    events: Vec<BoardEvent>,
+}
+
+errors!(EventsErrors {
+    400 => ["invalid_board_request"],
+    404 => ["webhooks_off"],
+});
+
+/// The most recent Planka webhook events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/board/events",
+    tag = "board",
+    operation_id = "board_events",
+    params(EventsQuery),
+    responses((status = 200, description = "The events.", body = Events), EventsErrors)
+)]
 pub(super) async fn events(
     State(state): State<AppState>,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Events>, ApiError> {
     let query = query_params(query)?;
     let hook = webhook(&state)?;
     let limit = query.limit.unwrap_or(50).clamp(1, KEPT_EVENTS);
-    Ok(Json(json!({"events": hook.recent(limit)})))
+    Ok(Json(Events {
+        events: hook.recent(limit),
+    }))
 }
 
-/// `POST /api/board/webhooks/planka`: one delivery of Planka's outgoing
-/// webhook, authenticated by its access token. `204` when recorded.
+errors!(WebhookErrors {
+    400 => ["invalid_json", "invalid_webhook"],
+    401 => ["invalid_webhook_secret"],
+    404 => ["webhooks_off"],
+});
+
+/// One delivery of Planka's outgoing webhook, authenticated by the
+/// webhook's access token (not the host's token): `204` when recorded.
+#[utoipa::path(
+    post,
+    path = "/api/board/webhooks/planka",
+    tag = "board",
+    operation_id = "planka_webhook",
+    security(("planka_webhook" = [])),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "Planka's delivery: `{\"event\": \"...\", \"data\": {...}}`."),
+    responses((status = 204, description = "Recorded."), WebhookErrors)
+)]
 pub(super) async fn webhook_delivery(
     State(state): State<AppState>,
     headers: HeaderMap,

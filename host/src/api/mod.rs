@@ -18,10 +18,12 @@ mod envelope;
 mod error;
 mod fleet;
 mod memory;
+mod openapi;
 mod skills;
 mod workflows;
 
 pub use error::ApiError;
+pub use openapi::{document as openapi_document, document_json as openapi_json_text, error_codes};
 
 use crate::capabilities::board::{BoardBackend, PlankaWebhook};
 use crate::capabilities::fleet::Fleet;
@@ -30,9 +32,10 @@ use crate::capabilities::memory::Memory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// The longest URI (path and query) the API reads.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -89,53 +92,9 @@ pub struct Services {
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
-    let invoke_limit = DefaultBodyLimit::max(state.max_body_bytes);
-    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes());
-    let mut router = Router::new()
-        .route("/api/skills", get(skills::list))
-        .route(
-            "/api/skills/{name}",
-            get(skills::describe)
-                .put(skills::deploy)
-                .delete(skills::remove)
-                .layer(upload_limit),
-        )
-        .route(
-            "/api/skills/{name}/invoke",
-            post(skills::invoke).layer(invoke_limit),
-        )
-        .route("/api/skills/{name}/rollback", post(skills::rollback))
-        .route("/api/memory", post(memory::store))
-        .route("/api/memory/search", get(memory::search))
-        .route("/api/memory/stats", get(memory::stats))
-        .route(
-            "/api/memory/ingest",
-            post(memory::ingest).layer(DefaultBodyLimit::max(memory::MAX_INGEST_BYTES)),
-        )
-        .route("/api/memory/ingest/watermark", get(memory::watermark))
-        .route("/api/board", get(board::show))
-        .route("/api/board/cards", post(board::create))
-        .route("/api/board/cards/{id}", axum::routing::patch(board::edit))
-        .route("/api/board/cards/{id}/comments", post(board::comment))
-        .route("/api/board/events", get(board::events))
-        .route(PLANKA_WEBHOOK_PATH, post(board::webhook_delivery))
-        .route("/api/memory/{id}", get(memory::get).delete(memory::forget))
-        .route("/api/fleet/heartbeat", post(fleet::heartbeat))
-        .route("/api/capabilities", get(fleet::list))
-        .route(
-            "/api/capabilities/{agent}",
-            get(fleet::show).delete(fleet::forget),
-        )
-        .route("/api/route", post(fleet::route))
-        .route(
-            "/api/workflows/check",
-            post(workflows::check).layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
-        )
-        .route(
-            "/api/workflows/compile",
-            post(workflows::compile)
-                .layer(DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES)),
-        )
+    let (mut router, _) =
+        api_routes(state.max_body_bytes, state.max_upload_bytes()).split_for_parts();
+    router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Without a token there is nothing to check: no layer, no cost per call.
@@ -146,14 +105,70 @@ pub fn router(state: AppState) -> Router {
         ));
     }
     // The probes stay open whatever the token.
-    let probes = Router::new()
-        .route("/healthz", get(skills::healthz))
-        .route("/readyz", get(skills::readyz));
+    let (probes, _) = probe_routes().split_for_parts();
     router
         .merge(probes)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(envelope::EnvelopeLayer)
         .with_state(state)
+}
+
+/// Every `/api` route, each with its OpenAPI operation (see `openapi`):
+/// `invoke_limit` and `upload_limit` bound the bodies of an invoke and a
+/// deploy.
+fn api_routes(invoke_limit: usize, upload_limit: usize) -> OpenApiRouter<AppState> {
+    let source_limit = DefaultBodyLimit::max(crate::workflow::MAX_SOURCE_BYTES);
+    OpenApiRouter::default()
+        .routes(routes!(skills::list))
+        .routes(
+            routes!(skills::describe, skills::deploy, skills::remove)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .routes(routes!(skills::invoke).layer(DefaultBodyLimit::max(invoke_limit)))
+        .routes(routes!(skills::rollback))
+        .routes(routes!(memory::store))
+        .routes(routes!(memory::search))
+        .routes(routes!(memory::stats))
+        .routes(routes!(memory::ingest).layer(DefaultBodyLimit::max(memory::MAX_INGEST_BYTES)))
+        .routes(routes!(memory::watermark))
+        .routes(routes!(memory::get, memory::forget))
+        .routes(routes!(board::show))
+        .routes(routes!(board::create))
+        .routes(routes!(board::edit))
+        .routes(routes!(board::comment))
+        .routes(routes!(board::events))
+        .routes(routes!(board::webhook_delivery))
+        .routes(routes!(fleet::heartbeat))
+        .routes(routes!(fleet::list))
+        .routes(routes!(fleet::show, fleet::forget))
+        .routes(routes!(fleet::route))
+        .routes(routes!(workflows::check).layer(source_limit))
+        .routes(routes!(workflows::compile).layer(source_limit))
+        .routes(routes!(openapi_json))
+}
+
+/// The probes, outside the token.
+fn probe_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(skills::healthz))
+        .routes(routes!(skills::readyz))
+}
+
+/// `GET /api/openapi.json`: this API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = serde_json::Value))
+)]
+async fn openapi_json() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi::document_json(),
+    )
+        .into_response()
 }
 
 impl Services {
@@ -165,10 +180,12 @@ impl Services {
 }
 
 /// The query of a listing paged by name.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// Items on this page (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page: the last item's name.
     pub cursor: Option<String>,

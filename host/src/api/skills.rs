@@ -1,7 +1,8 @@
 //! Handlers of `/healthz` and `/api/skills/...`.
 
+use super::openapi::{errors, ANY_CODE};
 use super::{ApiError, AppState};
-use crate::registry::{Published, SkillDetails};
+use crate::registry::{Published, SkillDetails, SkillSummary};
 use crate::skill::SkillName;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -9,27 +10,75 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-/// `GET /healthz`: the host answers (liveness), with counts of its skills.
-pub(super) async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    let counts = state.registry.counts();
-    Json(json!({
-        "status": "ok",
-        "skills": counts.skills,
-        "skills_serving": counts.serving,
-        "skills_loading": counts.loading,
-        "ready": state.registry.is_ready(),
-        "pooling_allocator": state.registry.runtime().is_pooling(),
-    }))
+/// The answer of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`: the host answers.
+    status: &'static str,
+    /// Skills in the registry.
+    skills: usize,
+    /// Those serving a version.
+    skills_serving: usize,
+    /// Those whose files are still being loaded.
+    skills_loading: usize,
+    /// Whether every skill found at start has loaded or failed.
+    ready: bool,
+    /// Whether instances come from the pooling allocator.
+    pooling_allocator: bool,
 }
 
-/// `GET /readyz`: `200` once every skill found at start has loaded or
-/// failed, `503` before (readiness).
-pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Liveness: the host answers, with counts of its skills.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    operation_id = "healthz",
+    security(()),
+    responses((status = 200, description = "The host answers.", body = Health))
+)]
+pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let counts = state.registry.counts();
+    Json(Health {
+        status: "ok",
+        skills: counts.skills,
+        skills_serving: counts.serving,
+        skills_loading: counts.loading,
+        ready: state.registry.is_ready(),
+        pooling_allocator: state.registry.runtime().is_pooling(),
+    })
+}
+
+/// The answer of `GET /readyz` once ready.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// Always `ready`.
+    status: &'static str,
+    /// Skills in the registry.
+    skills: usize,
+}
+
+errors!(ReadyErrors { 503 => ["loading"] });
+
+/// Readiness: `200` once every skill found at start has loaded or failed,
+/// `503 loading` before.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    operation_id = "readyz",
+    security(()),
+    responses((status = 200, description = "Every skill found at start has loaded or failed.", body = Ready), ReadyErrors)
+)]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let counts = state.registry.counts();
     if state.registry.is_ready() {
-        return Ok(Json(json!({"status": "ready", "skills": counts.skills})));
+        return Ok(Json(Ready {
+            status: "ready",
+            skills: counts.skills,
+        }));
     }
     Err(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -41,12 +90,30 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
     ))
 }
 
-/// `GET /api/skills?limit=&cursor=`: a page of skills by name, with
-/// `next_cursor` when there are more.
+/// A page of skills.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SkillPage {
+    /// The skills of this page, by name.
+    skills: Vec<SkillSummary>,
+    /// The `cursor` of the next page, when there is one.
+    next_cursor: Option<String>,
+}
+
+errors!(ListErrors { 400 => ["invalid_query"] });
+
+/// A page of skills by name, with `next_cursor` when there are more.
+#[utoipa::path(
+    get,
+    path = "/api/skills",
+    tag = "skills",
+    operation_id = "list_skills",
+    params(super::PageQuery),
+    responses((status = 200, description = "A page of skills.", body = SkillPage), ListErrors)
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     query: Result<Query<super::PageQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SkillPage>, ApiError> {
     let Query(query) = query
         .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))?;
     let limit = super::page_limit(query.limit, "invalid_query")?;
@@ -55,11 +122,26 @@ pub(super) async fn list(
         skills.truncate(limit);
         skills.last().map(|s| s.name.clone())
     });
-    Ok(Json(
-        json!({ "skills": skills, "next_cursor": next_cursor.flatten() }),
-    ))
+    Ok(Json(SkillPage {
+        skills,
+        next_cursor: next_cursor.flatten(),
+    }))
 }
 
+errors!(DescribeErrors {
+    400 => ["invalid_name", "bad_request"],
+    404 => ["skill_not_found"],
+});
+
+/// A skill: its status, manifest, limits, statistics and version history.
+#[utoipa::path(
+    get,
+    path = "/api/skills/{name}",
+    tag = "skills",
+    operation_id = "describe_skill",
+    params(("name" = String, Path, description = "The skill's name: 1 to 64 of a-z, 0-9, `-`, starting with a letter or digit.", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 200, description = "The skill.", body = SkillDetails), DescribeErrors)
+)]
 pub(super) async fn describe(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -68,6 +150,27 @@ pub(super) async fn describe(
     Ok(Json(state.registry.describe(&name).await?))
 }
 
+errors!(InvokeErrors {
+    400 => ["invalid_name", "bad_request", "invalid_json", "invalid_input"],
+    404 => ["skill_not_found"],
+    413 => ["payload_too_large"],
+    422 => [ANY_CODE],
+    500 => ["trap", "memory_limit_exceeded", "output_too_large", "invalid_output"],
+    503 => ["skill_unavailable", "busy"],
+    504 => ["deadline_exceeded"],
+});
+
+/// Calls the skill with a JSON input; its JSON output is the answer. An
+/// error the skill answers itself is a `422` with the skill's own code.
+#[utoipa::path(
+    post,
+    path = "/api/skills/{name}/invoke",
+    tag = "skills",
+    operation_id = "invoke_skill",
+    params(("name" = String, Path, description = "The skill's name: 1 to 64 of a-z, 0-9, `-`, starting with a letter or digit.", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The skill's input: any JSON its `input_schema` accepts."),
+    responses((status = 200, description = "The skill's output.", body = serde_json::Value), InvokeErrors)
+)]
 pub(super) async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -89,8 +192,30 @@ pub(super) async fn invoke(
     Ok(([(header::CONTENT_TYPE, "application/json")], output).into_response())
 }
 
-/// A component, or a `workflow.md` (sent as `text/markdown`, or recognised
-/// by its `+++` front matter), which is compiled first.
+errors!(DeployErrors {
+    400 => ["invalid_name", "bad_request", "invalid_workflow_source"],
+    413 => ["payload_too_large", "workflow_too_large"],
+    422 => ["invalid_component", "invalid_workflow"],
+    500 => ["storage_error", "internal_error"],
+});
+
+/// Publishes a version of the skill: a component, or a `workflow.md` (sent
+/// as `text/markdown`, or recognised by its `+++` front matter), which is
+/// compiled first. It serves once it has loaded and passed its health
+/// check; until then, and when it fails, the last good version keeps
+/// serving.
+#[utoipa::path(
+    put,
+    path = "/api/skills/{name}",
+    tag = "skills",
+    operation_id = "deploy_skill",
+    params(("name" = String, Path, description = "The skill's name: 1 to 64 of a-z, 0-9, `-`, starting with a letter or digit.", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+    request_body(description = "A Wasm component, or a workflow's Markdown source.", content(
+        (super::openapi::Binary = "application/wasm"),
+        (String = "text/markdown"),
+    )),
+    responses((status = 201, description = "The version published.", body = Published), DeployErrors)
+)]
 pub(super) async fn deploy(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -130,6 +255,23 @@ pub(super) async fn deploy(
     Ok((StatusCode::CREATED, Json(published)))
 }
 
+errors!(RollbackErrors {
+    400 => ["invalid_name", "bad_request"],
+    404 => ["skill_not_found"],
+    409 => ["nothing_to_roll_back"],
+    422 => ["invalid_component"],
+    500 => ["storage_error", "internal_error"],
+});
+
+/// Serves the version before the serving one again.
+#[utoipa::path(
+    post,
+    path = "/api/skills/{name}/rollback",
+    tag = "skills",
+    operation_id = "roll_back_skill",
+    params(("name" = String, Path, description = "The skill's name: 1 to 64 of a-z, 0-9, `-`, starting with a letter or digit.", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 200, description = "The version now serving.", body = Published), RollbackErrors)
+)]
 pub(super) async fn rollback(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -141,6 +283,22 @@ pub(super) async fn rollback(
     ))
 }
 
+errors!(RemoveErrors {
+    400 => ["invalid_name", "bad_request"],
+    404 => ["skill_not_found"],
+    500 => ["storage_error", "internal_error"],
+});
+
+/// Removes the skill: its files leave the skills directory and it stops
+/// serving.
+#[utoipa::path(
+    delete,
+    path = "/api/skills/{name}",
+    tag = "skills",
+    operation_id = "remove_skill",
+    params(("name" = String, Path, description = "The skill's name: 1 to 64 of a-z, 0-9, `-`, starting with a letter or digit.", pattern = "^[a-z0-9][a-z0-9-]{0,63}$")),
+    responses((status = 204, description = "Removed."), RemoveErrors)
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,

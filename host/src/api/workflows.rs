@@ -2,6 +2,7 @@
 //! workflow compiler over HTTP. The body is the `workflow.md` text; `?name=`
 //! gives the skill name when the front matter does not.
 
+use super::openapi::errors;
 use super::{skills::body_or_error, ApiError};
 use crate::workflow::{self, CompileError, Diagnostics};
 use axum::body::Bytes;
@@ -10,13 +11,16 @@ use axum::extract::Query;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 /// The query of both endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct NameQuery {
+    /// The skill's name, when the front matter does not give it.
     name: Option<String>,
 }
 
@@ -38,11 +42,47 @@ fn query(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
 }
 
+/// What a check found.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CheckReport {
+    /// The skill's name, when the front matter or the query gives one.
+    name: Option<String>,
+    /// Whether it compiles: no errors (warnings allowed).
+    ok: bool,
+    /// Errors found.
+    errors: usize,
+    /// Warnings found.
+    warnings: usize,
+    /// Every diagnostic, in source order.
+    diagnostics: Diagnostics,
+    /// The diagnostics as a compiler prints them, with the source lines.
+    rendered: String,
+    /// When it runs: `manual`, `cron: ...` or `gap: KIND`.
+    trigger: String,
+    /// The capability functions it calls.
+    calls: Vec<String>,
+}
+
+errors!(CheckErrors {
+    400 => ["invalid_query", "invalid_workflow_source", "bad_request"],
+    413 => ["payload_too_large"],
+    500 => ["checker_failed"],
+});
+
 /// Checks a workflow: always `200`, with `ok` and every diagnostic.
+#[utoipa::path(
+    post,
+    path = "/api/workflows/check",
+    tag = "workflows",
+    operation_id = "check_workflow",
+    params(NameQuery),
+    request_body(content = Option<String>, content_type = "text/markdown", description = "The `workflow.md` source (none: an empty one)."),
+    responses((status = 200, description = "What the check found.", body = CheckReport), CheckErrors)
+)]
 pub(super) async fn check(
     q: Result<Query<NameQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CheckReport>, ApiError> {
     let name = query(q)?;
     let source = source(body)?;
     let checked = tokio::task::spawn_blocking(move || {
@@ -65,20 +105,45 @@ pub(super) async fn check(
     })?;
     let (checked, rendered) = checked;
     let errors = checked.diagnostics.errors();
-    Ok(Json(json!({
-        "name": checked.name,
-        "ok": errors == 0,
-        "errors": errors,
-        "warnings": checked.diagnostics.0.len() - errors,
-        "diagnostics": checked.diagnostics,
-        "rendered": rendered,
-        "trigger": checked.header.trigger.to_string(),
-        "calls": checked.usage.calls(),
-    })))
+    Ok(Json(CheckReport {
+        name: checked.name,
+        ok: errors == 0,
+        errors,
+        warnings: checked.diagnostics.0.len() - errors,
+        rendered,
+        trigger: checked.header.trigger.to_string(),
+        calls: checked.usage.calls(),
+        diagnostics: checked.diagnostics,
+    }))
 }
+
+errors!(CompileErrors {
+    400 => ["invalid_query", "invalid_workflow_source", "bad_request"],
+    413 => ["payload_too_large"],
+    422 => ["invalid_workflow"],
+    500 => ["compiler_failed"],
+});
 
 /// Compiles a workflow: `200` with the component (`application/wasm`), or
 /// `422 invalid_workflow` with every diagnostic.
+#[utoipa::path(
+    post,
+    path = "/api/workflows/compile",
+    tag = "workflows",
+    operation_id = "compile_workflow",
+    params(NameQuery),
+    request_body(content = Option<String>, content_type = "text/markdown", description = "The `workflow.md` source (none: an empty one)."),
+    responses(
+        (status = 200, description = "The component.", body = super::openapi::Binary, content_type = "application/wasm",
+            headers(
+                ("x-darkfactory-skill" = String, description = "The skill's name."),
+                ("x-darkfactory-sha256" = String, description = "sha256 of the component."),
+                ("x-darkfactory-source-sha256" = String, description = "sha256 of the source."),
+                ("x-darkfactory-warnings" = u32, description = "Warnings found."),
+            )),
+        CompileErrors
+    )
+)]
 pub(super) async fn compile(
     q: Result<Query<NameQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,

@@ -53,6 +53,8 @@ pub enum Command {
     New(new::NewArgs),
     /// Embed a manifest into a component of any language, or show it.
     Manifest(manifest::ManifestArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /api/openapi.json` answers).
+    Openapi,
 }
 
 /// How to reach a running host.
@@ -82,6 +84,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workflow(args) => workflow::run(args).await,
         Command::New(args) => new::run(args),
         Command::Manifest(args) => manifest::run(args),
+        Command::Openapi => {
+            print!("{}", crate::api::openapi_json_text());
+            Ok(())
+        }
     }
 }
 

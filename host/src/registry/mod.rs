@@ -288,7 +288,7 @@ impl Slot {
 }
 
 /// The summary of a skill that `GET /api/skills` lists.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillSummary {
     /// Skill name.
     pub name: String,
@@ -314,7 +314,7 @@ pub struct SkillSummary {
 }
 
 /// Everything `GET /api/skills/NAME` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillDetails {
     /// The summary fields.
     #[serde(flatten)]
@@ -342,7 +342,7 @@ pub struct SkillDetails {
 }
 
 /// One entry of a skill's version history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// sha256 of the component.
     pub sha256: String,
@@ -359,7 +359,7 @@ pub struct HistoryEntry {
 }
 
 /// How many skills a registry holds, by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SkillCounts {
     /// Every skill.
     pub skills: usize,
@@ -370,7 +370,7 @@ pub struct SkillCounts {
 }
 
 /// What a successful deploy or rollback published.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Published {
     /// Skill name.
     pub name: String,

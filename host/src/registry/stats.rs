@@ -21,7 +21,7 @@ pub struct Stats {
 }
 
 /// A snapshot for the API.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StatsSnapshot {
     /// Calls that reached the skill.
     pub invocations: u64,

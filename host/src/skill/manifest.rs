@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The merged manifest of one skill version.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Manifest {
     /// Name of the crate (or tool) that built the component, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,7 @@ pub struct Manifest {
 
 /// Where a compiled workflow came from (the `[workflow]` table the workflow
 /// compiler embeds; a sidecar cannot set it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowOrigin {
     /// sha256 of the `workflow.md` source.

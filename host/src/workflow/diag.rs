@@ -47,7 +47,7 @@ impl Span {
 }
 
 /// How bad it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The file does not compile.
@@ -58,7 +58,7 @@ pub enum Severity {
 }
 
 /// One problem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Diagnostic {
     pub severity: Severity,
     pub line: u32,
@@ -113,7 +113,7 @@ impl Diagnostic {
 }
 
 /// All the problems of one file, in source order.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {

@@ -61,7 +61,7 @@ pub enum BoardError {
 }
 
 /// A list of the board.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct List {
     /// Its id (a string: Planka's ids do not fit every JSON number).
     pub id: String,
@@ -72,7 +72,7 @@ pub struct List {
 }
 
 /// A card.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Card {
     /// Its id.
     pub id: String,
@@ -97,7 +97,7 @@ pub struct Card {
 }
 
 /// A comment on a card.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Comment {
     /// Its id.
     pub id: String,

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 pub const KEPT_EVENTS: usize = 200;
 
 /// One event, as the host understood it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BoardEvent {
     /// Planka's event name, e.g. `cardUpdate`.
     pub event: String,

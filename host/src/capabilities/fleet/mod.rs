@@ -65,29 +65,93 @@ pub enum FleetError {
 }
 
 /// A heartbeat, as an agent sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The agent's name: 1 to 64 of `a-z 0-9 . _ -`, starting with a letter
     /// or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub agent: String,
     /// Its skill tags.
     #[serde(default)]
+    #[schema(schema_with = skill_tags_schema)]
     pub skills: Vec<String>,
     /// What it is working on, if anything.
     #[serde(default)]
+    #[schema(
+        pattern = "^\\s*(?:[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,2046}[^\\s\\x00-\\x1f\\x7f-\\x9f])?)?\\s*$"
+    )]
     pub current_task: Option<String>,
     /// How busy it is, 0 (idle) to 1 (full).
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub load: f64,
     /// What it is good at, in words.
     #[serde(default)]
+    #[schema(schema_with = specialties_schema)]
     pub specialties: Vec<String>,
-    /// When the agent sent it, by its own clock (Unix seconds).
-    #[serde(default)]
+    /// When the agent sent it, by its own clock (Unix seconds, at most the
+    /// end of year 9999).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 253402300799_u64)]
     pub last_heartbeat: Option<u64>,
     /// Its heartbeat interval in seconds, when not the host's default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 5, maximum = 86400)]
     pub interval_seconds: Option<u64>,
+}
+
+/// The latest `last_heartbeat`: the end of year 9999, in Unix seconds.
+pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
+
+/// A whole number that may be written as `86400` or `86400.0` (JSON
+/// Schema's integers include both), or `null`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_u64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        // Up to 2^53, where every whole number is a float.
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0 => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "{number} is not a whole number from 0"
+        ))),
+    }
+}
+
+/// The schema of a list of skill tags, as [`checked_list`] accepts it.
+pub(crate) fn skill_tags_schema() -> utoipa::openapi::schema::Schema {
+    list_schema(MAX_SKILL_CHARS)
+}
+
+/// The schema of a list of specialties.
+fn specialties_schema() -> utoipa::openapi::schema::Schema {
+    list_schema(MAX_SPECIALTY_CHARS)
+}
+
+/// Control characters, in a JSON Schema pattern: what `char::is_control`
+/// finds.
+pub(crate) const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
+/// Up to [`MAX_ITEMS`] entries, each not only white space, at most
+/// `max_chars` characters, without control characters.
+fn list_schema(max_chars: usize) -> utoipa::openapi::schema::Schema {
+    serde_json::from_value(serde_json::json!({
+        "type": "array",
+        "maxItems": MAX_ITEMS,
+        "items": {
+            "type": "string",
+            "pattern": format!(
+                "^\\s*[^\\s{CONTROL}](?:[^{CONTROL}]{{0,{}}}[^\\s{CONTROL}])?\\s*$",
+                max_chars - 2
+            )
+        }
+    }))
+    .expect("a valid schema")
 }
 
 impl Heartbeat {
@@ -106,6 +170,11 @@ impl Heartbeat {
             let task = task.trim();
             check_text("current_task", task, MAX_TASK_CHARS)?;
             self.current_task = (!task.is_empty()).then(|| task.to_string());
+        }
+        if let Some(t) = self.last_heartbeat.filter(|t| *t > MAX_TIMESTAMP) {
+            return Err(FleetError::Invalid(format!(
+                "`last_heartbeat` is {t}; it is Unix seconds, at most {MAX_TIMESTAMP} (year 9999)"
+            )));
         }
         if let Some(s) = self.interval_seconds {
             let (min, max) = INTERVAL_RANGE;
@@ -198,7 +267,7 @@ pub struct AgentRecord {
 }
 
 /// Whether an agent is heard from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Its last heartbeat is within one interval (plus a quarter of grace).
@@ -221,7 +290,7 @@ impl Status {
 }
 
 /// An agent as the API and skills see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     /// Its name.
     pub agent: String,
@@ -646,6 +715,34 @@ mod tests {
         .unwrap();
         assert_eq!(ok.skills, ["research", "browser"]);
         assert_eq!(ok.current_task, None);
+    }
+
+    /// Found by the API's fuzzer: a timestamp past `i64::MAX` wrapped into
+    /// a clock skew of 292 billion years.
+    #[test]
+    fn timestamps_past_year_9999_are_refused() {
+        let mut b = beat("alfred");
+        b.last_heartbeat = Some(1 << 63);
+        let e = b.checked().unwrap_err();
+        assert!(e.to_string().contains("last_heartbeat"), "{e}");
+        let mut b = beat("alfred");
+        b.last_heartbeat = Some(MAX_TIMESTAMP);
+        assert!(b.checked().is_ok());
+    }
+
+    /// JSON Schema's integers include `86400.0`; so does a heartbeat.
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let json = r#"{"agent":"a","load":0,"interval_seconds":86400.0,"last_heartbeat":5e2}"#;
+        let b: Heartbeat = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (b.interval_seconds, b.last_heartbeat),
+            (Some(86400), Some(500))
+        );
+        for bad in ["1.5", "-1", "1e300"] {
+            let json = format!(r#"{{"agent":"a","load":0,"interval_seconds":{bad}}}"#);
+            assert!(serde_json::from_str::<Heartbeat>(&json).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -46,13 +46,18 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 /// A task to route.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRequest {
-    /// The task, in words or as a skill tag.
+    /// The task, in words or as a skill tag: not only white space, at most
+    /// 2048 characters, without control characters.
+    #[schema(
+        pattern = "^\\s*[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,2046}[^\\s\\x00-\\x1f\\x7f-\\x9f])?\\s*$"
+    )]
     pub task: String,
     /// Skills the agent must have.
     #[serde(default)]
+    #[schema(schema_with = super::skill_tags_schema)]
     pub required_skills: Vec<String>,
 }
 
@@ -74,7 +79,7 @@ impl RouteRequest {
 }
 
 /// How one agent fared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     /// The agent.
     pub agent: String,
@@ -97,7 +102,7 @@ pub struct Candidate {
 }
 
 /// Where a task goes, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RouteDecision {
     /// The task.
     pub task: String,

@@ -38,7 +38,7 @@ pub struct IngestOptions {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// Files read.
     pub files: u64,
@@ -65,7 +65,7 @@ pub struct IngestReport {
 }
 
 /// A line that could not be read, and where.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MalformedLine {
     /// The file (or `-` for a request body).
     pub file: String,
@@ -127,7 +127,7 @@ pub struct ChunkSource {
 }
 
 /// What one chunk did: the report, and how far the file is done with.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChunkResult {
     /// The report of this chunk.
     #[serde(flatten)]

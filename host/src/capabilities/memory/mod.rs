@@ -76,7 +76,7 @@ impl From<BackendError> for MemoryError {
 }
 
 /// The result of a store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stored {
     /// The memory's id.
     pub id: String,
@@ -87,7 +87,7 @@ pub struct Stored {
 }
 
 /// Counts for `/api/memory/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemoryCounts {
     /// Which backend serves.
     pub backend: &'static str,

@@ -73,7 +73,7 @@ impl NewMemory {
 }
 
 /// A stored memory, as read back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MemoryRecord {
     /// Its id.
     pub id: String,
@@ -82,6 +82,7 @@ pub struct MemoryRecord {
     /// Its namespace, as text.
     pub namespace: String,
     /// Its metadata.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub metadata: Metadata,
     /// When it was stored (or said), in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
@@ -90,7 +91,7 @@ pub struct MemoryRecord {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Hit {
     /// The memory.
     #[serde(flatten)]
