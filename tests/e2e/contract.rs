@@ -82,6 +82,12 @@ async fn the_api_holds_its_contract_under_a_fuzzer() {
         .current_dir(&contract)
         .env("PYTHONPATH", &contract)
         .env("NO_COLOR", "1")
+        // Nothing written into the checkout.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env(
+            "HYPOTHESIS_STORAGE_DIRECTORY",
+            target_dir().join("api-tools/hypothesis"),
+        )
         .args([
             "run",
             &format!("{}/api/openapi.json", host.url),

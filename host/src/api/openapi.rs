@@ -150,7 +150,9 @@ pub fn document() -> Value {
 }
 
 /// What the generated document lacks: who it is, how it authenticates, and
-/// the errors every `/api` operation shares.
+/// the errors operations share: those of the listener (a request it cannot
+/// read, a body too slow, headers too large, too many connections) and of
+/// the token layer and the URI bound for every `/api` operation.
 fn finish(mut doc: Value) -> Value {
     doc["info"] = json!({
         "title": "Dark Factory host API",
@@ -187,6 +189,16 @@ fn finish(mut doc: Value) -> Value {
             continue;
         };
         for (method, operation) in item.iter_mut() {
+            // What the listener answers for any request it cannot read
+            // (`crate::server`), before any route.
+            let has_body = operation.get("requestBody").is_some();
+            let responses = &mut operation["responses"];
+            add_errors(responses, 400, &["bad_request"]);
+            if has_body {
+                add_errors(responses, 408, &["body_timeout"]);
+            }
+            add_errors(responses, 431, &["headers_too_large"]);
+            add_errors(responses, 503, &["too_many_connections"]);
             // An operation with its own `security` (the probes, Planka's
             // deliveries) is outside the token layer.
             if !path.starts_with("/api/") || operation.get("security").is_some() {
@@ -265,17 +277,22 @@ mod tests {
         );
     }
 
-    /// Every error code a handler of `api/` writes is named by the document
-    /// (the two of unknown routes aside, which belong to no operation).
+    /// Every error code a handler of `api/` or the listener writes is named
+    /// by the document (the two of unknown routes aside, which belong to no
+    /// operation).
     #[test]
     fn every_error_code_in_the_source_is_documented() {
         let doc = document();
         let named: std::collections::BTreeSet<String> =
             error_codes(&doc).into_values().flatten().collect();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{root}/api"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.push(format!("{root}/server/http.rs").into());
         let mut missing = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
+        for path in files {
             if path.ends_with("openapi.rs") {
                 continue;
             }
@@ -324,7 +341,17 @@ mod tests {
         }
         let list = &codes["GET /api/skills"];
         assert!(!list.contains(&"read_only_token".to_string()), "{list:?}");
-        assert!(codes["GET /healthz"].is_empty());
+        let healthz = &codes["GET /healthz"];
+        assert!(
+            healthz.contains(&"too_many_connections".to_string()),
+            "{healthz:?}"
+        );
+        assert!(
+            !healthz.contains(&"missing_token".to_string()),
+            "{healthz:?}"
+        );
+        assert!(deploy.contains(&"body_timeout".to_string()), "{deploy:?}");
+        assert!(!list.contains(&"body_timeout".to_string()), "{list:?}");
         let webhook = &codes["POST /api/board/webhooks/planka"];
         assert!(
             !webhook.contains(&"missing_token".to_string()),
