@@ -262,12 +262,15 @@ fn not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     String::deserialize(d).map(Some)
 }
 
-errors!(EditErrors {
-    400 => ["invalid_json", "invalid_board_request", "bad_request"],
-    403 => ["board_denied"],
-    404 => ["board_not_found"],
-    503 => ["board_unavailable"],
-});
+errors!(
+    /// The errors of a change of one card.
+    CardErrors {
+        400 => ["invalid_json", "invalid_board_request", "bad_request"],
+        403 => ["board_denied"],
+        404 => ["board_not_found"],
+        503 => ["board_unavailable"],
+    }
+);
 
 /// Moves and/or edits a card.
 #[utoipa::path(
@@ -277,7 +280,7 @@ errors!(EditErrors {
     operation_id = "edit_card",
     params(("id" = String, Path, description = "The card's id.")),
     request_body = EditBody,
-    responses((status = 200, description = "The card as it is now.", body = Card), EditErrors)
+    responses((status = 200, description = "The card as it is now.", body = Card), CardErrors)
 )]
 pub(super) async fn edit(
     State(state): State<AppState>,
@@ -303,13 +306,6 @@ pub(super) struct CommentBody {
     text: String,
 }
 
-errors!(CommentErrors {
-    400 => ["invalid_json", "invalid_board_request", "bad_request"],
-    403 => ["board_denied"],
-    404 => ["board_not_found"],
-    503 => ["board_unavailable"],
-});
-
 /// Comments on a card: `201` with the comment.
 #[utoipa::path(
     post,
@@ -318,7 +314,7 @@ errors!(CommentErrors {
     operation_id = "comment_card",
     params(("id" = String, Path, description = "The card's id.")),
     request_body = CommentBody,
-    responses((status = 201, description = "The comment.", body = Comment), CommentErrors)
+    responses((status = 201, description = "The comment.", body = Comment), CardErrors)
 )]
 pub(super) async fn comment(
     State(state): State<AppState>,
