@@ -124,7 +124,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D
 }
 
 /// The schema of a list of skill tags, as [`checked_list`] accepts it.
-pub(crate) fn skill_tags_schema() -> utoipa::openapi::schema::Schema {
+pub(super) fn skill_tags_schema() -> utoipa::openapi::schema::Schema {
     list_schema(MAX_SKILL_CHARS)
 }
 
@@ -135,7 +135,7 @@ fn specialties_schema() -> utoipa::openapi::schema::Schema {
 
 /// Control characters, in a JSON Schema pattern: what `char::is_control`
 /// finds.
-pub(crate) const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
 
 /// Up to [`MAX_ITEMS`] entries, each not only white space, at most
 /// `max_chars` characters, without control characters.
