@@ -1,7 +1,6 @@
 //! The `darkfactory` binary: parses the command line, sets up logging and
 //! the async runtime, and hands over to the library's `cli` module.
 
-use clap::Parser;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -28,7 +27,13 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = darkfactory::cli::Cli::parse();
+    let cli = match darkfactory::cli::parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)

@@ -110,7 +110,7 @@ impl Host {
     /// Starts a host whose open-file limit is `open_files` (soft and hard),
     /// and waits until it is ready.
     pub fn start_with_open_files(dirs: &Dirs, extra: &[&str], open_files: u64) -> Host {
-        let host = Host::spawn(dirs, extra, Some(open_files));
+        let host = Host::spawn(dirs, extra, Some(open_files), &[]);
         host.wait_ready(Duration::from_secs(60));
         host
     }
@@ -118,10 +118,17 @@ impl Host {
     /// Starts a host on `dirs` with extra `serve` arguments, and returns as
     /// soon as it listens (its skills may still be loading).
     pub fn start_listening(dirs: &Dirs, extra: &[&str]) -> Host {
-        Host::spawn(dirs, extra, None)
+        Host::spawn(dirs, extra, None, &[])
     }
 
-    fn spawn(dirs: &Dirs, extra: &[&str], open_files: Option<u64>) -> Host {
+    /// [`Host::start`] with variables added to its environment.
+    pub fn start_with_env(dirs: &Dirs, extra: &[&str], env: &[(&str, &str)]) -> Host {
+        let host = Host::spawn(dirs, extra, None, env);
+        host.wait_ready(Duration::from_secs(60));
+        host
+    }
+
+    fn spawn(dirs: &Dirs, extra: &[&str], open_files: Option<u64>, env: &[(&str, &str)]) -> Host {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -156,6 +163,7 @@ impl Host {
             .args(extra)
             .env("DARKFACTORY_LOG", "info,darkfactory=debug")
             .env_remove("DARKFACTORY_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()

@@ -10,6 +10,7 @@ mod api_errors;
 mod authoring;
 mod board;
 mod cli;
+mod config;
 mod contract;
 mod fleet;
 mod hostile_clients;

@@ -4,6 +4,7 @@
 
 mod board;
 mod client;
+pub mod config;
 mod fleet;
 mod inspect;
 mod manifest;
@@ -53,6 +54,9 @@ pub enum Command {
     New(new::NewArgs),
     /// Embed a manifest into a component of any language, or show it.
     Manifest(manifest::ManifestArgs),
+    /// Check `darkfactory.toml`, show the configuration `serve` would run
+    /// with, or list the file's keys.
+    Config(config::ConfigArgs),
     /// Print the HTTP API's OpenAPI 3.1 document (what `GET /api/openapi.json` answers).
     Openapi,
 }
@@ -66,6 +70,56 @@ pub struct HostArgs {
     /// Bearer token, when the host requires one.
     #[arg(long, env = "DARKFACTORY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// Parses the command line, with `darkfactory.toml` for `serve` and
+/// `config check|show`: each key of the file whose flag is neither given
+/// nor set in the environment joins the command line. Help, version and
+/// clap's errors exit the process as clap does.
+pub fn parse() -> Result<Cli, config::ConfigError> {
+    parse_from(std::env::args_os().collect())
+}
+
+/// [`parse`] of the given arguments (the program's name first).
+pub fn parse_from(mut argv: Vec<std::ffi::OsString>) -> Result<Cli, config::ConfigError> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command();
+    let matches = command.clone().get_matches_from(argv.clone());
+    let serve_like = match matches.subcommand() {
+        Some(("serve", m)) => Some((command.find_subcommand("serve"), m)),
+        Some(("config", m)) => match m.subcommand() {
+            Some((name @ ("check" | "show"), m)) => Some((
+                command
+                    .find_subcommand("config")
+                    .and_then(|c| c.find_subcommand(name)),
+                m,
+            )),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some((Some(serve), serve_matches)) = serve_like else {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let layer = config::layer(serve, serve_matches)?;
+    argv.extend(layer.args.iter().cloned());
+    let matches = command.clone().get_matches_from(argv);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let serve_matches = match matches.subcommand() {
+        Some(("config", m)) => m.subcommand().map(|(_, m)| m),
+        other => other.map(|(_, m)| m),
+    };
+    let origins = serve_matches
+        .map(|m| layer.origins(serve, m))
+        .unwrap_or_default();
+    match &mut cli.command {
+        Command::Serve(args) => args.origins = origins,
+        Command::Config(config::ConfigArgs {
+            action: config::ConfigAction::Check(args) | config::ConfigAction::Show(args),
+        }) => args.origins = origins,
+        _ => {}
+    }
+    Ok(cli)
 }
 
 /// Runs a parsed command line.
@@ -84,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workflow(args) => workflow::run(args).await,
         Command::New(args) => new::run(args),
         Command::Manifest(args) => manifest::run(args),
+        Command::Config(args) => config::run(args),
         Command::Openapi => {
             print!("{}", crate::api::openapi_json_text());
             Ok(())

@@ -1,4 +1,6 @@
-//! `darkfactory serve`.
+//! `darkfactory serve`: its flags (each also a key of `darkfactory.toml`,
+//! see `super::config`), the checks that turn them into a [`ServerConfig`],
+//! and the run until a signal.
 
 use crate::capabilities::board::{PlankaAuth, PlankaBoardRef, PlankaConfig};
 use crate::capabilities::fleet::{RedisConfig, INTERVAL_RANGE};
@@ -15,9 +17,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Options of `serve`; each can also come from the environment.
+/// Options of `serve`; each can also come from the environment or
+/// `darkfactory.toml` (flag > environment > file > default).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The configuration file; without it, `./darkfactory.toml` when there
+    /// is one (docs/configuration.md).
+    #[arg(long, env = "DARKFACTORY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where each value came from (filled once the file is read).
+    #[arg(skip)]
+    pub(super) origins: super::config::Origins,
     /// Address to listen on. Non-loopback addresses require --token.
     #[arg(long, env = "DARKFACTORY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -36,11 +46,11 @@ pub struct ServeArgs {
     read_token: Option<String>,
     /// The largest skill file (component or upload), in bytes; a file over
     /// it is refused without being read whole.
-    #[arg(long, env = "DARKFACTORY_MAX_SKILL_BYTES", default_value_t = 64 << 20)]
+    #[arg(long, env = "DARKFACTORY_MAX_SKILL_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     max_skill_bytes: u64,
     /// Skill files compiled at once (the compile queue); default: the
     /// number of cores.
-    #[arg(long, env = "DARKFACTORY_COMPILE_CONCURRENCY")]
+    #[arg(long, env = "DARKFACTORY_COMPILE_CONCURRENCY", value_parser = at_least_one)]
     compile_concurrency: Option<usize>,
     /// Refuse a component that imports an interface its manifest grants
     /// nothing of, instead of loading it with those calls answering
@@ -61,19 +71,19 @@ pub struct ServeArgs {
     max_tables: u32,
     /// Connections served at once; past it a new one is answered 503 and
     /// closed (kept under the open-file limit).
-    #[arg(long, env = "DARKFACTORY_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "DARKFACTORY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = at_least_one)]
     max_connections: usize,
     /// Time from a request's first byte to the end of its headers.
-    #[arg(long, env = "DARKFACTORY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_HEADER_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     header_timeout: Duration,
     /// A keep-alive connection with no request in flight is closed after this.
-    #[arg(long, env = "DARKFACTORY_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_IDLE_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
     idle_timeout: Duration,
     /// The whole body of a request must arrive within this (408 if not).
-    #[arg(long, env = "DARKFACTORY_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_BODY_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     body_timeout: Duration,
     /// On SIGTERM, how long requests in flight may take before the host exits.
-    #[arg(long, env = "DARKFACTORY_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     shutdown_grace: Duration,
     /// Largest invoke request body, in bytes.
     #[arg(long, env = "DARKFACTORY_MAX_BODY", default_value_t = 1 << 20)]
@@ -103,7 +113,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DARKFACTORY_INGEST_AT", default_value = "02:30", value_parser = DailyAt::parse)]
     ingest_at: DailyAt,
     /// The nightly ingest drops exchanges whose information density is under this.
-    #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY)]
+    #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY, value_parser = density)]
     ingest_min_density: f64,
     /// An OpenAI-compatible embeddings endpoint (Ollama, vLLM, TEI, OpenAI),
     /// e.g. `http://localhost:11434/v1`: memory adds dense vectors and fuses
@@ -157,7 +167,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DARKFACTORY_PLANKA_BOARD")]
     planka_board: Option<String>,
     /// Timeout of one Planka request.
-    #[arg(long, env = "DARKFACTORY_PLANKA_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_PLANKA_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     planka_timeout: Duration,
     /// Accept Planka's outgoing webhooks at `POST /api/board/webhooks/planka`
     /// when they carry `Authorization: Bearer SECRET` (the webhook's access token).
@@ -169,7 +179,7 @@ pub struct ServeArgs {
     planka_webhook_secret: Option<String>,
     /// The heartbeat interval of agents that do not send `interval_seconds`:
     /// one missed makes an agent stale, two make it down.
-    #[arg(long, env = "DARKFACTORY_FLEET_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DARKFACTORY_FLEET_INTERVAL", default_value = "60s", value_parser = fleet_interval)]
     fleet_interval: Duration,
     /// Fix the routing's random draws (reproducible routes, for tests).
     #[arg(long, env = "DARKFACTORY_FLEET_SEED")]
@@ -185,6 +195,47 @@ pub struct ServeArgs {
         default_value = "darkfactory:fleet"
     )]
     redis_prefix: String,
+}
+
+/// A duration: `10s`, `1m 30s`, `250ms`.
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration such as 10s, 1m30s or 250ms ({e})"))
+}
+
+/// A duration above zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if d.is_zero() => Err("must be above zero, e.g. 10s".to_string()),
+        d => Ok(d),
+    }
+}
+
+/// The fleet's heartbeat interval, within the range agents may ask for.
+fn fleet_interval(text: &str) -> Result<Duration, String> {
+    let (min, max) = INTERVAL_RANGE;
+    match duration(text)? {
+        d if (min..=max).contains(&d.as_secs()) => Ok(d),
+        _ => Err(format!("must be between {min} s and {max} s")),
+    }
+}
+
+/// A count of at least one.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+/// A share between 0 and 1.
+fn density(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(d) if (0.0..=1.0).contains(&d) => Ok(d),
+        Ok(_) => Err("must be between 0 and 1".to_string()),
+        Err(e) => Err(format!("not a number ({e})")),
+    }
 }
 
 /// The Planka board of the options, if one is configured; an error names
@@ -230,19 +281,15 @@ fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
             "Planka needs either --planka-board-id, or --planka-project with --planka-board"
         ),
     };
-    if args.planka_timeout.is_zero() {
-        anyhow::bail!("--planka-timeout must be above zero, e.g. 10s");
-    }
     let mut config = PlankaConfig::new(url, auth, board);
     config.accept_terms = args.planka_accept_terms;
     config.timeout = args.planka_timeout;
     Ok(Some(config))
 }
 
-pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&args.ingest_min_density) {
-        anyhow::bail!("--ingest-min-density must be between 0 and 1");
-    }
+/// The configuration of the options, refused with a reason when `serve`
+/// could not run with it; nothing is opened or bound.
+pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
     let runtime = RuntimeConfig {
         max_instances: args.max_instances,
         default_deadline: Duration::from_millis(args.default_deadline_ms),
@@ -256,18 +303,6 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_output_bytes: args.max_output_bytes,
         ..RuntimeConfig::default()
     };
-    for (flag, value) in [
-        ("--header-timeout", args.header_timeout),
-        ("--idle-timeout", args.idle_timeout),
-        ("--body-timeout", args.body_timeout),
-    ] {
-        if value.is_zero() {
-            anyhow::bail!("{flag} must be above zero, e.g. 10s");
-        }
-    }
-    if args.max_connections == 0 || args.max_skill_bytes == 0 {
-        anyhow::bail!("--max-connections and --max-skill-bytes must be above zero");
-    }
     let http = HttpConfig {
         max_connections: args.max_connections,
         header_timeout: args.header_timeout,
@@ -279,16 +314,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     registry.max_file_bytes = args.max_skill_bytes;
     registry.strict_imports = args.strict_imports;
     if let Some(n) = args.compile_concurrency {
-        if n == 0 {
-            anyhow::bail!("--compile-concurrency must be at least 1");
-        }
         registry.compile_concurrency = n;
     }
     let planka = planka_config(&args)?;
-    let (min, max) = INTERVAL_RANGE;
-    if !(min..=max).contains(&args.fleet_interval.as_secs()) {
-        anyhow::bail!("--fleet-interval must be between {min} s and {max} s");
-    }
     let config = ServerConfig {
         fleet: FleetSettings {
             redis: args
@@ -328,6 +356,15 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             timeout: Duration::from_secs(10),
         }),
     };
+    config.check()?;
+    Ok(config)
+}
+
+pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.origins.file {
+        tracing::info!(file = %file.display(), "configuration read");
+    }
+    let config = checked_config(args)?;
     let server = Server::start(config)
         .await
         .context("cannot start the host")?;

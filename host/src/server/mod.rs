@@ -60,6 +60,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The checks [`Server::start`] makes before it opens anything: tokens
+    /// that protect something, and none missing on a public address
+    /// (`darkfactory config check` runs them without starting a host).
+    pub fn check(&self) -> Result<(), ServerError> {
+        let (token, _) = checked_tokens(self.token.clone(), self.read_token.clone())?;
+        if token.is_none() && !self.listen.ip().is_loopback() {
+            return Err(ServerError::UnprotectedPublicAddress(self.listen));
+        }
+        Ok(())
+    }
+
     /// A host on `listen` with `registry`'s directories and every other
     /// setting at its default: embedded memory, board and fleet registry, no
     /// token, no nightly ingest, 1 MiB invoke bodies.
@@ -134,7 +145,8 @@ pub enum ServerError {
     /// Listening on a non-loopback address without a token.
     #[error(
         "refusing to listen on {0} without a bearer token: anyone who can reach it could \
-         deploy code. Set --token (or DARKFACTORY_TOKEN), or listen on 127.0.0.1"
+         deploy code. Set --token (or DARKFACTORY_TOKEN, or token_file in darkfactory.toml), \
+         or listen on 127.0.0.1"
     )]
     UnprotectedPublicAddress(SocketAddr),
     /// A token that protects nothing, or tokens that contradict each other.
@@ -183,10 +195,8 @@ impl Server {
     /// Builds the engine, loads the skills directory, starts watching it and
     /// binds the address. Nothing is served until [`Server::run`].
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        config.check()?;
         let (token, read_token) = checked_tokens(config.token, config.read_token)?;
-        if token.is_none() && !config.listen.ip().is_loopback() {
-            return Err(ServerError::UnprotectedPublicAddress(config.listen));
-        }
         let runtime = Arc::new(Runtime::new(
             config.runtime,
             &crate::capabilities::add_to_linker,
