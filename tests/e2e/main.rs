@@ -12,6 +12,7 @@ mod board;
 mod cli;
 mod config;
 mod contract;
+mod docs;
 mod fleet;
 mod hostile_clients;
 mod hostile_components;
