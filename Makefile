@@ -38,7 +38,7 @@ SCHEMATHESIS := 4.32.5
 API_TOOLS := target/api-tools
 JS_TOOLS := target/lang-tools
 
-.PHONY: run test bench toolchain skills redis lang-tools lang-skills api-tools
+.PHONY: run test bench toolchain skills redis lang-tools lang-skills api-tools cli-tools
 
 # The Redis fleet registry's tests run against a real redis-server.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -62,6 +62,13 @@ redis:
 		echo "installing redis-server (apt) for the fleet registry's tests"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# curl, for the README's tour (tests/e2e/docs.rs runs it as written).
+cli-tools:
+	@command -v curl >/dev/null || { \
+		echo "installing curl (apt) for the README tour's test"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 
 lang-tools:
 	@componentize-py --version 2>/dev/null | grep -qx "componentize-py $(COMPONENTIZE_PY)" || { \
@@ -126,7 +133,7 @@ run: skills
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
-test: skills redis lang-skills api-tools
+test: skills redis lang-skills api-tools cli-tools
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p darkfactory-workflow-vm --features guest \
