@@ -187,3 +187,46 @@ fn config_check_and_show() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_variable_leaves_the_file_in_force_and_the_file_completes_the_environment() {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("token"), "file-token-0123456789\n").unwrap();
+    let file = write_config(
+        conf.path(),
+        "token_file = \"token\"\n[embeddings]\nmodel = \"all-minilm\"\n",
+    );
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_darkfactory"))
+            .args(args)
+            .args(["--config", file.to_str().unwrap()])
+            .env_remove("DARKFACTORY_TOKEN")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    // A compose file's `DARKFACTORY_TOKEN: ${UNSET}` is an empty variable:
+    // the file's token stays, the host is not left open.
+    let (code, out) = run(&["config", "show"], &[("DARKFACTORY_TOKEN", "")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("token = \"********\"") && out.contains("# file "),
+        "{out}"
+    );
+    // The URL from the environment, the model from the file.
+    let (code, out) = run(
+        &["config", "check"],
+        &[("DARKFACTORY_EMBEDDINGS_URL", "http://127.0.0.1:1/v1")],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    std::fs::write(&file, "[embeddings]\nurl = \"http://127.0.0.1:1/v1\"\n").unwrap();
+    let (code, out) = run(&["config", "check"], &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("--embeddings-url needs --embeddings-model (`embeddings.model`)"),
+        "{out}"
+    );
+}

@@ -118,11 +118,7 @@ pub struct ServeArgs {
     /// An OpenAI-compatible embeddings endpoint (Ollama, vLLM, TEI, OpenAI),
     /// e.g. `http://localhost:11434/v1`: memory adds dense vectors and fuses
     /// them with BM25. Without it, search is BM25 only.
-    #[arg(
-        long,
-        env = "DARKFACTORY_EMBEDDINGS_URL",
-        requires = "embeddings_model"
-    )]
+    #[arg(long, env = "DARKFACTORY_EMBEDDINGS_URL")]
     embeddings_url: Option<String>,
     /// The embeddings model, e.g. `all-minilm`.
     #[arg(long, env = "DARKFACTORY_EMBEDDINGS_MODEL")]
@@ -238,10 +234,14 @@ fn density(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether an option is set to something other than white space.
+fn given(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.trim().is_empty())
+}
+
 /// The Planka board of the options, if one is configured; an error names
 /// what is missing or contradictory.
 fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
-    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
     let Some(url) = args.planka_url.clone().filter(|u| !u.trim().is_empty()) else {
         if given(&args.planka_api_key)
             || given(&args.planka_user)
@@ -317,6 +317,13 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         registry.compile_concurrency = n;
     }
     let planka = planka_config(&args)?;
+    // Checked here rather than by clap's `requires`, which would judge the
+    // command line before darkfactory.toml joins it.
+    if given(&args.embeddings_url) && !given(&args.embeddings_model) {
+        anyhow::bail!(
+            "--embeddings-url needs --embeddings-model (`embeddings.model`), e.g. all-minilm"
+        );
+    }
     let config = ServerConfig {
         fleet: FleetSettings {
             redis: args

@@ -124,12 +124,15 @@ impl FileSettings {
             refusals: Vec::new(),
             settings: Vec::new(),
         };
-        match DeTable::parse(text) {
-            Ok(table) => reader.table(None, table.get_ref()),
-            Err(err) => {
-                let span = err.span().unwrap_or(0..0);
-                reader.refuse(span, err.message().trim_end().to_string());
-            }
+        let (table, errors) = DeTable::parse_recoverable(text);
+        if errors.is_empty() {
+            reader.table(None, table.get_ref());
+        }
+        // Every syntax error, not only the first; the keys of a file that
+        // does not parse are not judged.
+        for err in errors {
+            let span = err.span().unwrap_or(0..0);
+            reader.refuse(span, err.message().trim_end().to_string());
         }
         if !reader.refusals.is_empty() {
             let mut refusals = reader.refusals;
@@ -164,7 +167,12 @@ impl Reader<'_> {
         Position {
             file: self.path.to_path_buf(),
             line,
-            column: self.text[line_start..offset].chars().count() + 1,
+            // A byte-order mark is not a column.
+            column: self.text[line_start..offset]
+                .trim_start_matches('\u{feff}')
+                .chars()
+                .count()
+                + 1,
         }
     }
 
@@ -344,6 +352,15 @@ impl Reader<'_> {
                 let mut sources = Vec::new();
                 for item in items.iter() {
                     match item.get_ref() {
+                        // The flag splits its values at commas.
+                        DeValue::String(s) if s.contains(',') => {
+                            let message = format!(
+                                "a source of `{}` cannot contain a comma; rename the path",
+                                key.dotted()
+                            );
+                            self.refuse(item.span(), message);
+                            return None;
+                        }
                         DeValue::String(s) => sources.push(self.source(s)),
                         other => {
                             let message = format!(
@@ -533,6 +550,21 @@ mod tests {
         assert_eq!(
             r[0],
             "df.toml:1:8: `http` is a table ([http]), not an integer"
+        );
+        let r = refusals("[ingest]\nsources = [\"logs/a,b.jsonl\"]\n");
+        assert!(
+            r[0].starts_with("df.toml:2:12: a source of `ingest.sources` cannot contain a comma"),
+            "{r:?}"
+        );
+        let r = refusals("\u{feff}[http]\nmax_body = 1\nmax_body = 2\n[[http]]\n");
+        assert!(
+            r.len() >= 2 && r.iter().all(|r| r.starts_with("df.toml:")),
+            "{r:?}"
+        );
+        let r = refusals("\u{feff}plank = 1\n");
+        assert!(
+            r[0].starts_with("df.toml:1:1: unknown key `plank`"),
+            "{r:?}"
         );
         let r = refusals("[ingest]\nsources = [\"a\", 3]\n");
         assert!(

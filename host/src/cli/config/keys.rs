@@ -208,27 +208,57 @@ pub(super) fn sections() -> Vec<&'static str> {
     sections
 }
 
-/// Whether a URL carries a password (`scheme://user:password@host`).
+/// Whether a URL carries a password: `scheme://user:password@host`, or a
+/// `pass=` / `password=` query parameter (Redis reads one for Unix sockets).
 pub(super) fn url_has_password(url: &str) -> bool {
-    url_password_span(url).is_some()
+    !password_spans(url).is_empty()
 }
 
-/// The URL with its password replaced by `********`.
+/// The URL with each password replaced by `********`.
 pub(super) fn url_without_password(url: &str) -> String {
-    match url_password_span(url) {
-        Some((start, end)) => format!("{}********{}", &url[..start], &url[end..]),
-        None => url.to_string(),
+    let mut masked = String::new();
+    let mut from = 0;
+    for (start, end) in password_spans(url) {
+        masked.push_str(&url[from..start]);
+        masked.push_str("********");
+        from = end;
     }
+    masked.push_str(&url[from..]);
+    masked
 }
 
-/// Where the password of `scheme://user:password@host/…` is, as byte offsets.
-fn url_password_span(url: &str) -> Option<(usize, usize)> {
-    let authority_start = url.find("://")? + 3;
+/// Where the passwords of a URL are, as byte offsets, in order.
+fn password_spans(url: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[authority_start..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let at = authority.rfind('@')?;
-    let colon = authority[..at].find(':')?;
-    (colon + 1 < at).then_some((authority_start + colon + 1, authority_start + at))
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if let Some(at) = authority.rfind('@') {
+        if let Some(colon) = authority[..at].find(':') {
+            if colon + 1 < at {
+                spans.push((authority_start + colon + 1, authority_start + at));
+            }
+        }
+    }
+    if let Some(q) = url.find('?') {
+        let query_end = url[q..].find('#').map_or(url.len(), |i| q + i);
+        let mut start = q + 1;
+        for param in url[q + 1..query_end].split('&') {
+            let value_at = ["pass=", "password="]
+                .iter()
+                .find(|p| param.starts_with(*p))
+                .map(|p| start + p.len());
+            if let Some(value_at) = value_at {
+                let end = start + param.len();
+                if value_at < end {
+                    spans.push((value_at, end));
+                }
+            }
+            start += param.len() + 1;
+        }
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -247,6 +277,18 @@ mod tests {
             "redis://user:********@redis:6379/0"
         );
         assert_eq!(url_without_password("redis://redis"), "redis://redis");
+        assert!(url_has_password(
+            "redis+unix:///run/redis.sock?db=1&pass=s3cret"
+        ));
+        assert!(!url_has_password("redis+unix:///run/redis.sock?db=1&pass="));
+        assert_eq!(
+            url_without_password("redis+unix:///run/r.sock?pass=s3cret&db=1#x"),
+            "redis+unix:///run/r.sock?pass=********&db=1#x"
+        );
+        assert_eq!(
+            url_without_password("redis://u:p@h/0?password=q"),
+            "redis://u:********@h/0?password=********"
+        );
     }
 
     #[test]

@@ -93,14 +93,21 @@ pub(super) fn layer(command: &clap::Command, matches: &ArgMatches) -> Result<Lay
     let mut from_file = Vec::new();
     for setting in &settings.settings {
         let key = setting.key;
-        let overridden = matches!(
-            matches.value_source(key.arg),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        );
+        let arg = flag(command, key);
+        // An empty variable (`DARKFACTORY_TOKEN=` from an unset compose
+        // variable) does not override the file: the file's value, added as
+        // a flag, wins over it.
+        let overridden = match matches.value_source(key.arg) {
+            Some(ValueSource::CommandLine) => true,
+            Some(ValueSource::EnvVariable) => arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| !v.is_empty()),
+            _ => false,
+        };
         if overridden {
             continue;
         }
-        let arg = flag(command, key);
         let long = arg.get_long().expect("every key's flag is a long flag");
         let values = match &setting.value {
             // Checked by the flag's parser as the file was read.
