@@ -102,8 +102,13 @@ pub fn parse_from(mut argv: Vec<std::ffi::OsString>) -> Result<Cli, config::Conf
         return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
     };
     let layer = config::layer(serve, serve_matches)?;
-    argv.extend(layer.args.iter().cloned());
-    let matches = command.clone().get_matches_from(argv);
+    // Parsed again only when the file adds something.
+    let matches = if layer.args.is_empty() {
+        matches
+    } else {
+        argv.extend(layer.args.iter().cloned());
+        command.clone().get_matches_from(argv)
+    };
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let serve_matches = match matches.subcommand() {
         Some(("config", m)) => m.subcommand().map(|(_, m)| m),

@@ -67,10 +67,17 @@ pub(super) enum Value {
     /// Written in the file (relative paths already made absolute to the
     /// file's directory); several for a list.
     Literal(Vec<String>),
-    /// A secret read from this file when it is used.
-    SecretFile(PathBuf),
-    /// A secret read from this environment variable when it is used.
-    SecretEnv(String),
+    /// A secret, read from where the file says when it is used.
+    Secret(SecretSource),
+}
+
+/// Where the file says a secret is.
+#[derive(Debug, Clone)]
+pub(super) enum SecretSource {
+    /// In this file (`KEY_file`).
+    File(PathBuf),
+    /// In this environment variable (`KEY_env`).
+    Env(String),
 }
 
 /// One key of the file.
@@ -270,11 +277,11 @@ impl Reader<'_> {
         } else if let Some(key) = indirect("_file") {
             if let Some(path) = self.string(key, name, value) {
                 let path = self.resolve(&path);
-                self.push(key, Value::SecretFile(path), at);
+                self.push(key, Value::Secret(SecretSource::File(path)), at);
             }
         } else if let Some(key) = indirect("_env") {
             if let Some(variable) = self.string(key, name, value) {
-                self.push(key, Value::SecretEnv(variable), at);
+                self.push(key, Value::Secret(SecretSource::Env(variable)), at);
             }
         } else {
             let table = section.map_or("at the top level".to_string(), |s| format!("in [{s}]"));
@@ -441,18 +448,17 @@ fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
         .map(|(_, k)| k.as_str())
 }
 
-/// Reads a secret named by the file: a file's content without its final
-/// line break, or an environment variable.
-pub(super) fn read_secret(setting: &Setting) -> Result<String, Refusal> {
+/// Reads the secret of `setting`, named by the file at `setting.at`: a
+/// file's content without its final line break, or an environment variable.
+pub(super) fn read_secret(setting: &Setting, source: &SecretSource) -> Result<String, Refusal> {
     use std::io::Read;
     let refuse = |message: String| Refusal {
         at: setting.at.clone(),
         message,
     };
     let name = setting.key.dotted();
-    let secret = match &setting.value {
-        Value::Literal(values) => return Ok(values.concat()),
-        Value::SecretFile(path) => {
+    let secret = match source {
+        SecretSource::File(path) => {
             let mut text = String::new();
             std::fs::File::open(path)
                 .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
@@ -474,7 +480,7 @@ pub(super) fn read_secret(setting: &Setting) -> Result<String, Refusal> {
             }
             trimmed.to_string()
         }
-        Value::SecretEnv(variable) => match std::env::var(variable) {
+        SecretSource::Env(variable) => match std::env::var(variable) {
             Ok(value) if !value.is_empty() => value,
             Ok(_) => {
                 return Err(refuse(format!(
@@ -499,6 +505,13 @@ pub(super) fn read_secret(setting: &Setting) -> Result<String, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secret_of(setting: &Setting) -> Result<String, Refusal> {
+        match &setting.value {
+            Value::Secret(source) => read_secret(setting, source),
+            Value::Literal(v) => panic!("not a secret: {v:?}"),
+        }
+    }
 
     fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         FileSettings::parse(path, text, &|_, _| Ok(()))
@@ -602,8 +615,8 @@ mod tests {
         assert_eq!(
             values,
             [
-                "token=SecretFile(\"/etc/df/token\")",
-                "planka.api_key=SecretEnv(\"PK\")",
+                "token=Secret(File(\"/etc/df/token\"))",
+                "planka.api_key=Secret(Env(\"PK\"))",
                 "fleet.redis_url=Literal([\"redis://r:6379\"])",
             ]
         );
@@ -643,13 +656,13 @@ mod tests {
         std::fs::write(dir.path().join("empty"), "\n").unwrap();
         let file = dir.path().join("df.toml");
         let s = parse(&file, "token_file = \"t\"\nread_token_file = \"empty\"\n[qdrant]\napi_key_file = \"missing\"\n").unwrap();
-        assert_eq!(read_secret(&s.settings[0]).unwrap(), "s3cret");
-        let e = read_secret(&s.settings[1]).unwrap_err().to_string();
+        assert_eq!(secret_of(&s.settings[0]).unwrap(), "s3cret");
+        let e = secret_of(&s.settings[1]).unwrap_err().to_string();
         assert!(e.ends_with("(`read_token`) is empty"), "{e}");
-        let e = read_secret(&s.settings[2]).unwrap_err().to_string();
+        let e = secret_of(&s.settings[2]).unwrap_err().to_string();
         assert!(e.contains(":4:1: cannot read `qdrant.api_key` from"), "{e}");
         let s = parse(&file, "token_env = \"DARKFACTORY_TEST_UNSET_VARIABLE\"\n").unwrap();
-        let e = read_secret(&s.settings[0]).unwrap_err().to_string();
+        let e = secret_of(&s.settings[0]).unwrap_err().to_string();
         assert!(
             e.ends_with("is read from $DARKFACTORY_TEST_UNSET_VARIABLE, which is not set"),
             "{e}"

@@ -15,7 +15,7 @@ pub use file::{ConfigError, Position, Refusal};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Subcommand};
-use file::{FileSettings, Setting, Value};
+use file::{FileSettings, SecretSource, Setting, Value};
 use keys::{Key, Kind, Secret, KEYS};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -35,7 +35,8 @@ pub struct ConfigArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Check the configuration (file, environment, these flags) as `serve`
-    /// would, without starting a host; exits non-zero on the first problem.
+    /// would, without starting a host; exits non-zero when `serve` would
+    /// refuse it, with every refusal of the file.
     Check(Box<super::serve::ServeArgs>),
     /// Print the configuration `serve` would run with, each key with where
     /// its value comes from; secrets are masked.
@@ -112,7 +113,7 @@ pub(super) fn layer(command: &clap::Command, matches: &ArgMatches) -> Result<Lay
         let values = match &setting.value {
             // Checked by the flag's parser as the file was read.
             Value::Literal(values) => values.clone(),
-            _ => match file::read_secret(setting) {
+            Value::Secret(source) => match file::read_secret(setting, source) {
                 Ok(secret) => match check_value(arg, &secret) {
                     Ok(()) => vec![secret],
                     Err(why) => {
@@ -189,8 +190,12 @@ fn check_value(arg: &clap::Arg, value: &str) -> Result<(), String> {
 fn describe_file_origin(setting: &Setting) -> String {
     match &setting.value {
         Value::Literal(_) => setting.at.to_string(),
-        Value::SecretFile(path) => format!("file {} (named at {})", path.display(), setting.at),
-        Value::SecretEnv(variable) => format!("${variable} (named at {})", setting.at),
+        Value::Secret(SecretSource::File(path)) => {
+            format!("file {} (named at {})", path.display(), setting.at)
+        }
+        Value::Secret(SecretSource::Env(variable)) => {
+            format!("${variable} (named at {})", setting.at)
+        }
     }
 }
 
