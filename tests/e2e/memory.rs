@@ -308,6 +308,40 @@ async fn importing_memory_without_a_grant_loads_and_every_call_is_denied() {
     assert_eq!(status, 503);
 }
 
+/// A failure is remembered across restarts only while everything that
+/// decided it is the same: a host restarted without `--strict-imports`
+/// loads the skill the strict host refused.
+#[tokio::test]
+async fn a_skill_refused_by_strict_imports_loads_once_the_host_is_not_strict() {
+    let dirs = Dirs::new();
+    std::fs::write(
+        dirs.skills.join("recall.toml"),
+        "memory_read = []\nmemory_write = []\n",
+    )
+    .unwrap();
+    dirs.install("recall", &wasm("recall"));
+    let host = Host::start(&dirs, &["--strict-imports"]);
+    let skill = host.skill("recall").await;
+    assert_eq!(skill["status"], "failed", "{skill}");
+    host.stop();
+
+    let host = Host::start(&dirs, &[]);
+    let skill = host.skill("recall").await;
+    assert_eq!(skill["status"], "ready", "{skill}");
+    let (status, err) = host.invoke("recall", r#"{"recall": "x"}"#).await;
+    assert_error(status, &err, 422, "memory-denied");
+    host.stop();
+
+    // And back: the strict host refuses it again rather than trusting the
+    // load of the other one.
+    let host = Host::start(&dirs, &["--strict-imports"]);
+    let skill = host
+        .wait_for_error("recall", "grants no memory namespace")
+        .await;
+    assert_ne!(skill["status"], "ready", "{skill}");
+    host.stop();
+}
+
 #[tokio::test]
 async fn memories_survive_kill_9() {
     let dirs = Dirs::new();

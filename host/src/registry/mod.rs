@@ -403,7 +403,8 @@ pub struct Registry {
     ready: tokio::sync::watch::Sender<bool>,
     rescanning: AtomicBool,
     /// What besides a file decides whether it loads (the engine, the host's
-    /// version and limits): part of the key a failure is kept under.
+    /// version and limits, `strict_imports`): part of the key a failure is
+    /// kept under.
     fingerprint: String,
 }
 
@@ -436,12 +437,16 @@ impl Registry {
             blocking(move || open_storage(&config)).await?
         };
         let (dir, artifacts, state, failures, names) = opened;
+        // Everything but the files that decides whether a skill loads: the
+        // host's build, the engine and its limits, and whether an ungranted
+        // import is refused.
         let fingerprint = {
             let seen = format!(
-                "{}|{}|{:?}",
+                "{}|{}|{:?}|strict_imports={}",
                 env!("CARGO_PKG_VERSION"),
                 runtime.compatibility_hash(),
-                runtime.config()
+                runtime.config(),
+                config.strict_imports
             );
             sha256_hex(seen.as_bytes())[..16].to_string()
         };
