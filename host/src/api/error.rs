@@ -9,7 +9,6 @@ use crate::registry::RegistryError;
 use crate::runtime::InvokeError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An error answer of the API.
 #[derive(Debug)]
@@ -23,6 +22,25 @@ pub struct ApiError {
     /// The end of the guest's stderr, for a trap: a Python traceback, a
     /// JavaScript error (also in `message`).
     pub stderr: Option<String>,
+    /// Each problem of a workflow that does not compile, for tools (also
+    /// rendered in `message`).
+    pub diagnostics: Option<serde_json::Value>,
+}
+
+/// The body of every error answer.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: Fields<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Fields<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostics: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -33,6 +51,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             stderr: None,
+            diagnostics: None,
         }
     }
 }
@@ -44,11 +63,13 @@ impl IntoResponse for ApiError {
         // The rest of an over-long body is never read: say that the
         // connection ends here rather than let a client's pool race the close.
         let unread_body = self.status == StatusCode::PAYLOAD_TOO_LARGE;
-        let body = match self.stderr {
-            Some(stderr) => json!({ "error": {
-                "code": self.code, "message": self.message, "stderr": stderr
-            } }),
-            None => json!({ "error": { "code": self.code, "message": self.message } }),
+        let body = Body {
+            error: Fields {
+                code: &self.code,
+                message: &self.message,
+                stderr: self.stderr.as_deref(),
+                diagnostics: self.diagnostics.as_ref(),
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if retry {

@@ -23,7 +23,7 @@ mod skills;
 mod workflows;
 
 pub use error::ApiError;
-pub use openapi::{document as openapi_document, document_json as openapi_json_text, error_codes};
+pub use openapi::document_json as openapi_json_text;
 
 use crate::capabilities::board::{BoardBackend, PlankaWebhook};
 use crate::capabilities::fleet::Fleet;

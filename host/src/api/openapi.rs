@@ -9,7 +9,7 @@
 //! printed by `darkfactory openapi`, and committed as `docs/openapi.json`
 //! (a test fails when they differ).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use utoipa::openapi::{RefOr, Response};
@@ -239,31 +239,31 @@ fn add_errors(responses: &mut Value, status: u16, codes: &[&str]) {
     existing["description"] = Value::String(description);
 }
 
-/// Every error code the document names, by operation (`METHOD /path`).
-pub fn error_codes(doc: &Value) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    let empty = Map::new();
-    for (path, item) in doc["paths"].as_object().unwrap_or(&empty) {
-        for (method, operation) in item.as_object().unwrap_or(&empty) {
-            let mut codes = Vec::new();
-            for response in operation["responses"]
-                .as_object()
-                .unwrap_or(&empty)
-                .values()
-            {
-                if let Some(Value::Array(listed)) = response.pointer(CODES) {
-                    codes.extend(listed.iter().filter_map(Value::as_str).map(String::from));
-                }
-            }
-            out.insert(format!("{} {path}", method.to_uppercase()), codes);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every error code the document names, by operation (`METHOD /path`).
+    fn error_codes(doc: &Value) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        let empty = serde_json::Map::new();
+        for (path, item) in doc["paths"].as_object().unwrap_or(&empty) {
+            for (method, operation) in item.as_object().unwrap_or(&empty) {
+                let mut codes = Vec::new();
+                for response in operation["responses"]
+                    .as_object()
+                    .unwrap_or(&empty)
+                    .values()
+                {
+                    if let Some(Value::Array(listed)) = response.pointer(CODES) {
+                        codes.extend(listed.iter().filter_map(Value::as_str).map(String::from));
+                    }
+                }
+                out.insert(format!("{} {path}", method.to_uppercase()), codes);
+            }
+        }
+        out
+    }
 
     /// `docs/openapi.json` is the document this build serves.
     #[test]

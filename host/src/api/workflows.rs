@@ -12,7 +12,6 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 /// The query of both endpoints.
@@ -189,7 +188,7 @@ pub(super) async fn compile(
             Ok((headers, compiled.component).into_response())
         }
         (Err(CompileError::Invalid(diags)), source, name) => {
-            Ok(invalid(&diags, &source, name.as_deref()))
+            Err(invalid(&diags, &source, name.as_deref()))
         }
         (Err(e), _, _) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -205,14 +204,14 @@ fn header_value(text: &str) -> HeaderValue {
 
 /// `422` with the rendered diagnostics as the message and each of them in
 /// `error.diagnostics`.
-pub(super) fn invalid(diags: &Diagnostics, source: &str, name: Option<&str>) -> Response {
+pub(super) fn invalid(diags: &Diagnostics, source: &str, name: Option<&str>) -> ApiError {
     let file = format!("{}{}", name.unwrap_or("workflow"), workflow::SUFFIX);
-    let body = json!({
-        "error": {
-            "code": "invalid_workflow",
-            "message": diags.render(&file, source),
-            "diagnostics": diags,
-        }
-    });
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+    ApiError {
+        diagnostics: serde_json::to_value(diags).ok(),
+        ..ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_workflow",
+            diags.render(&file, source),
+        )
+    }
 }

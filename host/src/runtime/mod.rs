@@ -22,7 +22,7 @@ pub use bindings::{SkillError as WitSkillError, SkillPre};
 pub use config::{CallLimits, PoolCapacity, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError};
 pub use limiter::{ComponentBounds, OverBudget};
-pub use state::{CallCapabilities, CallContext, SendRequestFuture, SkillState, STDERR_TAIL};
+pub use state::{CallCapabilities, CallContext, SendRequestFuture, SkillState};
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;

@@ -115,13 +115,12 @@ pub fn append_manifest(component: &mut Vec<u8>, text: &str) {
 /// Appends a custom section `name` holding `data` to a component (or a
 /// module): the same code, other bytes.
 pub fn append_custom_section(component: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let mut payload = Vec::new();
-    write_leb128(name.len(), &mut payload);
-    payload.extend_from_slice(name.as_bytes());
-    payload.extend_from_slice(data);
-    component.push(0);
-    write_leb128(payload.len(), component);
-    component.extend_from_slice(&payload);
+    use wasm_encoder::Section;
+    wasm_encoder::CustomSection {
+        name: name.into(),
+        data: data.into(),
+    }
+    .append_to(component);
 }
 
 /// `component` with its top-level manifest sections replaced by one
@@ -162,18 +161,6 @@ fn read_leb128(bytes: &[u8]) -> Option<(usize, usize)> {
         }
     }
     None
-}
-
-fn write_leb128(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[cfg(test)]
