@@ -19,12 +19,19 @@ pub struct ApiError {
     pub code: String,
     /// A sentence for a person.
     pub message: String,
-    /// The end of the guest's stderr, for a trap: a Python traceback, a
-    /// JavaScript error (also in `message`).
-    pub stderr: Option<String>,
-    /// Each problem of a workflow that does not compile, for tools (also
-    /// rendered in `message`).
-    pub diagnostics: Option<serde_json::Value>,
+    /// What some errors add to `code` and `message`.
+    pub detail: Option<Box<Detail>>,
+}
+
+/// A field some error bodies carry beside `code` and `message`.
+#[derive(Debug)]
+pub enum Detail {
+    /// `error.stderr`: the end of the guest's stderr, for a trap: a Python
+    /// traceback, a JavaScript error (also in `message`).
+    Stderr(String),
+    /// `error.diagnostics`: each problem of a workflow that does not
+    /// compile, for tools (also rendered in `message`).
+    Diagnostics(serde_json::Value),
 }
 
 /// The body of every error answer.
@@ -50,8 +57,7 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
-            stderr: None,
-            diagnostics: None,
+            detail: None,
         }
     }
 }
@@ -67,8 +73,14 @@ impl IntoResponse for ApiError {
             error: Fields {
                 code: &self.code,
                 message: &self.message,
-                stderr: self.stderr.as_deref(),
-                diagnostics: self.diagnostics.as_ref(),
+                stderr: match self.detail.as_deref() {
+                    Some(Detail::Stderr(stderr)) => Some(stderr),
+                    _ => None,
+                },
+                diagnostics: match self.detail.as_deref() {
+                    Some(Detail::Diagnostics(diagnostics)) => Some(diagnostics),
+                    _ => None,
+                },
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -124,7 +136,7 @@ impl From<RegistryError> for ApiError {
                     InvokeError::Trap { stderr, .. } => {
                         let mut error =
                             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trap", message);
-                        error.stderr = stderr;
+                        error.detail = stderr.map(|s| Box::new(Detail::Stderr(s)));
                         error
                     }
                     InvokeError::MemoryLimit { .. } => ApiError::new(

@@ -2,6 +2,7 @@
 //! workflow compiler over HTTP. The body is the `workflow.md` text; `?name=`
 //! gives the skill name when the front matter does not.
 
+use super::error::Detail;
 use super::openapi::errors;
 use super::{skills::body_or_error, ApiError};
 use crate::workflow::{self, CompileError, Diagnostics};
@@ -207,7 +208,9 @@ fn header_value(text: &str) -> HeaderValue {
 pub(super) fn invalid(diags: &Diagnostics, source: &str, name: Option<&str>) -> ApiError {
     let file = format!("{}{}", name.unwrap_or("workflow"), workflow::SUFFIX);
     ApiError {
-        diagnostics: serde_json::to_value(diags).ok(),
+        detail: serde_json::to_value(diags)
+            .ok()
+            .map(|d| Box::new(Detail::Diagnostics(d))),
         ..ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_workflow",
