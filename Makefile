@@ -4,6 +4,7 @@
 #               127.0.0.1:8080 (embedded defaults, no external service)
 #   make test   formatting, lints, unit and end-to-end tests (installs
 #               redis-server with apt when missing: the fleet's Redis tests;
+#               prometheus with apt: the factory's scrape and PromQL test;
 #               componentize-py from PyPI and componentize-js from npm: the
 #               Python and JavaScript skills; schemathesis from PyPI: the
 #               API's contract)
@@ -20,9 +21,8 @@ TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 # carries is a core module with no WASI imports (wasm32-unknown-unknown).
 TARGETS := wasm32-wasip2 wasm32-unknown-unknown
 EXAMPLE_SKILLS := echo text-stats recall blocked dispatch
-# The example workflows whose capabilities the host serves (the others read
-# `kpi`, which only `darkfactory workflow test` answers so far).
-EXAMPLE_WORKFLOWS := blocked-escalator agent-down
+# The example workflows, each served from its file.
+EXAMPLE_WORKFLOWS := blocked-escalator agent-down ingest-lag ci-not-green agent-cost
 TEST_SKILLS := spin hog trap alien probe clerk
 WASM_DIR := target/wasm32-wasip2/skill
 RUN_DIR ?= .darkfactory
@@ -38,7 +38,7 @@ SCHEMATHESIS := 4.32.5
 API_TOOLS := target/api-tools
 JS_TOOLS := target/lang-tools
 
-.PHONY: run test bench toolchain skills redis lang-tools lang-skills api-tools cli-tools
+.PHONY: run test bench toolchain skills redis prometheus lang-tools lang-skills api-tools cli-tools
 
 # The Redis fleet registry's tests run against a real redis-server.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -62,6 +62,15 @@ redis:
 		echo "installing redis-server (apt) for the fleet registry's tests"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# A real Prometheus (Debian's 2.42) scrapes /metrics and answers a PromQL
+# rule in tests/e2e/factory.rs. Its package's daemon is not wanted: the
+# test starts its own on a loopback port.
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		echo "installing prometheus (apt) for the factory's Prometheus test"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 # curl, for the README's tour (tests/e2e/docs.rs runs it as written).
 cli-tools:
@@ -133,7 +142,7 @@ run: skills
 	./target/release/darkfactory serve --listen "$(LISTEN)" \
 		--skills "$(RUN_DIR)/skills" --data "$(RUN_DIR)/data"
 
-test: skills redis lang-skills api-tools cli-tools
+test: skills redis prometheus lang-skills api-tools cli-tools
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release -p darkfactory-workflow-vm --features guest \
@@ -148,3 +157,4 @@ bench: skills redis lang-skills
 	cargo bench -p darkfactory --bench workflow
 	cargo bench -p darkfactory --bench drain
 	cargo bench -p darkfactory --bench languages
+	cargo bench -p darkfactory --bench factory

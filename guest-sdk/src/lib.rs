@@ -40,8 +40,9 @@
 //! ```
 //!
 //! The host's capabilities are modules here: [`log`], [`memory`] (agent
-//! memory in namespaces), [`board`] (cards in lists) and [`fleet`] (the
-//! capability registry and routing). A skill uses what its manifest grants
+//! memory in namespaces), [`board`] (cards in lists), [`fleet`] (the
+//! capability registry and routing) and [`kpi`] (the fleet's indicator
+//! series). A skill uses what its manifest grants
 //! (see below).
 //!
 //! A skill crate is a `cdylib`:
@@ -137,6 +138,7 @@ pub mod bindings {
 
 pub mod board;
 pub mod fleet;
+pub mod kpi;
 pub mod log;
 pub mod memory;
 pub mod skills;
@@ -206,7 +208,7 @@ pub mod __private {
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
 /// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
 /// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`, `fleet`,
-/// `skills`.
+/// `skills`, `kpi_read`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -282,11 +284,14 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] skills = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "skills = '''", $v, "'''\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] kpi_read = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "kpi_read = '''", $v, "'''\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
             "`; expected description, version, input_schema, deadline_ms, memory_mib, \
-             agent, memory_read, memory_write, board_read, board_write, fleet or skills"
+             agent, memory_read, memory_write, board_read, board_write, fleet, skills or kpi_read"
         ))
     };
 }

@@ -283,6 +283,10 @@ async fn in_process() {
             board: None,
             fleet: None,
             planka_webhook: None,
+            kpi: None,
+            clock: darkfactory::capabilities::Clock::system(),
+            factory: None,
+            ci_webhook_secret: None,
         },
     ));
     let mut rounds = Vec::new();

@@ -8,7 +8,7 @@ use crate::harness::{assert_error, run_cli, sha256, wasm, Dirs, Host};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../skills/{name}.workflow.md"));
     std::fs::read_to_string(path).unwrap()
 }
@@ -236,7 +236,7 @@ async fn check_compile_and_deploy_over_http() {
 }
 
 #[tokio::test]
-async fn a_name_with_both_files_and_a_workflow_the_host_cannot_serve_are_refused() {
+async fn a_name_with_both_files_is_refused_and_the_old_version_serves() {
     let dirs = Dirs::new();
     dirs.install("twice", &wasm("echo"));
     let host = Host::start(&dirs, &[]);
@@ -248,11 +248,6 @@ async fn a_name_with_both_files_and_a_workflow_the_host_cannot_serve_are_refused
         .await;
     assert_eq!(skill["status"], "degraded");
     assert_eq!(host.invoke("twice", "[1]").await, (200, json!([1])));
-
-    // `kpi` is declared for workflows but not served yet: a clear refusal.
-    install(&dirs, "costs", &example("agent-cost"));
-    let skill = host.wait_for_error("costs", "does not serve yet").await;
-    assert_eq!(skill["status"], "failed");
 }
 
 #[tokio::test]

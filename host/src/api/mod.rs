@@ -14,10 +14,14 @@
 
 mod auth;
 mod board;
+mod ci;
 mod envelope;
 mod error;
 mod fleet;
+mod gaps;
+mod kpi;
 mod memory;
+mod metrics;
 mod openapi;
 mod skills;
 mod workflows;
@@ -27,8 +31,11 @@ pub use openapi::document_json as openapi_json_text;
 
 use crate::capabilities::board::{BoardBackend, PlankaWebhook};
 use crate::capabilities::fleet::Fleet;
+use crate::capabilities::kpi::KpiStore;
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::Memory;
+use crate::capabilities::Clock;
+use crate::factory::Factory;
 use crate::registry::Registry;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -88,6 +95,14 @@ pub struct Services {
     pub fleet: Option<Arc<Fleet>>,
     /// The receiver of Planka's webhooks, when a secret is configured.
     pub planka_webhook: Option<Arc<PlankaWebhook>>,
+    /// The KPI series, when the host records them.
+    pub kpi: Option<Arc<KpiStore>>,
+    /// The host's clock (manual in tests: `POST /api/clock` moves it).
+    pub clock: Clock,
+    /// The factory, when the host runs it.
+    pub factory: Option<Arc<Factory>>,
+    /// The secret of the forges' CI webhooks, when they are taken.
+    pub ci_webhook_secret: Option<Arc<str>>,
 }
 
 /// The API's routes.
@@ -142,6 +157,18 @@ fn api_routes(invoke_limit: usize, upload_limit: usize) -> OpenApiRouter<AppStat
         .routes(routes!(fleet::list))
         .routes(routes!(fleet::show, fleet::forget))
         .routes(routes!(fleet::route))
+        .routes(routes!(kpi::push).layer(DefaultBodyLimit::max(kpi::MAX_PUSH_BYTES)))
+        .routes(routes!(kpi::list))
+        .routes(routes!(kpi::show))
+        .routes(routes!(kpi::advance_clock))
+        .routes(routes!(gaps::list))
+        .routes(routes!(gaps::show))
+        .routes(routes!(gaps::silence))
+        .routes(routes!(gaps::evaluate))
+        .routes(routes!(gaps::rules))
+        .routes(routes!(ci::report))
+        .routes(routes!(ci::webhook))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(workflows::check).layer(source_limit))
         .routes(routes!(workflows::compile).layer(source_limit))
         .routes(routes!(openapi_json))

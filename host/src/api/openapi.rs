@@ -177,6 +177,13 @@ fn finish(mut doc: Value) -> Value {
             "scheme": "bearer",
             "description": "The webhook's access token in Planka, equal to \
                 `--planka-webhook-secret`."
+        },
+        "ci_webhook": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Hub-Signature-256",
+            "description": "`sha256=` and the hex HMAC-SHA256 of the body with \
+                `--ci-webhook-secret`, as GitHub, Gitea and Forgejo sign their deliveries."
         }
     });
     doc["security"] = json!([{ "bearer": [] }]);
@@ -201,7 +208,8 @@ fn finish(mut doc: Value) -> Value {
             add_errors(responses, 503, &["too_many_connections"]);
             // An operation with its own `security` (the probes, Planka's
             // deliveries) is outside the token layer.
-            if !path.starts_with("/api/") || operation.get("security").is_some() {
+            let behind_token = path.starts_with("/api/") || path == "/metrics";
+            if !behind_token || operation.get("security").is_some() {
                 continue;
             }
             let responses = &mut operation["responses"];

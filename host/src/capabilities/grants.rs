@@ -7,6 +7,7 @@
 use crate::capabilities::board::BoardGrants;
 use crate::capabilities::fleet::FleetGrant;
 use crate::capabilities::http::HttpGrant;
+use crate::capabilities::kpi::KpiGrant;
 use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::capabilities::skills::SkillsGrant;
 use crate::runtime::{CallLimits, RuntimeConfig};
@@ -33,6 +34,8 @@ pub struct ResolvedManifest {
     pub skills: Option<SkillsGrant>,
     /// Its outgoing HTTP, when the manifest allows any host.
     pub http: Option<Arc<HttpGrant>>,
+    /// The KPI series it may read, when the manifest names any.
+    pub kpi: Option<KpiGrant>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -91,6 +94,7 @@ impl Manifest {
         let agent = self.agent.clone().unwrap_or_else(|| skill.to_string());
         let fleet = FleetGrant::parse(self.fleet.as_deref(), agent)?;
         let skills = SkillsGrant::parse(&self.skills)?;
+        let kpi = KpiGrant::parse(&self.kpi_read)?;
         let http = HttpGrant::parse(
             &self.allowed_outbound_hosts,
             self.outbound_requests,
@@ -101,6 +105,7 @@ impl Manifest {
             fleet,
             skills,
             http,
+            kpi,
             manifest: self,
             limits,
             schema,

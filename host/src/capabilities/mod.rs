@@ -12,12 +12,16 @@
 //! warning ([`ungranted_imports`]), and refused in strict mode.
 
 pub mod board;
+mod clock;
 pub mod fleet;
 pub mod grants;
 pub mod http;
+pub mod kpi;
 pub mod log;
 pub mod memory;
 pub mod skills;
+
+pub use clock::Clock;
 
 use crate::runtime::{RuntimeError, SkillState};
 use std::sync::Arc;
@@ -33,6 +37,7 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     wit::board::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::fleet::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::skills::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::kpi::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     Ok(())
 }
 
@@ -47,6 +52,8 @@ pub struct Capabilities {
     pub fleet: Option<Arc<fleet::Fleet>>,
     /// What calls other skills (the registry, once it is open).
     pub skills: skills::InvokerSlot,
+    /// The KPI series; `None` on a host built without them (some tests).
+    pub kpi: Option<Arc<kpi::KpiStore>>,
 }
 
 /// What one skill version may use: built from its manifest when it loads,
@@ -64,6 +71,8 @@ pub struct SkillContext {
     pub fleet: Option<fleet::FleetGrant>,
     /// The skills it may call; `None` when it has no grant.
     pub skills: Option<skills::SkillsGrant>,
+    /// The KPI series it may read; `None` when it has no grant.
+    pub kpi: Option<kpi::KpiGrant>,
     /// The hosts it may send HTTP requests to; `None` when it has none.
     pub http: Option<Arc<http::HttpGrant>>,
 }
@@ -98,7 +107,7 @@ pub const BOARD_INTERFACE: &str = "darkfactory:skill/board";
 pub const FLEET_INTERFACE: &str = "darkfactory:skill/fleet";
 /// The WIT interface name of `skills`.
 pub const SKILLS_INTERFACE: &str = "darkfactory:skill/skills";
-/// The `kpi` interface: declared for workflows, not served by the host yet.
+/// The WIT interface name of `kpi`.
 pub const KPI_INTERFACE: &str = "darkfactory:skill/kpi";
 
 /// The WIT interface name of outgoing HTTP (`wasi:http`).
@@ -123,6 +132,10 @@ fn grant_hint(interface: &str) -> Option<&'static str> {
             "grants no fleet access: set `fleet = \"read\"` (agents and routes), or \
              `fleet = \"write\"` to send heartbeats too"
         }
+        KPI_INTERFACE => {
+            "grants no KPI series: set `kpi_read` to the series it reads (e.g. \
+             `kpi_read = [\"ci.last_success_age_seconds\"]`), or `\"*\"`"
+        }
         HTTP_INTERFACE => {
             "allows no outgoing HTTP: set `allowed_outbound_hosts` (e.g. \
              `allowed_outbound_hosts = [\"https://api.example.com\"]`)"
@@ -135,23 +148,13 @@ fn grant_hint(interface: &str) -> Option<&'static str> {
 /// of (full names, with versions). They still link: every call of them
 /// answers the interface's own `denied` error, so a toolchain that imports
 /// every interface of the world (componentize-py, componentize-js) builds
-/// a skill that loads with only the grants it uses. A `kpi` import is the
-/// one refused: the host does not serve it.
-pub fn ungranted_imports(
-    imports: &[String],
-    context: &SkillContext,
-) -> Result<Vec<String>, String> {
+/// a skill that loads with only the grants it uses.
+pub fn ungranted_imports(imports: &[String], context: &SkillContext) -> Vec<String> {
     let mut ungranted = Vec::new();
     for import in imports {
         let interface = import.split('@').next().unwrap_or(import);
         let granted = match interface {
-            KPI_INTERFACE => {
-                return Err(format!(
-                    "the component imports `{import}`, which this host does not serve yet (no \
-                     KPI series are recorded); a workflow that reads KPIs runs its examples with \
-                     `darkfactory workflow test`"
-                ))
-            }
+            KPI_INTERFACE => context.kpi.is_some(),
             MEMORY_INTERFACE => context.memory.is_some(),
             BOARD_INTERFACE => context.board.is_some(),
             SKILLS_INTERFACE => context.skills.is_some(),
@@ -163,7 +166,7 @@ pub fn ungranted_imports(
             ungranted.push(import.clone());
         }
     }
-    Ok(ungranted)
+    ungranted
 }
 
 /// The warning (or, in strict mode, the refusal) for one ungranted import.
@@ -187,7 +190,7 @@ const SERVED: &[(&str, &str)] = &[
 
 /// What the host serves, for an error that names an import it does not.
 pub const SERVED_SUMMARY: &str = "darkfactory:skill@0.1 (log, memory, board, fleet, skills, \
-     types), wasi:http@0.2 (outgoing-handler, types: behind `allowed_outbound_hosts`), and WASI \
+     kpi, types), wasi:http@0.2 (outgoing-handler, types: behind `allowed_outbound_hosts`), and WASI \
      0.2 (cli, clocks, filesystem, io, random, sockets: no files, sockets or environment are \
      given)";
 
@@ -226,6 +229,7 @@ mod tests {
             board: None,
             fleet: None,
             skills: None,
+            kpi: None,
             http: None,
         }
     }
@@ -239,8 +243,9 @@ mod tests {
             (FLEET_INTERFACE, "fleet = \"read\""),
             (SKILLS_INTERFACE, "skills = ["),
             (HTTP_INTERFACE, "allowed_outbound_hosts"),
+            (KPI_INTERFACE, "kpi_read"),
         ] {
-            let ungranted = ungranted_imports(&imports(interface), &context()).unwrap();
+            let ungranted = ungranted_imports(&imports(interface), &context());
             assert_eq!(ungranted, vec![format!("{interface}@0.1.0")]);
             let message = ungranted_message(&ungranted[0]);
             assert!(
@@ -253,20 +258,10 @@ mod tests {
             board: board::BoardGrants::parse(&["*".into()], &[]).unwrap(),
             ..context()
         };
-        assert!(ungranted_imports(&imports(FLEET_INTERFACE), &granted)
-            .unwrap()
-            .is_empty());
-        assert!(ungranted_imports(&imports(BOARD_INTERFACE), &granted)
-            .unwrap()
-            .is_empty());
-        // Logging needs no grant; KPIs are not served.
-        assert!(
-            ungranted_imports(&imports("darkfactory:skill/log"), &context())
-                .unwrap()
-                .is_empty()
-        );
-        let err = ungranted_imports(&imports(KPI_INTERFACE), &context()).unwrap_err();
-        assert!(err.contains("does not serve"), "{err}");
+        assert!(ungranted_imports(&imports(FLEET_INTERFACE), &granted).is_empty());
+        assert!(ungranted_imports(&imports(BOARD_INTERFACE), &granted).is_empty());
+        // Logging needs no grant.
+        assert!(ungranted_imports(&imports("darkfactory:skill/log"), &context()).is_empty());
     }
 
     #[test]

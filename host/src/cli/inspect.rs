@@ -51,9 +51,13 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             board: resolved.board,
             fleet: resolved.fleet,
             skills: resolved.skills,
+            kpi: resolved.kpi,
             http: resolved.http,
         };
-        crate::capabilities::ungranted_imports(&info.imports, &context)
+        Ok(crate::capabilities::ungranted_imports(
+            &info.imports,
+            &context,
+        ))
     });
     let warnings: Vec<String> = verdict
         .as_ref()

@@ -6,10 +6,13 @@ mod board;
 mod client;
 pub mod config;
 mod fleet;
+mod gaps;
 mod inspect;
+mod kpi;
 mod manifest;
 mod memory;
 mod new;
+mod rules;
 mod serve;
 mod skills;
 mod workflow;
@@ -48,6 +51,12 @@ pub enum Command {
     Board(board::BoardArgs),
     /// The fleet registry of a running host: heartbeat, list, show, route, forget.
     Fleet(fleet::FleetArgs),
+    /// The KPI series of a running host: list, show, push.
+    Kpi(kpi::KpiArgs),
+    /// The factory's gaps on a running host: list, show, silence, evaluate.
+    Gaps(gaps::GapsArgs),
+    /// Check a rule file, print the built-in rules, or show a host's.
+    Rules(rules::RulesArgs),
     /// Check, compile or test a `NAME.workflow.md` (no host, no toolchain).
     Workflow(workflow::WorkflowArgs),
     /// Make a ready skill project: `new NAME [--lang rust|python|js]`.
@@ -140,6 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Memory(args) => memory::run(args).await,
         Command::Board(args) => board::run(args).await,
         Command::Fleet(args) => fleet::run(args).await,
+        Command::Kpi(args) => kpi::run(args).await,
+        Command::Gaps(args) => gaps::run(args).await,
+        Command::Rules(args) => rules::run(args).await,
         Command::Workflow(args) => workflow::run(args).await,
         Command::New(args) => new::run(args),
         Command::Manifest(args) => manifest::run(args),

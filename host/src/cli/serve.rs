@@ -4,13 +4,19 @@
 
 use crate::capabilities::board::{PlankaAuth, PlankaBoardRef, PlankaConfig};
 use crate::capabilities::fleet::{RedisConfig, INTERVAL_RANGE};
+use crate::capabilities::kpi::KpiConfig;
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
 use crate::capabilities::memory::{
     EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
 };
+use crate::capabilities::Clock;
+use crate::factory::escalate::{Escalation, OpenClaw, Telegram};
+use crate::factory::monitor::CiRepo;
 use crate::registry::RegistryConfig;
 use crate::runtime::{ComponentBounds, RuntimeConfig};
-use crate::server::{FleetSettings, HttpConfig, NightlyIngest, Server, ServerConfig};
+use crate::server::{
+    FactorySettings, FleetSettings, HttpConfig, NightlyIngest, Server, ServerConfig,
+};
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
@@ -191,6 +197,78 @@ pub struct ServeArgs {
         default_value = "darkfactory:fleet"
     )]
     redis_prefix: String,
+    /// KPI samples older than this are dropped.
+    #[arg(long, env = "DARKFACTORY_KPI_RETENTION", default_value = "30d", value_parser = positive_duration)]
+    kpi_retention: Duration,
+    /// KPI samples older than this are folded into 5-minute buckets (their
+    /// mean, count, minimum and maximum).
+    #[arg(long, env = "DARKFACTORY_KPI_DOWNSAMPLE_AFTER", default_value = "7d", value_parser = positive_duration)]
+    kpi_downsample_after: Duration,
+    /// Time between the factory's evaluations (monitors measure, rules are
+    /// evaluated, gaps and their cards move).
+    #[arg(long, env = "DARKFACTORY_EVAL_INTERVAL", default_value = "60s", value_parser = positive_duration)]
+    eval_interval: Duration,
+    /// The factory's rule file (docs/factory.md); default: `DATA/rules.toml`
+    /// when there is one, the five built-in watches otherwise.
+    #[arg(long, env = "DARKFACTORY_RULES")]
+    rules: Option<PathBuf>,
+    /// How long a card sits in Blocked before the board monitor counts it.
+    #[arg(long, env = "DARKFACTORY_BLOCKED_AFTER", default_value = "48h", value_parser = positive_duration)]
+    blocked_after: Duration,
+    /// The window the cost monitor compares agents' cost per session over.
+    #[arg(long, env = "DARKFACTORY_COST_WINDOW", default_value = "24h", value_parser = positive_duration)]
+    cost_window: Duration,
+    /// A repository whose CI the CI monitor reads: `KIND:URL[#BRANCH]`, KIND
+    /// github, gitea or forgejo, URL its web address (branch `main` unless
+    /// given), e.g. `github:https://github.com/acme/api#main`; repeat, or
+    /// comma-separate in the variable.
+    #[arg(long = "ci-repo", env = "DARKFACTORY_CI_REPOS", value_delimiter = ',')]
+    ci_repos: Vec<String>,
+    /// The token the CI monitor reads GitHub Actions with.
+    #[arg(long, env = "DARKFACTORY_GITHUB_TOKEN", hide_env_values = true)]
+    github_token: Option<String>,
+    /// The token the CI monitor reads Gitea Actions with.
+    #[arg(long, env = "DARKFACTORY_GITEA_TOKEN", hide_env_values = true)]
+    gitea_token: Option<String>,
+    /// The token the CI monitor reads Forgejo Actions with.
+    #[arg(long, env = "DARKFACTORY_FORGEJO_TOKEN", hide_env_values = true)]
+    forgejo_token: Option<String>,
+    /// Take the forges' CI webhooks at `POST /api/ci/webhooks` when their
+    /// `X-Hub-Signature-256` is the HMAC of the body with this secret.
+    #[arg(long, env = "DARKFACTORY_CI_WEBHOOK_SECRET", hide_env_values = true)]
+    ci_webhook_secret: Option<String>,
+    /// A Prometheus server (its base URL, e.g. `http://prometheus:9090`)
+    /// that rules may read with a PromQL `query` instead of a `series`.
+    #[arg(long, env = "DARKFACTORY_PROMETHEUS_URL", hide_env_values = true)]
+    prometheus_url: Option<String>,
+    /// Escalate critical gaps to a Telegram chat: the bot's token.
+    #[arg(long, env = "DARKFACTORY_TELEGRAM_BOT_TOKEN", hide_env_values = true)]
+    telegram_bot_token: Option<String>,
+    /// The chat critical gaps are sent to (its id, or `@channel`).
+    #[arg(long, env = "DARKFACTORY_TELEGRAM_CHAT_ID")]
+    telegram_chat_id: Option<String>,
+    /// The Telegram Bot API's base URL.
+    #[arg(
+        long,
+        env = "DARKFACTORY_TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org"
+    )]
+    telegram_api_url: String,
+    /// Escalate critical gaps to an OpenClaw agent: the gateway's hooks
+    /// URL, e.g. `http://127.0.0.1:18789/hooks` (`POST …/agent`).
+    #[arg(long, env = "DARKFACTORY_OPENCLAW_HOOKS_URL")]
+    openclaw_hooks_url: Option<String>,
+    /// The token of the gateway's hooks.
+    #[arg(long, env = "DARKFACTORY_OPENCLAW_HOOKS_TOKEN", hide_env_values = true)]
+    openclaw_hooks_token: Option<String>,
+    /// The agent the hook wakes (`agentId`).
+    #[arg(long, env = "DARKFACTORY_OPENCLAW_AGENT", default_value = "main")]
+    openclaw_agent: String,
+    /// Run on a clock that starts at this time (ms since the Unix epoch)
+    /// and moves only by `POST /api/clock`: for tests of what happens over
+    /// hours and days.
+    #[arg(long, env = "DARKFACTORY_TEST_CLOCK", hide = true)]
+    test_clock: Option<u64>,
 }
 
 /// A duration: `10s`, `1m 30s`, `250ms`.
@@ -324,7 +402,77 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
             "--embeddings-url needs --embeddings-model (`embeddings.model`), e.g. all-minilm"
         );
     }
+    let kpi = KpiConfig {
+        retention: args.kpi_retention,
+        downsample_after: args.kpi_downsample_after,
+        ..KpiConfig::default()
+    };
+    kpi.check().map_err(anyhow::Error::msg)?;
+    if let Some(rules) = args.rules.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        let knows = |_: &str| true;
+        crate::factory::rules::load(
+            rules,
+            &crate::factory::rules::Known {
+                series: &knows,
+                prometheus: given(&args.prometheus_url),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("the rule file was refused:\n{e}"))?;
+    }
+    let token_of = |kind: &str| {
+        match kind {
+            "github" => args.github_token.clone(),
+            "gitea" => args.gitea_token.clone(),
+            _ => args.forgejo_token.clone(),
+        }
+        .filter(|t| !t.is_empty())
+    };
+    let ci_repos = args
+        .ci_repos
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|spec| {
+            let kind = spec.split(':').next().unwrap_or("");
+            CiRepo::parse(spec.trim(), token_of(kind)).map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let telegram = match (
+        args.telegram_bot_token.filter(|t| !t.is_empty()),
+        args.telegram_chat_id.filter(|c| !c.is_empty()),
+    ) {
+        (Some(bot_token), Some(chat_id)) => Some(Telegram {
+            api_url: args.telegram_api_url.clone(),
+            bot_token,
+            chat_id,
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("Telegram needs both --telegram-bot-token and --telegram-chat-id"),
+    };
+    let openclaw = match (
+        args.openclaw_hooks_url.filter(|u| !u.is_empty()),
+        args.openclaw_hooks_token.filter(|t| !t.is_empty()),
+    ) {
+        (Some(hooks_url), Some(token)) => Some(OpenClaw {
+            hooks_url,
+            token,
+            agent: args.openclaw_agent.clone(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("OpenClaw needs both --openclaw-hooks-url and --openclaw-hooks-token"),
+    };
     let config = ServerConfig {
+        kpi,
+        factory: FactorySettings {
+            escalation: Escalation { telegram, openclaw },
+            prometheus_url: args.prometheus_url.clone().filter(|u| !u.trim().is_empty()),
+            ci_repos,
+            ci_webhook_secret: args.ci_webhook_secret.filter(|s| !s.is_empty()),
+            eval_interval: args.eval_interval,
+            rules_file: args.rules.filter(|p| !p.as_os_str().is_empty()),
+            blocked_after: args.blocked_after,
+            cost_window: args.cost_window,
+        },
+        clock: args.test_clock.map_or_else(Clock::system, Clock::manual),
         fleet: FleetSettings {
             redis: args
                 .redis_url

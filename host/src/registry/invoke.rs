@@ -67,7 +67,8 @@ impl Registry {
             Err(e) => Err(RegistryError::Invoke(e)),
         };
         let elapsed = started.elapsed();
-        slot.stats.record(elapsed, result.is_ok());
+        slot.stats
+            .record(elapsed, result.as_ref().map(|_| ()).map_err(outcome_code));
         match &result {
             Ok(_) => {
                 tracing::debug!(skill = %name, elapsed_us = elapsed.as_micros() as u64, "invoked")
@@ -77,6 +78,21 @@ impl Registry {
             }
         }
         result
+    }
+}
+
+/// The code a failed call counts under in the metrics: the skill's own
+/// code, or what stopped it.
+fn outcome_code(e: &RegistryError) -> &str {
+    match e {
+        RegistryError::Invoke(InvokeError::Skill { code, .. }) => code,
+        RegistryError::Invoke(InvokeError::Trap { .. }) => "trap",
+        RegistryError::Invoke(InvokeError::DeadlineExceeded(_)) => "deadline_exceeded",
+        RegistryError::Invoke(InvokeError::MemoryLimit { .. }) => "memory_limit",
+        RegistryError::Invoke(InvokeError::Busy(_)) => "busy",
+        RegistryError::Invoke(InvokeError::OutputTooLarge { .. }) => "output_too_large",
+        RegistryError::InvalidOutput(_) => "invalid_output",
+        _ => "failed",
     }
 }
 

@@ -188,6 +188,8 @@ impl Registry {
         };
         // Retried by every rescan; say it once, not every 2 s.
         if !repeated {
+            self.failed_loads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(skill = %slot.name, error = %error, transient, "skill file not loaded");
         }
         let persisted = match (&key, transient) {
@@ -254,12 +256,13 @@ impl Registry {
                 board: resolved.board.clone(),
                 fleet: resolved.fleet.clone(),
                 skills: resolved.skills.clone(),
+                kpi: resolved.kpi.clone(),
                 http: resolved.http.clone(),
             };
             if let Some(refusal) = unserved_import(&info.imports) {
                 return Err(refusal);
             }
-            let ungranted = ungranted_imports(&info.imports, &context)?;
+            let ungranted = ungranted_imports(&info.imports, &context);
             if strict && !ungranted.is_empty() {
                 return Err(format!(
                     "{} (this host runs with --strict-imports)",
@@ -392,6 +395,8 @@ impl Registry {
                 self.forget_blobs(orphans).await;
             }
         }
+        self.swaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let published = Published {
             name: slot.name.to_string(),
             sha256: version.sha256.clone(),

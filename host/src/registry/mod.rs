@@ -47,7 +47,7 @@ mod store;
 mod versions;
 mod watch;
 
-pub use stats::StatsSnapshot;
+pub use stats::{SkillMetrics, StatsSnapshot};
 pub use store::write_atomically;
 pub use watch::WatchHandle;
 
@@ -406,6 +406,11 @@ pub struct Registry {
     /// version and limits, `strict_imports`): part of the key a failure is
     /// kept under.
     fingerprint: String,
+    /// Versions published since start.
+    swaps: std::sync::atomic::AtomicU64,
+    /// Loads that failed since start (a failure retried and repeated
+    /// counts once).
+    failed_loads: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -463,6 +468,8 @@ impl Registry {
             ready: tokio::sync::watch::channel(false).0,
             rescanning: AtomicBool::new(false),
             fingerprint,
+            swaps: Default::default(),
+            failed_loads: Default::default(),
         });
         {
             let mut slots = write(&registry.slots);
@@ -610,6 +617,20 @@ impl Registry {
             range
         };
         slots.iter().map(|s| summary(s)).collect()
+    }
+
+    /// Every skill's counters and latency histogram, by name.
+    pub fn metrics(&self) -> Vec<SkillMetrics> {
+        read(&self.slots)
+            .values()
+            .map(|slot| slot.stats.metrics(slot.name.as_str(), slot.calls.running()))
+            .collect()
+    }
+
+    /// Versions published, and loads failed, since start.
+    pub fn load_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.swaps.load(Relaxed), self.failed_loads.load(Relaxed))
     }
 
     /// How many skills there are, how many of them serve a version, and

@@ -98,6 +98,11 @@ impl CallGate {
         }
     }
 
+    /// Calls inside now.
+    pub(super) fn running(&self) -> u32 {
+        self.running.load(Ordering::Acquire)
+    }
+
     /// Changes how many calls may be inside at once (a new version of the
     /// skill); calls inside stay, and count against it.
     pub(super) fn set_limit(&self, limit: u32) {

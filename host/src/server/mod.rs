@@ -17,10 +17,16 @@ use crate::capabilities::board::{
 use crate::capabilities::fleet::{
     EmbeddedFleet, Fleet, FleetBackend, FleetError, RedisConfig, RedisFleet,
 };
+use crate::capabilities::kpi::{KpiConfig, KpiError, KpiStore};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, Clock};
+use crate::factory::gaps::GapStore;
+use crate::factory::monitor::{
+    BoardMonitor, CiMonitor, CostMonitor, FleetMonitor, MemoryMonitor, Monitor,
+};
+use crate::factory::{Factory, FactoryConfig, FactoryError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::state::StateStore;
@@ -57,6 +63,49 @@ pub struct ServerConfig {
     pub planka_webhook_secret: Option<String>,
     /// The fleet registry.
     pub fleet: FleetSettings,
+    /// How long KPI samples are kept, and when they are folded.
+    pub kpi: KpiConfig,
+    /// The clock of KPIs and the factory (manual in tests).
+    pub clock: Clock,
+    /// How the factory watches.
+    pub factory: FactorySettings,
+}
+
+/// How the factory watches the fleet.
+#[derive(Debug, Clone)]
+pub struct FactorySettings {
+    /// Time between evaluations.
+    pub eval_interval: std::time::Duration,
+    /// `--rules`: a rule file that must exist; `None`: `DATA/rules.toml`
+    /// when there is one, the five watches otherwise.
+    pub rules_file: Option<std::path::PathBuf>,
+    /// How long a card sits in Blocked before the board monitor counts it.
+    pub blocked_after: std::time::Duration,
+    /// The window the cost monitor compares agents over.
+    pub cost_window: std::time::Duration,
+    /// Repositories whose CI the CI monitor reads from their forge.
+    pub ci_repos: Vec<crate::factory::monitor::CiRepo>,
+    /// The secret of the forges' CI webhooks; `None`: none are taken.
+    pub ci_webhook_secret: Option<String>,
+    /// Where critical gaps are escalated.
+    pub escalation: crate::factory::escalate::Escalation,
+    /// A Prometheus server PromQL rules query.
+    pub prometheus_url: Option<String>,
+}
+
+impl Default for FactorySettings {
+    fn default() -> Self {
+        FactorySettings {
+            eval_interval: std::time::Duration::from_secs(60),
+            rules_file: None,
+            blocked_after: std::time::Duration::from_secs(48 * 3600),
+            cost_window: std::time::Duration::from_secs(24 * 3600),
+            ci_repos: Vec::new(),
+            ci_webhook_secret: None,
+            escalation: Default::default(),
+            prometheus_url: None,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -89,6 +138,9 @@ impl ServerConfig {
             planka: None,
             planka_webhook_secret: None,
             fleet: FleetSettings::default(),
+            kpi: KpiConfig::default(),
+            clock: Clock::system(),
+            factory: FactorySettings::default(),
         }
     }
 }
@@ -164,6 +216,12 @@ pub enum ServerError {
     /// The board could not be opened or reached.
     #[error("cannot open the board: {0}")]
     Board(BoardError),
+    /// The KPI store could not be opened.
+    #[error("cannot open the KPI store: {0}")]
+    Kpi(KpiError),
+    /// The factory could not start (its rule file, its gap store).
+    #[error("cannot start the factory: {0}")]
+    Factory(#[from] FactoryError),
     /// The memory store could not be opened.
     #[error("cannot open the memory store: {0}")]
     Memory(#[from] MemoryError),
@@ -189,6 +247,8 @@ pub struct Server {
     _watch: WatchHandle,
     loading: tokio::task::JoinHandle<()>,
     nightly: Option<tokio::task::JoinHandle<()>>,
+    compaction: tokio::task::JoinHandle<()>,
+    watch_loop: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -242,13 +302,19 @@ impl Server {
                 board.connect().await.map_err(ServerError::Board)?;
                 (board.clone(), Some(board))
             }
-            None => (
-                Arc::new(
-                    EmbeddedBoard::open(&config.registry.data_dir.join("board.db"))
+            None => {
+                let clock = config.clock.clone();
+                (
+                    Arc::new(
+                        EmbeddedBoard::open_with_clock(
+                            &config.registry.data_dir.join("board.db"),
+                            Arc::new(move || clock.now_ms()),
+                        )
                         .map_err(ServerError::Board)?,
-                ),
-                None,
-            ),
+                    ),
+                    None,
+                )
+            }
         };
         let planka_webhook = match (config.planka_webhook_secret, planka) {
             (Some(secret), Some(planka)) => Some(Arc::new(PlankaWebhook::new(
@@ -280,21 +346,73 @@ impl Server {
                     .map_err(ServerError::Fleet)?,
             ),
         };
-        let fleet = Arc::new(Fleet::new(
+        let clock = config.clock.clone();
+        let fleet = Arc::new(Fleet::with_clock(
             fleet_backend,
             config.fleet.interval,
             config.fleet.seed,
+            Arc::new(move || clock.now_ms()),
         ));
         tracing::info!(backend = fleet.backend_name(), "fleet registry ready");
+        let kpi = Arc::new(
+            KpiStore::open(
+                &config.registry.data_dir.join("kpi.db"),
+                config.kpi,
+                config.clock.clone(),
+            )
+            .map_err(ServerError::Kpi)?,
+        );
         let capabilities = Capabilities {
             memory: Some(memory.clone()),
             board: Some(board.clone()),
             fleet: Some(fleet.clone()),
             skills: Default::default(),
+            kpi: Some(kpi.clone()),
         };
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
         let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));
+        let monitors: Vec<Box<dyn Monitor>> = vec![
+            Box::new(BoardMonitor::new(
+                board.clone(),
+                "Blocked",
+                config.factory.blocked_after,
+            )),
+            Box::new(FleetMonitor::new(fleet.clone(), config.clock.now_ms())),
+            Box::new(MemoryMonitor::new(
+                ingest.clone(),
+                config
+                    .nightly_ingest
+                    .sources
+                    .iter()
+                    .map(|s| s.path.clone())
+                    .collect(),
+            )),
+            Box::new(CiMonitor::new(config.factory.ci_repos.clone(), kpi.clone())),
+            Box::new(CostMonitor::new(kpi.clone(), config.factory.cost_window)),
+        ];
+        let gaps = GapStore::open(&config.registry.data_dir.join("gaps.db"))
+            .map_err(FactoryError::from)?;
+        let factory = Arc::new(Factory::new(
+            kpi.clone(),
+            board.clone(),
+            gaps,
+            monitors,
+            config.factory.escalation.clone(),
+            FactoryConfig {
+                eval_interval: config.factory.eval_interval,
+                rules_required: config.factory.rules_file.is_some(),
+                prometheus_url: config.factory.prometheus_url.clone(),
+                rules_file: Some(
+                    config
+                        .factory
+                        .rules_file
+                        .clone()
+                        .unwrap_or_else(|| config.registry.data_dir.join("rules.toml")),
+                ),
+                ..FactoryConfig::default()
+            },
+        )?);
         let registry = Registry::new(runtime, capabilities, config.registry).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -312,6 +430,8 @@ impl Server {
             let registry = registry.clone();
             async move { registry.load_all().await }
         });
+        let compaction = tokio::spawn(compact_kpis(kpi.clone()));
+        let watch_loop = factory.clone().spawn();
         let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
             let n = &config.nightly_ingest;
             schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
@@ -328,6 +448,10 @@ impl Server {
             board: Some(board),
             fleet: Some(fleet),
             planka_webhook,
+            kpi: Some(kpi),
+            clock: config.clock,
+            factory: Some(factory),
+            ci_webhook_secret: config.factory.ci_webhook_secret.map(Arc::from),
         });
         Ok(Server {
             local_addr,
@@ -338,6 +462,8 @@ impl Server {
             _watch: watch,
             loading,
             nightly,
+            compaction,
+            watch_loop,
         })
     }
 
@@ -356,10 +482,41 @@ impl Server {
         http::serve(self.listener, app, self.http, shutdown).await;
         drop(self._watch);
         self.loading.abort();
+        self.compaction.abort();
+        self.watch_loop.abort();
         if let Some(nightly) = self.nightly {
             nightly.abort();
         }
         Ok(())
+    }
+}
+
+/// Folds and drops old KPI samples: at start, then hourly (a manual clock
+/// is compacted as it moves, checked every second).
+async fn compact_kpis(kpi: Arc<KpiStore>) {
+    let every = if kpi.clock().is_manual() {
+        std::time::Duration::from_secs(1)
+    } else {
+        std::time::Duration::from_secs(3600)
+    };
+    let mut last = None;
+    loop {
+        let now = kpi.clock().now_ms();
+        if last != Some(now) {
+            match kpi.compact().await {
+                Ok(done) if done.folded > 0 || done.dropped > 0 => {
+                    tracing::info!(
+                        folded = done.folded,
+                        dropped = done.dropped,
+                        "KPI samples compacted"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "KPI compaction failed; it is tried again"),
+            }
+            last = Some(now);
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -60,8 +60,7 @@ pub struct Manifest {
     /// The skills it may call (`*`: every skill).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skills: Vec<String>,
-    /// KPI series the skill may read (`kpi`, which only workflows import
-    /// so far).
+    /// KPI series the skill may read: names, `PREFIX.*`, or `*`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kpi_read: Vec<String>,
     /// Where its outgoing HTTP requests may go: `scheme://host[:port]`

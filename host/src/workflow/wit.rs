@@ -25,7 +25,7 @@ pub const WIT_FILES: [(&str, &str); 8] = [
 ];
 
 /// The world workflows are checked against and the interpreter is built
-/// for: `skill`, and the interfaces the host does not serve yet.
+/// for: `skill`, and any interface the host does not serve yet (none today).
 pub const WORLD: &str = "workflow";
 
 /// The version of the `darkfactory:skill` package the WIT declares.

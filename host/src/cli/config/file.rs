@@ -355,20 +355,33 @@ impl Reader<'_> {
             }
             (Kind::Number, DeValue::Float(f)) => f.as_str().replace('_', ""),
             (Kind::Bool, DeValue::Boolean(b)) => b.to_string(),
-            (Kind::Sources, DeValue::Array(items)) => {
+            (Kind::Sources | Kind::Strings, DeValue::Array(items)) => {
                 let mut sources = Vec::new();
                 for item in items.iter() {
                     match item.get_ref() {
                         // The flag splits its values at commas.
                         DeValue::String(s) if s.contains(',') => {
                             let message = format!(
-                                "a source of `{}` cannot contain a comma; rename the path",
-                                key.dotted()
+                                "a{} of `{}` cannot contain a comma; {}",
+                                if key.kind == Kind::Sources {
+                                    " source"
+                                } else {
+                                    "n item"
+                                },
+                                key.dotted(),
+                                if key.kind == Kind::Sources {
+                                    "rename the path"
+                                } else {
+                                    "give it as an item of its own"
+                                }
                             );
                             self.refuse(item.span(), message);
                             return None;
                         }
-                        DeValue::String(s) => sources.push(self.source(s)),
+                        DeValue::String(s) if key.kind == Kind::Sources => {
+                            sources.push(self.source(s))
+                        }
+                        DeValue::String(s) => sources.push(s.to_string()),
                         other => {
                             let message = format!(
                                 "each of `{}` is a string, not {}",

@@ -23,6 +23,8 @@ pub(super) enum Kind {
     /// Ingest sources: an array of `"NAMESPACE=PATH"` or `"PATH"` strings,
     /// each path relative to the file's directory.
     Sources,
+    /// An array of strings, taken as written.
+    Strings,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Bool => "true or false",
             Kind::Duration => "a duration as a string, e.g. \"10s\"",
             Kind::Sources => "an array of strings, \"NAMESPACE=PATH\" or \"PATH\"",
+            Kind::Strings => "an array of strings",
         }
     }
 }
@@ -111,6 +114,11 @@ const EMBEDDINGS: Option<&str> = Some("embeddings");
 const QDRANT: Option<&str> = Some("qdrant");
 const PLANKA: Option<&str> = Some("planka");
 const FLEET: Option<&str> = Some("fleet");
+const KPI: Option<&str> = Some("kpi");
+const FACTORY: Option<&str> = Some("factory");
+const CI: Option<&str> = Some("ci");
+const TELEGRAM: Option<&str> = Some("telegram");
+const OPENCLAW: Option<&str> = Some("openclaw");
 
 /// Every key, in the order `config show` and the docs print them.
 pub(super) static KEYS: &[Key] = &[
@@ -195,6 +203,35 @@ pub(super) static KEYS: &[Key] = &[
         secret: Secret::UrlPassword,
     },
     key(FLEET, "redis_prefix", "redis_prefix", Kind::Text),
+    key(KPI, "retention", "kpi_retention", Kind::Duration),
+    key(
+        KPI,
+        "downsample_after",
+        "kpi_downsample_after",
+        Kind::Duration,
+    ),
+    key(FACTORY, "eval_interval", "eval_interval", Kind::Duration),
+    key(FACTORY, "rules", "rules", Kind::Path),
+    key(FACTORY, "blocked_after", "blocked_after", Kind::Duration),
+    key(FACTORY, "cost_window", "cost_window", Kind::Duration),
+    Key {
+        section: FACTORY,
+        name: "prometheus_url",
+        arg: "prometheus_url",
+        kind: Kind::Text,
+        secret: Secret::UrlPassword,
+    },
+    key(CI, "repos", "ci_repos", Kind::Strings),
+    secret(CI, "github_token", "github_token"),
+    secret(CI, "gitea_token", "gitea_token"),
+    secret(CI, "forgejo_token", "forgejo_token"),
+    secret(CI, "webhook_secret", "ci_webhook_secret"),
+    secret(TELEGRAM, "bot_token", "telegram_bot_token"),
+    key(TELEGRAM, "chat_id", "telegram_chat_id", Kind::Text),
+    key(TELEGRAM, "api_url", "telegram_api_url", Kind::Text),
+    key(OPENCLAW, "hooks_url", "openclaw_hooks_url", Kind::Text),
+    secret(OPENCLAW, "hooks_token", "openclaw_hooks_token"),
+    key(OPENCLAW, "agent", "openclaw_agent", Kind::Text),
 ];
 
 /// The tables of the file, in order.

@@ -242,7 +242,7 @@ fn render(key: &Key, values: &[String]) -> String {
         (Secret::Yes, _) => quote("********"),
         (Secret::UrlPassword, _) => quote(&keys::url_without_password(&values.concat())),
         (_, Kind::Integer | Kind::Number | Kind::Bool) => values.concat(),
-        (_, Kind::Sources) => format!(
+        (_, Kind::Sources | Kind::Strings) => format!(
             "[{}]",
             values
                 .iter()
@@ -357,14 +357,15 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// A key for every flag of `serve` but `--config`, and a flag for every key.
+    /// A key for every flag of `serve` but `--config` and the hidden ones
+    /// (tests' own), and a flag for every key.
     #[test]
     fn every_flag_of_serve_is_a_key() {
         let cli = super::super::Cli::command();
         let serve = cli.find_subcommand("serve").unwrap();
         for arg in serve.get_arguments() {
             let id = arg.get_id().as_str();
-            if id == "config" || arg.get_long().is_none() || id == "help" {
+            if id == "config" || arg.get_long().is_none() || id == "help" || arg.is_hide_set() {
                 continue;
             }
             assert!(

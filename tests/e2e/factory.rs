@@ -1,0 +1,948 @@
+//! The factory's watch end to end, on a host whose clock the test drives
+//! (`--test-clock`): each watch fires once after `for`, opens exactly one
+//! card, does not flap, clears with hysteresis, survives a restart in the
+//! middle of a `for`, is inhibited, and makes no gap of a source that is
+//! down.
+
+use crate::harness::{run_cli, Dirs, Host};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// 2027-01-15T08:00:00Z.
+const T0: u64 = 1_800_000_000_000;
+const MINUTE: u64 = 60_000;
+const HOUR: u64 = 60 * MINUTE;
+
+/// A host on a manual clock, and the clock's time.
+struct Watch {
+    host: Host,
+    now: u64,
+    extra: Vec<String>,
+}
+
+impl Watch {
+    fn start(dirs: &Dirs, extra: &[&str]) -> Watch {
+        Watch::start_at(dirs, extra, T0)
+    }
+
+    fn start_at(dirs: &Dirs, extra: &[&str], now: u64) -> Watch {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // Evaluations run when the test asks (the loop's own come a
+        // thousand hours apart).
+        let mut args = vec![
+            "--test-clock".to_string(),
+            now.to_string(),
+            "--eval-interval".into(),
+            "1000h".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Watch {
+            host: Host::start(dirs, &refs),
+            now,
+            extra,
+        }
+    }
+
+    /// Stops the host and starts it again on the same data at the same time.
+    fn restart(self, dirs: &Dirs) -> Watch {
+        let (now, extra) = (self.now, self.extra.clone());
+        self.host.stop();
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Watch::start_at(dirs, &refs, now)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, out) = self
+            .host
+            .send(
+                self.host
+                    .http
+                    .post(format!("{}{path}", self.host.url))
+                    .json(&body),
+            )
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "POST {path}: {status} {out:#}"
+        );
+        out
+    }
+
+    async fn advance(&mut self, ms: u64) {
+        let out = self.post("/api/clock", json!({ "advance_ms": ms })).await;
+        self.now += ms;
+        assert_eq!(out["now_ms"], self.now);
+    }
+
+    async fn evaluate(&self) -> Value {
+        let (status, report) = self
+            .host
+            .send(
+                self.host
+                    .http
+                    .post(format!("{}/api/factory/evaluate", self.host.url)),
+            )
+            .await;
+        assert_eq!(status, 200, "{report:#}");
+        assert_eq!(report["at_ms"], self.now);
+        report
+    }
+
+    async fn push(&self, name: &str, value: f64, labels: Value) {
+        self.post(
+            "/api/kpis/samples",
+            json!({"samples": [{"name": name, "value": value, "labels": labels}]}),
+        )
+        .await;
+    }
+
+    /// Every card with the label `gap`, in any list.
+    async fn gap_cards(&self) -> Vec<Value> {
+        let (status, board) = self.host.get("/api/board?label=gap").await;
+        assert_eq!(status, 200, "{board}");
+        board["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["cards"].as_array().unwrap().clone())
+            .collect()
+    }
+
+    async fn gaps(&self) -> Value {
+        let (status, gaps) = self.host.get("/api/gaps").await;
+        assert_eq!(status, 200, "{gaps}");
+        gaps
+    }
+
+    async fn card(&self, list: &str, title: &str) -> String {
+        let out = self
+            .post("/api/board/cards", json!({"title": title, "list": list}))
+            .await;
+        out["id"].as_str().unwrap().to_string()
+    }
+
+    async fn move_card(&self, id: &str, list: &str) {
+        let (status, out) = self
+            .host
+            .send(
+                self.host
+                    .http
+                    .patch(format!("{}/api/board/cards/{id}", self.host.url))
+                    .json(&json!({ "list": list })),
+            )
+            .await;
+        assert_eq!(status, 200, "{out}");
+    }
+
+    async fn heartbeat(&self, agent: &str, interval_seconds: u64) {
+        self.post(
+            "/api/fleet/heartbeat",
+            json!({"agent": agent, "skills": ["research"], "load": 0.1, "interval_seconds": interval_seconds}),
+        )
+        .await;
+    }
+}
+
+fn transitions(report: &Value) -> Vec<String> {
+    report["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn three_cards_blocked_two_days_open_one_gap_card_that_a_restart_keeps() {
+    let dirs = Dirs::new();
+    let mut w = Watch::start(&dirs, &[]);
+    let mut blocked = Vec::new();
+    for title in [
+        "Migrate the CI runners",
+        "Renew the TLS certificate",
+        "Rotate the API keys",
+    ] {
+        blocked.push(w.card("Blocked", title).await);
+    }
+    let report = w.evaluate().await;
+    assert_eq!(transitions(&report), Vec::<String>::new(), "{report:#}");
+    assert!(report["samples"].as_u64().unwrap() >= 1, "{report:#}");
+    let (_, series) = w
+        .host
+        .get("/api/kpis/board.cards_blocked_long?window=1h")
+        .await;
+    assert_eq!(series["series"][0]["points"][0]["value"], 0.0, "{series:#}");
+
+    // 47 hours: not yet. A fourth card blocked now is too young to count.
+    w.advance(47 * HOUR).await;
+    assert!(transitions(&w.evaluate().await).is_empty());
+    w.card("Blocked", "Blocked only today").await;
+    w.advance(2 * HOUR).await;
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["1 cards-blocked pending", "1 cards-blocked firing"],
+        "{report:#}"
+    );
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    let card = &cards[0];
+    assert_eq!(card["list"], "Backlog");
+    assert_eq!(card["title"], "Gap: 3 cards blocked for more than 48 h");
+    // Listings cut descriptions: the gap shows its card whole.
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    let description = gap["card"]["description"].as_str().unwrap();
+    assert!(!description.contains("Blocked only today"), "{description}");
+    for title in [
+        "Migrate the CI runners",
+        "Renew the TLS certificate",
+        "Rotate the API keys",
+    ] {
+        assert!(description.contains(title), "{description}");
+    }
+    assert!(
+        description.contains("in Blocked since 2027-01-15 08:00 UTC (49 h)"),
+        "{description}"
+    );
+    assert!(
+        description.contains("the rule fires when it is > 2"),
+        "{description}"
+    );
+    assert!(description.contains("gap-id: 1"), "{description}");
+    let card_id = card["id"].as_str().unwrap().to_string();
+
+    // However many evaluations see it, it stays one card.
+    for _ in 0..3 {
+        w.advance(MINUTE).await;
+        let report = w.evaluate().await;
+        assert!(report["cards"].as_array().unwrap().is_empty(), "{report:#}");
+    }
+    let w = w.restart(&dirs);
+    let report = w.evaluate().await;
+    assert!(transitions(&report).is_empty(), "{report:#}");
+    assert_eq!(w.gap_cards().await.len(), 1);
+    let gaps = w.gaps().await;
+    assert_eq!(gaps["gaps"].as_array().unwrap().len(), 1, "{gaps:#}");
+    assert_eq!(gaps["gaps"][0]["state"], "firing");
+    assert_eq!(gaps["gaps"][0]["card_id"], json!(card_id));
+
+    // One card unblocked: 2 is not over 2, and after keep_firing_for the
+    // gap resolves; the card is commented and moved to Done.
+    let mut w = w;
+    w.move_card(&blocked[0], "Done").await;
+    w.advance(MINUTE).await;
+    let report = w.evaluate().await;
+    assert!(
+        transitions(&report).is_empty(),
+        "clearing, not resolved yet: {report:#}"
+    );
+    w.advance(HOUR).await;
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["1 cards-blocked resolved"],
+        "{report:#}"
+    );
+    assert_eq!(report["cards"], json!([format!("{card_id} done")]));
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["state"], "resolved");
+    assert_eq!(gap["card"]["list"], "Done", "{gap:#}");
+    assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
+    assert_eq!(gap["evaluations"][0]["note"], "resolved");
+    assert!(
+        gap["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["note"].as_str().unwrap().starts_with("clear since")),
+        "{gap:#}"
+    );
+    let (ok, stdout, stderr) = run_cli(&w.host.url, &["gaps", "list", "--state", "resolved"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("resolved  cards-blocked"), "{stdout}");
+
+    // The figures, for a Prometheus server.
+    let response = w
+        .host
+        .http
+        .get(format!("{}/metrics", w.host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        "darkfactory_gaps{rule=\"cards-blocked\",state=\"resolved\"} 1",
+        "darkfactory_gaps{rule=\"agent-down\",state=\"firing\"} 0",
+        "darkfactory_monitor_up{monitor=\"board\"} 1",
+        "darkfactory_evaluations_total ",
+        "# TYPE darkfactory_invocation_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+}
+
+const QUEUE_RULES: &str = r#"
+[[rule]]
+name = "queue-deep"
+series = "queue.depth"
+by = ["queue"]
+window = "2m"
+fire = "> 2.0"
+clear = "< 1.5"
+for = "10m"
+keep_firing_for = "5m"
+summary = "queue {labels.queue} is {value} deep"
+"#;
+
+async fn wait_for_rules(w: &Watch, check: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, rules) = w.host.get("/api/rules").await;
+        if check(&rules) {
+            return rules;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rule file was not read again: {rules:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rule_with_hysteresis_fires_once_does_not_flap_and_a_restart_mid_for_keeps_it() {
+    let dirs = Dirs::new();
+    let mut w = Watch::start(&dirs, &[]);
+    let q1 = json!({"queue": "q1"});
+    w.push("queue.depth", 1.0, q1.clone()).await;
+
+    // A broken file is refused with its place; the rules in force stay.
+    let rules_path = dirs.data.join("rules.toml");
+    std::fs::write(
+        &rules_path,
+        QUEUE_RULES.replace("fire = \"> 2.0\"", "fire = \"> two\""),
+    )
+    .unwrap();
+    let rules = wait_for_rules(&w, |r| !r["status"]["error"].is_null()).await;
+    let error = rules["status"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("rules.toml:7:8: `fire`: \"> two\""),
+        "{error}"
+    );
+    assert_eq!(
+        error.lines().count(),
+        1,
+        "one error, not its echoes: {error}"
+    );
+    assert_eq!(rules["status"]["rules"], 5, "the five watches still run");
+    let (ok, _, stderr) = run_cli(
+        &w.host.url,
+        &["rules", "check", rules_path.to_str().unwrap()],
+    );
+    assert!(!ok && stderr.contains("rules.toml:7:8: `fire`"), "{stderr}");
+    std::fs::write(&rules_path, QUEUE_RULES).unwrap();
+    let rules = wait_for_rules(&w, |r| r["status"]["rules"] == 1).await;
+    assert_eq!(rules["status"]["error"], Value::Null, "{rules:#}");
+    assert_eq!(
+        rules["rules"][0]["clear"],
+        json!({"op": "<", "threshold": 1.5})
+    );
+
+    // Oscillating around 2.0, never under 1.5: pending from the first 2.2.
+    let mut values = [2.2, 1.8].into_iter().cycle();
+    for _ in 0..5 {
+        w.push("queue.depth", values.next().unwrap(), q1.clone())
+            .await;
+        w.evaluate().await;
+        w.advance(MINUTE).await;
+    }
+    let gaps = w.gaps().await;
+    assert_eq!(gaps["gaps"][0]["state"], "pending", "{gaps:#}");
+    assert_eq!(gaps["gaps"][0]["pending_since_ms"], T0);
+
+    // A restart in the middle of `for` neither resets it nor adds a gap.
+    let mut w = w.restart(&dirs);
+    let mut fired = Vec::new();
+    for _ in 0..30 {
+        w.push("queue.depth", values.next().unwrap(), q1.clone())
+            .await;
+        let report = w.evaluate().await;
+        fired.extend(transitions(&report));
+        w.advance(MINUTE).await;
+    }
+    assert_eq!(
+        fired,
+        ["1 queue-deep firing"],
+        "one firing, at the end of `for`"
+    );
+    let gaps = w.gaps().await;
+    assert_eq!(gaps["gaps"].as_array().unwrap().len(), 1, "{gaps:#}");
+    assert_eq!(gaps["gaps"][0]["fired_at_ms"], T0 + 10 * MINUTE);
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert_eq!(cards[0]["title"], "Gap: queue q1 is 2.2 deep");
+
+    // Under 1.5 for keep_firing_for: resolved, the card in Done.
+    let mut resolved = Vec::new();
+    for _ in 0..7 {
+        w.push("queue.depth", 1.0, q1.clone()).await;
+        resolved.extend(transitions(&w.evaluate().await));
+        w.advance(MINUTE).await;
+    }
+    assert_eq!(resolved, ["1 queue-deep resolved"]);
+    assert_eq!(w.gap_cards().await[0]["list"], "Done");
+
+    // Firing again within keep_firing_for of resolving: the same gap and
+    // card, reopened once `for` has passed again.
+    let mut again = Vec::new();
+    for _ in 0..12 {
+        w.push("queue.depth", 3.0, q1.clone()).await;
+        let report = w.evaluate().await;
+        again.extend(transitions(&report));
+        again.extend(
+            report["cards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string()),
+        );
+        w.advance(MINUTE).await;
+    }
+    let card_id = cards[0]["id"].as_str().unwrap();
+    assert_eq!(
+        again,
+        [
+            "1 queue-deep pending".to_string(),
+            "1 queue-deep firing".to_string(),
+            format!("{card_id} reopened"),
+        ]
+    );
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert_eq!(cards[0]["list"], "Backlog");
+    assert_eq!(
+        cards[0]["comments"], 2,
+        "resolved, then fired again: {cards:#?}"
+    );
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert!(
+        gap["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["note"].as_str().unwrap().contains("the same gap")),
+        "{gap:#}"
+    );
+}
+
+#[path = "../support/notify_stub.rs"]
+mod notify_stub;
+
+#[tokio::test]
+async fn a_down_agent_is_escalated_once_and_inhibits_its_cost_gap_until_it_is_back() {
+    let notify = notify_stub::start().await;
+    // Telegram's flood limit refuses the first message: it is sent again.
+    notify.refuse_next(1);
+    let hooks = format!("{}/hooks", notify.url);
+    let dirs = Dirs::new();
+    let mut w = Watch::start(
+        &dirs,
+        &[
+            "--telegram-bot-token",
+            notify_stub::BOT_TOKEN,
+            "--telegram-chat-id",
+            "4242",
+            "--telegram-api-url",
+            &notify.url,
+            "--openclaw-hooks-url",
+            &hooks,
+            "--openclaw-hooks-token",
+            notify_stub::HOOKS_TOKEN,
+        ],
+    );
+    // Three agents on a day's interval; diana beats every minute, and goes
+    // quiet for four cycles.
+    for agent in ["alfred", "bruce", "clark"] {
+        w.heartbeat(agent, 86_400).await;
+    }
+    w.heartbeat("diana", 60).await;
+    w.advance(4 * MINUTE).await;
+    for (agent, session, cost) in [
+        ("alfred", "s1", 1.0),
+        ("bruce", "s2", 1.0),
+        ("clark", "s3", 1.0),
+        ("diana", "s4", 9.0),
+    ] {
+        w.push(
+            "agent.cost_usd",
+            cost,
+            json!({"agent": agent, "session": session}),
+        )
+        .await;
+    }
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["1 agent-down pending", "1 agent-down firing"],
+        "{report:#}"
+    );
+    assert_eq!(report["escalations"], json!(["1 openclaw"]), "{report:#}");
+    assert!(
+        report["errors"].to_string().contains("Too Many Requests"),
+        "{report:#}"
+    );
+    let cards = w.gap_cards().await;
+    assert_eq!(
+        cards.len(),
+        1,
+        "no cost card while diana is down: {cards:#?}"
+    );
+    assert_eq!(
+        cards[0]["title"],
+        "Gap: agent diana down for 4 heartbeat cycles"
+    );
+    let (_, ratio) = w
+        .host
+        .get("/api/kpis/agent.cost_ratio?label.agent=diana")
+        .await;
+    assert_eq!(ratio["series"][0]["points"][0]["value"], 3.0, "{ratio:#}");
+
+    // Back: agent-down clears, resolves after an hour, and the cost gap
+    // (no longer inhibited) fires.
+    w.heartbeat("diana", 60).await;
+    w.advance(MINUTE).await;
+    w.heartbeat("diana", 60).await;
+    let report = w.evaluate().await;
+    assert!(
+        transitions(&report).is_empty(),
+        "still inhibited: {report:#}"
+    );
+    assert_eq!(report["escalations"], json!(["1 telegram"]), "{report:#}");
+    w.advance(HOUR).await;
+    w.heartbeat("diana", 60).await;
+    let report = w.evaluate().await;
+    let t = transitions(&report);
+    assert!(
+        t.contains(&"1 agent-down resolved".to_string()),
+        "{report:#}"
+    );
+    assert!(t.contains(&"2 agent-cost firing".to_string()), "{report:#}");
+    let cards = w.gap_cards().await;
+    let titles: Vec<&str> = cards.iter().map(|c| c["title"].as_str().unwrap()).collect();
+    assert!(
+        titles.contains(&"Gap: agent diana costs 3 times the fleet's average per session"),
+        "{titles:?}"
+    );
+    assert_eq!(cards.len(), 2);
+
+    // Each channel was told once, of the critical gap only.
+    let messages = notify.messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["chat_id"], "4242");
+    let text = messages[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Critical gap 1: Gap: agent diana down for 4 heartbeat cycles"),
+        "{text}"
+    );
+    assert!(text.contains("(agent=diana)"), "{text}");
+    let hooks = notify.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:#?}");
+    assert_eq!(hooks[0]["agentId"], "main");
+    // OpenClaw was told when the gap fired; Telegram, retried, also says
+    // where the value is now.
+    let hook = hooks[0]["message"].as_str().unwrap();
+    assert!(
+        hook.contains("the value was 4 and it fires when > 2"),
+        "{hook}"
+    );
+    assert!(text.contains("the value was 4 (now 0)"), "{text}");
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["escalated_to"], json!(["telegram", "openclaw"]));
+}
+
+#[tokio::test]
+async fn a_fleet_registry_that_is_down_is_reported_and_makes_no_gap() {
+    let dirs = Dirs::new();
+    let mut w = Watch::start(&dirs, &["--redis-url", "redis://127.0.0.1:1/0"]);
+    for _ in 0..3 {
+        let report = w.evaluate().await;
+        let failures = report["monitor_failures"].as_array().unwrap();
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.as_str().unwrap().starts_with("fleet: ")),
+            "{report:#}"
+        );
+        w.advance(10 * MINUTE).await;
+    }
+    let gaps = w.gaps().await;
+    assert_eq!(gaps["gaps"], json!([]), "{gaps:#}");
+    let fleet = gaps["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "fleet")
+        .unwrap()
+        .clone();
+    assert_eq!(fleet["ok"], false);
+    assert_eq!(fleet["failures"], 3);
+    assert!(
+        fleet["error"].as_str().unwrap().contains("redis"),
+        "{fleet:#}"
+    );
+    let (ok, stdout, _) = run_cli(&w.host.url, &["gaps", "list"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("monitor fleet could not measure (3 times)"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn an_ingest_two_days_behind_its_transcripts_opens_one_card() {
+    let dirs = Dirs::new();
+    let transcripts = dirs.data.parent().unwrap().join("transcripts");
+    std::fs::create_dir_all(&transcripts).unwrap();
+    let now = std::time::SystemTime::now();
+    for (file, age_s) in [("old.jsonl", 72 * 3600 + 60), ("new.jsonl", 0)] {
+        let path = transcripts.join(file);
+        std::fs::write(&path, "").unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(now - Duration::from_secs(age_s)).unwrap();
+    }
+    let source = format!("org={}", transcripts.display());
+    let w = Watch::start(&dirs, &["--ingest", &source]);
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["1 memory-ingest-lag pending", "1 memory-ingest-lag firing"],
+        "{report:#}"
+    );
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1);
+    let title = cards[0]["title"].as_str().unwrap();
+    assert_eq!(
+        title,
+        "Gap: memory ingest more than 48 h behind the transcripts"
+    );
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    let description = gap["card"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("(72 h behind, 2 files)"),
+        "{description}"
+    );
+    assert!(description.contains("the value is 2592"), "{description}");
+    assert!(transitions(&w.evaluate().await).is_empty());
+}
+
+#[path = "../support/forge_stub.rs"]
+mod forge_stub;
+
+fn run(repo: &str, branch: &str, outcome: &str, ended: &str) -> forge_stub::Run {
+    forge_stub::Run {
+        repo: repo.into(),
+        branch: branch.into(),
+        outcome: outcome.into(),
+        ended: ended.into(),
+    }
+}
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn ci_a_week_without_a_green_build_opens_one_card_from_any_forge_or_webhook() {
+    use forge_stub::Kind;
+    let github = forge_stub::start(Kind::GitHub).await;
+    let gitea = forge_stub::start(Kind::Gitea).await;
+    let forgejo = forge_stub::start(Kind::Forgejo).await;
+    github.set_runs(vec![
+        run("acme/api", "main", "success", "2027-01-13T08:00:00Z"),
+        run("acme/api", "main", "failure", "2027-01-15T07:00:00Z"),
+    ]);
+    gitea.set_runs(vec![
+        run("acme/web", "main", "success", "2027-01-07T08:00:00Z"),
+        run("acme/web", "main", "failure", "2027-01-14T08:00:00Z"),
+        run("acme/web", "dev", "success", "2027-01-15T07:00:00Z"),
+    ]);
+    forgejo.set_runs(vec![
+        run("acme/ops", "main", "success", "2027-01-14T08:00:00Z"),
+        run("acme/ops", "dev", "success", "2027-01-15T07:30:00Z"),
+    ]);
+    let dirs = Dirs::new();
+    let repos = [
+        github.spec("acme/api", "main"),
+        gitea.spec("acme/web", "main"),
+        forgejo.spec("acme/ops", "main"),
+    ]
+    .join(",");
+    let token = forge_stub::TOKEN;
+    let mut w = Watch::start(
+        &dirs,
+        &[
+            "--ci-repo",
+            &repos,
+            "--github-token",
+            token,
+            "--gitea-token",
+            token,
+            "--forgejo-token",
+            token,
+            "--ci-webhook-secret",
+            "hook-secret",
+        ],
+    );
+    let report = w.evaluate().await;
+    assert_eq!(report["monitor_failures"], json!([]), "{report:#}");
+    assert_eq!(
+        transitions(&report),
+        ["1 ci-not-green pending", "1 ci-not-green firing"],
+        "{report:#}"
+    );
+    let (_, ages) = w
+        .host
+        .get("/api/kpis/ci.last_success_age_seconds?window=1h")
+        .await;
+    let ages: Vec<(String, f64)> = ages["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["labels"]["repo"].as_str().unwrap().to_string(),
+                s["points"][0]["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ages,
+        [
+            ("acme/api".to_string(), 172_800.0),
+            ("acme/ops".to_string(), 86_400.0),
+            ("acme/web".to_string(), 691_200.0)
+        ]
+    );
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert_eq!(
+        cards[0]["title"],
+        "Gap: no green build of acme/web on main for more than 7 days"
+    );
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    let description = gap["card"]["description"].as_str().unwrap();
+    assert!(
+        description.contains(
+            "acme/web main: last green build 2027-01-07 08:00 UTC on gitea (https://gitea.example/acme/web/actions/runs/1)"
+        ),
+        "{description}"
+    );
+    assert!(
+        description.contains("labels: branch=main, repo=acme/web"),
+        "{description}"
+    );
+
+    // A green build: the gap clears, and resolves an hour later.
+    gitea.add_run(run("acme/web", "main", "success", "2027-01-15T08:00:00Z"));
+    w.advance(MINUTE).await;
+    assert!(transitions(&w.evaluate().await).is_empty());
+    w.advance(HOUR).await;
+    assert_eq!(
+        transitions(&w.evaluate().await),
+        ["1 ci-not-green resolved"]
+    );
+
+    // Any other CI: a webhook signed as the forges sign them, or a push.
+    let delivery = serde_json::to_vec(&json!({
+        "action": "completed",
+        "workflow_run": {"id": 9, "conclusion": "success", "status": "completed", "head_branch": "main",
+                         "updated_at": "2027-01-05T08:00:00Z", "html_url": "https://ci.example/9"},
+        "repository": {"full_name": "acme/hooked"},
+    }))
+    .unwrap();
+    let deliver = |sig: String| {
+        w.host
+            .http
+            .post(format!("{}/api/ci/webhooks", w.host.url))
+            .header("X-GitHub-Event", "workflow_run")
+            .header("X-Hub-Signature-256", sig)
+            .body(delivery.clone())
+    };
+    let (status, out) = w
+        .host
+        .send(deliver(signature("hook-secret", &delivery)))
+        .await;
+    assert_eq!((status, &out["recorded"]), (200, &json!(true)), "{out}");
+    let (status, out) = w.host.send(deliver(signature("wrong", &delivery))).await;
+    crate::harness::assert_error(status, &out, 401, "invalid_signature");
+    for (conclusion, recorded) in [("success", true), ("failure", false)] {
+        let out = w
+            .post(
+                "/api/ci/runs",
+                json!({"repo": "acme/pushed", "branch": "main", "conclusion": conclusion}),
+            )
+            .await;
+        assert_eq!(out["recorded"], recorded);
+    }
+    let (status, out) = w
+        .host
+        .send(
+            w.host
+                .http
+                .post(format!("{}/api/ci/runs", w.host.url))
+                .json(&json!({"repo": "not a repo", "branch": "main", "conclusion": "success"})),
+        )
+        .await;
+    crate::harness::assert_error(status, &out, 400, "invalid_ci_run");
+    w.advance(MINUTE).await;
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["2 ci-not-green pending", "2 ci-not-green firing"],
+        "the hooked repository, 10 days without green: {report:#}"
+    );
+
+    // A forge that answers something its API does not document: reported,
+    // and no gap is made of it.
+    github.set_broken(true);
+    w.advance(40 * MINUTE).await;
+    let report = w.evaluate().await;
+    let failures = report["monitor_failures"].to_string();
+    assert!(
+        failures.contains("acme/api")
+            && failures.contains("the github Actions API does not document"),
+        "{report:#}"
+    );
+    assert!(transitions(&report).is_empty(), "{report:#}");
+    let gaps = w.gaps().await;
+    let ci = gaps["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ci")
+        .unwrap()
+        .clone();
+    assert_eq!(ci["ok"], false, "{ci:#}");
+    assert!(github.requests() >= 4);
+}
+
+#[path = "../support/prometheus_server.rs"]
+mod prometheus_server;
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_metrics_and_answers_a_promql_rule() {
+    use prometheus_server::Prometheus;
+    let dirs = Dirs::new();
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    std::fs::write(
+        dirs.data.join("rules.toml"),
+        r#"
+[[rule]]
+name = "kpi-series-seen"
+query = 'darkfactory_kpi_series{job="darkfactory"}'
+by = ["job"]
+fire = "> 0"
+summary = "{value} KPI series scraped by {labels.job}"
+"#,
+    )
+    .unwrap();
+    const TOKEN: &str = "scrape-token-0123456789";
+    let port = Prometheus::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // On the system clock: Prometheus answers at real times.
+    let host = Host::start(
+        &dirs,
+        &[
+            "--prometheus-url",
+            &url,
+            "--token",
+            TOKEN,
+            "--eval-interval",
+            "1000h",
+        ],
+    );
+    let post = |path: &str, body: Value| {
+        host.http
+            .post(format!("{}{path}", host.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+    };
+    let (status, out) = host
+        .send(post(
+            "/api/kpis/samples",
+            json!({"samples": [{"name": "queue.depth", "value": 3}]}),
+        ))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let target = host.url.trim_start_matches("http://").to_string();
+    let mut prometheus = Prometheus::start(port, &target, Some(TOKEN));
+
+    // Prometheus scrapes /metrics with the token: the target is up and the
+    // host's figures are in its store.
+    let query = |q: &str| {
+        let q = q.to_string();
+        let url = url.clone();
+        async move {
+            let body: Value = reqwest::Client::new()
+                .get(format!("{url}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["data"]["result"].clone()
+        }
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let result = query("darkfactory_kpi_series").await;
+        if result.as_array().is_some_and(|r| !r.is_empty()) {
+            assert_eq!(result[0]["value"][1], "1", "{result:#}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no scrape: {result:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let up = query("up{job=\"darkfactory\"}").await;
+    assert_eq!(up[0]["value"][1], "1", "{up:#}");
+
+    // The rule reads it back as PromQL: one gap, one card.
+    let (_, report) = host.send(post("/api/factory/evaluate", json!({}))).await;
+    assert_eq!(
+        transitions(&report),
+        ["1 kpi-series-seen pending", "1 kpi-series-seen firing"],
+        "{report:#}"
+    );
+    let (_, gap) = host.get("/api/gaps/1").await;
+    assert_eq!(gap["labels"], json!({"job": "darkfactory"}));
+    assert_eq!(
+        gap["card"]["title"],
+        "Gap: 1 KPI series scraped by darkfactory"
+    );
+
+    // Prometheus down: an error, and the gap stays as it was.
+    prometheus.stop();
+    let (_, report) = host.send(post("/api/factory/evaluate", json!({}))).await;
+    assert!(transitions(&report).is_empty(), "{report:#}");
+    assert!(
+        report["errors"]
+            .to_string()
+            .contains("cannot reach Prometheus"),
+        "{report:#}"
+    );
+    let (_, gap) = host.get("/api/gaps/1").await;
+    assert_eq!(gap["state"], "firing");
+}
