@@ -180,8 +180,10 @@ pub struct Factory {
     config: FactoryConfig,
     rules: RwLock<Arc<Vec<Rule>>>,
     rules_status: RwLock<RulesStatus>,
-    /// A hash of the rule file's text as it was last read (`None`: none).
-    rules_seen: std::sync::Mutex<Option<u64>>,
+    /// The rule file's text (a hash) and modification time as they were
+    /// last read (`None`: no file): a rewrite is seen within one tick of
+    /// the file system's clock, and a `touch` reads a refused text again.
+    rules_seen: std::sync::Mutex<Option<(u64, Option<std::time::SystemTime>)>>,
     monitor_status: RwLock<BTreeMap<String, MonitorStatus>>,
     evidence: RwLock<BTreeMap<String, Vec<Evidence>>>,
     running: tokio::sync::Mutex<()>,
@@ -752,6 +754,7 @@ impl Factory {
                     return Ok(());
                 }
                 gap.state = GapState::Resolved;
+                gap.resolved_at_ms = Some(now);
                 note = "cleared while pending again".to_string();
             }
             GapState::Pending => {
@@ -841,10 +844,16 @@ impl Factory {
             let Some(rule) = rules.iter().find(|r| r.name == gap.rule) else {
                 // Its rule is gone (removed, renamed, or `by` changed): the
                 // gap ends, and so does its card.
-                if gap.state != GapState::Resolved {
-                    if let Err(e) = self.retire(gap, now, report).await {
-                        report.errors.push(e);
-                    }
+                let result = if gap.state != GapState::Resolved {
+                    self.retire(gap, now, report).await
+                } else if gap.card_state == Some(CardState::Open) {
+                    // Retired, but its card's close failed: tried again.
+                    self.close_card(None, gap, now, report).await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = result {
+                    report.errors.push(e);
                 }
                 continue;
             };
@@ -1168,18 +1177,20 @@ impl Factory {
                 gap.rule
             ),
         };
-        let closed = match self.board.comment(&id, &text).await {
-            Ok(_) => self
-                .board
-                .edit_card(
-                    &id,
-                    CardEdit {
-                        list: Some(self.config.done_list.clone()),
-                        ..CardEdit::default()
-                    },
-                )
-                .await
-                .map(|_| ()),
+        // Moved first: a move that failed is harmless to repeat, a comment
+        // would be posted twice.
+        let closed = match self
+            .board
+            .edit_card(
+                &id,
+                CardEdit {
+                    list: Some(self.config.done_list.clone()),
+                    ..CardEdit::default()
+                },
+            )
+            .await
+        {
+            Ok(_) => self.board.comment(&id, &text).await.map(|_| ()),
             Err(e) => Err(e),
         };
         match closed {
@@ -1362,14 +1373,15 @@ fn unwritten(kpi: &KpiStore, rules: &[Rule]) -> Vec<String> {
         .collect()
 }
 
-/// A hash of a file's text, `None` when it cannot be read: a rewrite is
-/// seen even within one tick of the file system's clock.
-fn text_hash(path: &std::path::Path) -> Option<u64> {
+/// A hash of a file's text and its modification time, `None` when it
+/// cannot be read.
+fn text_hash(path: &std::path::Path) -> Option<(u64, Option<std::time::SystemTime>)> {
     use std::hash::{Hash, Hasher};
     let text = std::fs::read(path).ok()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
-    Some(hasher.finish())
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Some((hasher.finish(), modified))
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

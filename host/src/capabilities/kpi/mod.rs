@@ -219,8 +219,9 @@ impl NewSample {
         }
         if at < oldest_ms {
             return Err(KpiError::Invalid(format!(
-                "the sample of {} is at {at} ms, older than the retention keeps (samples from \
-                 {oldest_ms} ms on are kept; is the time in seconds rather than milliseconds?)",
+                "the sample of {} is at {at} ms, older than the host takes samples (from \
+                 {oldest_ms} ms on: older ones are folded or dropped; is the time in seconds \
+                 rather than milliseconds?)",
                 self.name
             )));
         }
@@ -280,7 +281,7 @@ mod tests {
             (sample("x", 1.0, None, &[("a", "")]), "empty"),
             (sample("x", 1.0, None, &[("a", &long_value)]), "at most 256"),
             (sample("x", 1.0, Some(now + 3_600_000), &[]), "ahead"),
-            (sample("x", 1.0, Some(5), &[]), "older than the retention"),
+            (sample("x", 1.0, Some(5), &[]), "older than the host takes"),
         ] {
             let err = bad.check(now, 1_000).unwrap_err().to_string();
             assert!(err.contains(says), "{bad:?}: {err}");

@@ -33,11 +33,14 @@ fn transcript_times(path: &Path, out: &mut Vec<u64>) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
-            let entry = entry?;
+            // A file that goes while it is read (a rotation) is not counted.
+            let Ok(entry) = entry else { continue };
             let p = entry.path();
             // The entry's own type: a link to a directory is not followed
             // (a link back up would never end).
-            let kind = entry.file_type()?;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 transcript_times(&p, out)?;
             } else if kind.is_symlink() {
@@ -46,7 +49,9 @@ fn transcript_times(path: &Path, out: &mut Vec<u64>) -> std::io::Result<()> {
                 .extension()
                 .is_some_and(|e| e == "jsonl" || e == "sqlite" || e == "db")
             {
-                out.push(mtime_ms(&entry.metadata()?));
+                if let Ok(meta) = entry.metadata() {
+                    out.push(mtime_ms(&meta));
+                }
             }
         }
     } else {
