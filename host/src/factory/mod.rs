@@ -147,8 +147,8 @@ pub struct GroupValue {
 }
 
 /// The rules in the order they are evaluated: each after the rules that
-/// inhibit it, so an inhibition sees this evaluation's gaps (a cycle, which
-/// the rule file refuses, would keep file order).
+/// inhibit it, so an inhibition sees this evaluation's gaps (the rule file
+/// refuses a cycle; one would keep file order).
 fn in_inhibition_order(rules: &[Rule]) -> Vec<&Rule> {
     let mut placed: Vec<&Rule> = Vec::with_capacity(rules.len());
     let mut left: Vec<&Rule> = rules.iter().collect();

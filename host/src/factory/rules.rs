@@ -711,10 +711,31 @@ pub fn parse(file: &str, text: &str, known: &Known<'_>) -> Result<Vec<Rule>, Rul
                     );
                 }
             }
-            if inhibitor.inhibited_by.iter().any(|i| i.rule == rule.name) {
+            // Through any number of rules, an inhibition must not come back
+            // to the rule it starts from.
+            let mut seen = vec![other.clone()];
+            let mut next = vec![inhibitor];
+            let mut cycle = false;
+            while let Some(r) = next.pop() {
+                for i in &r.inhibited_by {
+                    if i.rule == rule.name {
+                        cycle = true;
+                    } else if !seen.contains(&i.rule) {
+                        seen.push(i.rule.clone());
+                        if let Some((_, _, r)) = rules.iter().find(|(_, _, x)| x.name == i.rule) {
+                            next.push(r);
+                        }
+                    }
+                }
+            }
+            if cycle {
                 reader.refuse(
                     span.clone(),
-                    format!("rules `{}` and `{other}` inhibit each other", rule.name),
+                    format!(
+                        "rule `{}` is inhibited by `{other}`, which an inhibition leads back \
+                         from: a cycle of inhibitions",
+                        rule.name
+                    ),
                 );
             }
         }
@@ -869,7 +890,19 @@ fire = "> 2"
 inhibited_by = [{ rule = "down", on = ["agent"] }]
 "#;
         let err = parse("i.toml", inhibit, &known()).unwrap_err();
-        assert!(err.problems[0].contains("inhibit each other"), "{err}");
+        assert!(err.problems[0].contains("a cycle of inhibitions"), "{err}");
+        let three = "[[rule]]\nname = \"a\"\nseries = \"pushed.series\"\nfire = \"> 1\"\ninhibited_by = [{ rule = \"b\" }]\n\
+            [[rule]]\nname = \"b\"\nseries = \"pushed.series\"\nfire = \"> 1\"\ninhibited_by = [{ rule = \"c\" }]\n\
+            [[rule]]\nname = \"c\"\nseries = \"pushed.series\"\nfire = \"> 1\"\ninhibited_by = [{ rule = \"a\" }]\n";
+        let cycle = parse("c.toml", three, &known()).unwrap_err();
+        assert_eq!(cycle.problems.len(), 3, "{cycle}");
+        assert!(
+            cycle
+                .problems
+                .iter()
+                .all(|p| p.contains("a cycle of inhibitions")),
+            "{cycle}"
+        );
         assert!(
             err.problems
                 .iter()
