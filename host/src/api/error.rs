@@ -3,8 +3,10 @@
 
 use crate::capabilities::board::BoardError;
 use crate::capabilities::fleet::FleetError;
+use crate::capabilities::kpi::KpiError;
 use crate::capabilities::memory::ingest::IngestError;
 use crate::capabilities::memory::MemoryError;
+use crate::factory::gaps::GapError;
 use crate::registry::RegistryError;
 use crate::runtime::InvokeError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -100,6 +102,30 @@ impl IntoResponse for ApiError {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+impl From<KpiError> for ApiError {
+    fn from(err: KpiError) -> Self {
+        let (status, code) = match &err {
+            // Grants are a skill's; over HTTP the token decides.
+            KpiError::Invalid(_) | KpiError::Denied(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_sample")
+            }
+            KpiError::NotFound(_) => (StatusCode::NOT_FOUND, "series_not_found"),
+            KpiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kpi_unavailable"),
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+impl From<GapError> for ApiError {
+    fn from(err: GapError) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "factory_unavailable",
+            err.to_string(),
+        )
     }
 }
 

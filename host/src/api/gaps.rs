@@ -5,7 +5,7 @@
 use super::openapi::errors;
 use super::{ApiError, AppState};
 use crate::capabilities::board::Card;
-use crate::factory::gaps::{Evaluation, Gap, GapError, GapState};
+use crate::factory::gaps::{Evaluation, Gap, GapState};
 use crate::factory::{EvaluationReport, Factory, MonitorStatus, RulesStatus};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -24,16 +24,6 @@ fn factory(state: &AppState) -> Result<&Arc<Factory>, ApiError> {
             "this host runs without the factory",
         )
     })
-}
-
-impl From<GapError> for ApiError {
-    fn from(err: GapError) -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "factory_unavailable",
-            err.to_string(),
-        )
-    }
 }
 
 fn bad(message: String) -> ApiError {

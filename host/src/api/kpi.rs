@@ -5,7 +5,7 @@
 use super::openapi::errors;
 use super::{ApiError, AppState};
 use crate::capabilities::kpi::{
-    KpiError, KpiStore, Labels, NewSample, PushOutcome, SeriesInfo, SeriesPoints,
+    KpiStore, Labels, NewSample, PushOutcome, SeriesInfo, SeriesPoints,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -32,20 +32,6 @@ fn store(state: &AppState) -> Result<&Arc<KpiStore>, ApiError> {
             "this host records no KPI series",
         )
     })
-}
-
-impl From<KpiError> for ApiError {
-    fn from(err: KpiError) -> Self {
-        let (status, code) = match &err {
-            // Grants are a skill's; over HTTP the token decides.
-            KpiError::Invalid(_) | KpiError::Denied(_) => {
-                (StatusCode::BAD_REQUEST, "invalid_sample")
-            }
-            KpiError::NotFound(_) => (StatusCode::NOT_FOUND, "series_not_found"),
-            KpiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kpi_unavailable"),
-        };
-        ApiError::new(status, code, err.to_string())
-    }
 }
 
 /// A batch of samples.

@@ -508,16 +508,6 @@ impl Factory {
         }
     }
 
-    /// The value of each group of `rule` at `now`.
-    pub async fn values(&self, rule: &Rule, now: u64) -> Result<Vec<GroupValue>, String> {
-        let (name, labels) = match &rule.source {
-            Source::Series { name, labels } => (name, labels),
-            Source::Promql(query) => return self.promql(rule, query, now).await,
-        };
-        let from = now.saturating_sub(rule.window.as_millis() as u64);
-        series_groups(rule, self.kpi.read(name, labels, from, now).await)
-    }
-
     /// A PromQL rule's groups: each element of the instant query's vector
     /// at `now` (its `by` labels, or all of them but `__name__`). A value
     /// that is not a finite number is no value; a server that is down or an
