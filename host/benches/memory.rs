@@ -263,6 +263,7 @@ fn main() {
         let options = IngestOptions {
             namespace: Namespace::Org,
             min_density: DEFAULT_MIN_DENSITY,
+            agent: None,
         };
         println!("\n## 1. Ingest ({n} exchanges, one JSONL file, Qdrant Edge)");
         println!("| run | exchanges | stored | duplicates | filtered | seconds | exchanges/s |");

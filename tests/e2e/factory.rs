@@ -227,10 +227,12 @@ async fn three_cards_blocked_two_days_open_one_gap_card_that_a_restart_keeps() {
     assert_eq!(gaps["gaps"][0]["state"], "firing");
     assert_eq!(gaps["gaps"][0]["card_id"], json!(card_id));
 
-    // One card unblocked: 2 is not over 2, and after keep_firing_for the
-    // gap resolves; the card is commented and moved to Done.
+    // Two cards unblocked: 1 is under the clear threshold (2 would sit
+    // inside the band), and after keep_firing_for the gap resolves; the
+    // card is commented and moved to Done.
     let mut w = w;
     w.move_card(&blocked[0], "Done").await;
+    w.move_card(&blocked[1], "Done").await;
     w.advance(MINUTE).await;
     let report = w.evaluate().await;
     assert!(
@@ -640,6 +642,217 @@ async fn an_ingest_two_days_behind_its_transcripts_opens_one_card() {
     assert!(transitions(&w.evaluate().await).is_empty());
 }
 
+/// An assistant message as OpenClaw writes it (`@openclaw/ai`'s
+/// `AssistantMessage`, its `usage` with `cost` in USD), `at` in ms.
+fn openclaw_assistant(id: &str, parent: &str, at: u64, cost: f64) -> String {
+    json!({"type": "message", "id": id, "parentId": parent, "timestamp": "2027-01-15T07:00:00.000Z",
+           "message": {"role": "assistant",
+                       "content": [{"type": "thinking", "thinking": "…"}, {"type": "text", "text": "Done: the deploy is green."},
+                                   {"type": "toolCall", "id": "call_1", "name": "ci", "arguments": {}}],
+                       "api": "anthropic-messages", "provider": "anthropic", "model": "claude-sonnet-4-5",
+                       "usage": {"input": 1200, "output": 300, "cacheRead": 5000, "cacheWrite": 0, "totalTokens": 6500,
+                                 "cost": {"input": cost * 0.4, "output": cost * 0.5, "cacheRead": cost * 0.1,
+                                          "cacheWrite": 0, "total": cost},
+                                 "cacheTelemetry": {"state": "available"}},
+                       "stopReason": "toolUse", "responseId": format!("msg_{id}"), "timestamp": at}})
+    .to_string()
+}
+
+fn openclaw_user(id: &str, parent: Option<&str>, at: u64) -> String {
+    json!({"type": "message", "id": id, "parentId": parent, "timestamp": "2027-01-15T06:59:59.000Z",
+           "message": {"role": "user", "content": [{"type": "text", "text": "Is the deploy green?"}], "timestamp": at}})
+    .to_string()
+}
+
+fn openclaw_header(id: &str) -> String {
+    json!({"type": "session", "version": 3, "id": id, "timestamp": "2027-01-15T06:59:58.000Z", "cwd": "/srv/agent"})
+        .to_string()
+}
+
+/// An agent store as OpenClaw 2026.7.2 and later keep it: `transcript_events`
+/// (agent schema 23), events of 1 KiB and more zstd-compressed.
+fn openclaw_store(path: &std::path::Path, events: &[(&str, i64, String)]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE transcript_events (
+           session_id TEXT NOT NULL, seq INTEGER NOT NULL, event_json TEXT, created_at INTEGER NOT NULL,
+           event_zstd BLOB, event_utf8_bytes INTEGER, navigation_json TEXT,
+           PRIMARY KEY (session_id, seq)) STRICT;",
+    )
+    .unwrap();
+    // Written an hour ago by the real clock: the sessions are finished.
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    for (session, seq, json) in events {
+        let bytes = json.len() as i64;
+        if json.len() >= 1024 {
+            let blob = zstd::bulk::compress(json.as_bytes(), 1).unwrap();
+            conn.execute(
+                "INSERT INTO transcript_events VALUES (?1, ?2, NULL, ?3, ?4, ?5, '{\"version\":1}')",
+                rusqlite::params![session, seq, written, blob, bytes],
+            )
+            .unwrap();
+        } else {
+            conn.execute(
+                "INSERT INTO transcript_events VALUES (?1, ?2, ?3, ?4, NULL, ?5, NULL)",
+                rusqlite::params![session, seq, json, written, bytes],
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cost_from_transcripts_shaped_as_openclaw_writes_them_opens_one_card() {
+    let dirs = Dirs::new();
+    let home = dirs.data.parent().unwrap().join(".openclaw");
+    let at = T0 - HOUR;
+    // alfred: a legacy JSONL session; bruce and clark: agent stores, one
+    // of bruce's events compressed; diana: a store whose session was
+    // compacted, its last call copied forward into the next session.
+    let sessions = home.join("agents/alfred/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let jsonl = sessions.join("a1.jsonl");
+    std::fs::write(
+        &jsonl,
+        [
+            openclaw_header("a1"),
+            openclaw_user("u1", None, at),
+            openclaw_assistant("m1", "u1", at + 1000, 0.5),
+            openclaw_user("u2", Some("m1"), at + 2000),
+            openclaw_assistant("m2", "u2", at + 3000, 0.5),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&jsonl)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let long = format!(
+        r#"{{"type":"custom","customType":"notes","data":"{}"}}"#,
+        "x".repeat(2048)
+    );
+    openclaw_store(
+        &home.join("agents/bruce/agent/openclaw-agent.sqlite"),
+        &[
+            ("b1", 0, openclaw_header("b1")),
+            ("b1", 1, long),
+            ("b1", 2, openclaw_user("u1", None, at)),
+            (
+                "b1",
+                3,
+                openclaw_assistant("m1", "u1", at + 1000, 1.0).replace("…", &"…".repeat(400)),
+            ),
+        ],
+    );
+    openclaw_store(
+        &home.join("agents/clark/agent/openclaw-agent.sqlite"),
+        &[
+            ("c1", 0, openclaw_header("c1")),
+            ("c1", 1, openclaw_user("u1", None, at)),
+            ("c1", 2, openclaw_assistant("m1", "u1", at + 1000, 1.0)),
+        ],
+    );
+    openclaw_store(
+        &home.join("agents/diana/agent/openclaw-agent.sqlite"),
+        &[
+            ("d1", 0, openclaw_header("d1")),
+            ("d1", 1, openclaw_user("u1", None, at)),
+            ("d1", 2, openclaw_assistant("m1", "u1", at + 1000, 4.5)),
+            ("d1", 3, openclaw_user("u2", Some("m1"), at + 2000)),
+            ("d1", 4, openclaw_assistant("m2", "u2", at + 3000, 4.5)),
+            ("d2", 0, openclaw_header("d2")),
+            ("d2", 1, openclaw_assistant("m2", "u2", at + 3000, 4.5)),
+        ],
+    );
+    let source = format!("org={}", home.display());
+    let w = Watch::start(&dirs, &["--ingest", &source]);
+    let home_arg = home.to_str().unwrap();
+    let (ok, stdout, stderr) = run_cli(
+        &w.host.url,
+        &["memory", "ingest", home_arg, "--namespace", "org", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["files"], 5, "{report:#}");
+    assert_eq!(report["usage_recorded"], 6, "{report:#}");
+    assert_eq!(report["usage_duplicates"], 1, "diana's copy: {report:#}");
+    assert_eq!(report["malformed_lines"], 0, "{report:#}");
+    // Again: nothing new is read, and nothing is recorded twice.
+    let (ok, stdout, stderr) = run_cli(
+        &w.host.url,
+        &["memory", "ingest", home_arg, "--namespace", "org", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let again: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["usage_recorded"], 0, "{again:#}");
+    // Into another namespace, from the top: every call is known already.
+    let (ok, stdout, stderr) = run_cli(
+        &w.host.url,
+        &["memory", "ingest", home_arg, "--namespace", "agent:fleet"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("7 model calls: 0 recorded as cost and tokens, 7 recorded before"),
+        "{stdout}"
+    );
+    let (_, tokens) = w
+        .host
+        .get("/api/kpis/agent.tokens?label.agent=diana&window=1d")
+        .await;
+    let points: Vec<f64> = tokens["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(points, [6500.0, 6500.0], "{tokens:#}");
+
+    // Four sessions of $1 and diana's one of $9: three times the fleet's $3.
+    let report = w.evaluate().await;
+    assert_eq!(
+        transitions(&report),
+        ["1 agent-cost pending", "1 agent-cost firing"],
+        "{report:#}"
+    );
+    let (_, ratio) = w
+        .host
+        .get("/api/kpis/agent.cost_ratio?label.agent=diana")
+        .await;
+    assert_eq!(ratio["series"][0]["points"][0]["value"], 3.0, "{ratio:#}");
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert_eq!(
+        cards[0]["title"],
+        "Gap: agent diana costs 3 times the fleet's average per session"
+    );
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    let description = gap["card"]["description"].as_str().unwrap();
+    assert!(
+        description.contains(
+            "agent diana: $9 over 1 session in 24 h, $9 a session against the fleet's $3 \
+             (4 agents, 4 sessions)"
+        ),
+        "{description}"
+    );
+    assert!(transitions(&w.evaluate().await).is_empty());
+}
+
 #[path = "../support/forge_stub.rs"]
 mod forge_stub;
 
@@ -945,4 +1158,313 @@ summary = "{value} KPI series scraped by {labels.job}"
     );
     let (_, gap) = host.get("/api/gaps/1").await;
     assert_eq!(gap["state"], "firing");
+}
+
+/// The shipped rules as a rule file, each with `for = "10m"`: a watch must
+/// hold for ten minutes before it fires, so a restart can fall inside it.
+fn shipped_rules_with_a_for() -> String {
+    let mut out = String::new();
+    for line in include_str!("../../host/src/factory/default-rules.toml").lines() {
+        if line.starts_with("for = ") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("window = ") {
+            out.push_str("for = \"10m\"\n");
+        }
+    }
+    out
+}
+
+/// A host on the shipped rules with a ten-minute `for`.
+fn start_watching(dirs: &Dirs, extra: &[&str]) -> Watch {
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    std::fs::write(dirs.data.join("rules.toml"), shipped_rules_with_a_for()).unwrap();
+    Watch::start(dirs, extra)
+}
+
+/// Every transition of a watch's evaluations, in order.
+#[derive(Default)]
+struct Log(Vec<String>);
+
+impl Log {
+    async fn eval(&mut self, w: &Watch) {
+        self.0.extend(transitions(&w.evaluate().await));
+    }
+
+    /// Evaluates, then moves the clock a minute on, `n` times.
+    async fn ticks(&mut self, w: &mut Watch, n: usize) {
+        for _ in 0..n {
+            self.eval(w).await;
+            w.advance(MINUTE).await;
+        }
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// One gap, in `state`, and one card for it in `list`, titled `title`.
+async fn one_gap_one_card(w: &Watch, state: &str, list: &str, title: &str) {
+    let gaps = w.gaps().await;
+    assert_eq!(gaps["gaps"].as_array().unwrap().len(), 1, "{gaps:#}");
+    assert_eq!(gaps["gaps"][0]["state"], state, "{gaps:#}");
+    let cards = w.gap_cards().await;
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert_eq!(cards[0]["list"], list, "{cards:#?}");
+    assert!(
+        cards[0]["title"].as_str().unwrap().starts_with(title),
+        "{cards:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_board_watch_fires_once_after_for_through_a_restart_without_flapping() {
+    let dirs = Dirs::new();
+    let mut w = start_watching(&dirs, &[]);
+    let mut cards = Vec::new();
+    for title in ["A", "B", "C"] {
+        cards.push(w.card("Blocked", title).await);
+    }
+    // Two more cards come to Blocked later: they count 48 h after.
+    w.advance(20 * MINUTE).await;
+    cards.push(w.card("Blocked", "D").await);
+    w.advance(20 * MINUTE).await;
+    cards.push(w.card("Blocked", "E").await);
+    w.advance(48 * HOUR - 39 * MINUTE).await; // T0 + 48 h + 1 min: A, B, C count
+
+    // Pending for five minutes; a restart; fired once, ten minutes on.
+    let mut log = Log::default();
+    log.ticks(&mut w, 5).await;
+    assert_eq!(log.take(), ["1 cards-blocked pending"]);
+    let mut w = w.restart(&dirs);
+    log.ticks(&mut w, 6).await;
+    assert_eq!(log.take(), ["1 cards-blocked firing"]);
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: 3 cards blocked").await;
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["fired_at_ms"], T0 + 48 * HOUR + 11 * MINUTE);
+
+    // Around the threshold, 3 and 2 in turn: it stays one firing gap.
+    w.move_card(&cards[0], "Done").await; // 2
+    log.ticks(&mut w, 9).await; // to T0 + 48 h + 21 min: D counts, 3
+    w.move_card(&cards[1], "Done").await; // 2
+    log.ticks(&mut w, 20).await; // E counts, 3
+    log.eval(&w).await;
+    assert_eq!(log.take(), Vec::<String>::new());
+
+    // Two is inside the hysteresis band: two hours on, still firing.
+    w.move_card(&cards[2], "Done").await;
+    log.eval(&w).await;
+    w.advance(2 * HOUR).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), Vec::<String>::new());
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: 3 cards blocked").await;
+    // One is under it: cleared, and resolved an hour on.
+    w.move_card(&cards[3], "Done").await;
+    log.eval(&w).await;
+    w.advance(HOUR).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), ["1 cards-blocked resolved"]);
+    one_gap_one_card(&w, "resolved", "Done", "Gap: 3 cards blocked").await;
+}
+
+#[tokio::test]
+async fn the_fleet_watch_fires_once_after_for_through_a_restart_without_flapping() {
+    let dirs = Dirs::new();
+    let mut w = start_watching(&dirs, &[]);
+    w.heartbeat("alfred", 86_400).await;
+    w.heartbeat("diana", 60).await;
+    w.advance(3 * MINUTE).await;
+    let mut log = Log::default();
+    log.ticks(&mut w, 4).await; // 3 to 6 cycles missed
+    assert_eq!(log.take(), ["1 agent-down pending"]);
+    // The host's restart takes nothing from diana's missed cycles.
+    let mut w = w.restart(&dirs);
+    log.ticks(&mut w, 7).await;
+    assert_eq!(log.take(), ["1 agent-down firing"]);
+    // 13 cycles, less the minute from the host's last measurement to its
+    // start, which counts as the host's downtime.
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: agent diana down for 12 ").await;
+
+    // Back for a beat, gone again, back again: one gap throughout.
+    w.heartbeat("diana", 60).await;
+    w.advance(90_000).await;
+    log.eval(&w).await; // 1 missed: inside the band
+    w.advance(2 * MINUTE).await;
+    log.eval(&w).await; // 3
+    w.heartbeat("diana", 60).await;
+    w.advance(30_000).await;
+    log.eval(&w).await; // 0: clearing
+    w.advance(3 * MINUTE).await;
+    log.eval(&w).await; // 3: firing still, not again
+    assert_eq!(log.take(), Vec::<String>::new());
+
+    // One cycle missed at a time is inside the band: two hours, still firing.
+    w.heartbeat("diana", 60).await;
+    w.advance(90_000).await;
+    log.eval(&w).await;
+    w.advance(2 * HOUR).await;
+    w.heartbeat("diana", 60).await;
+    w.advance(90_000).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), Vec::<String>::new());
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: agent diana down").await;
+    // Beating on time: cleared, and resolved an hour on.
+    w.heartbeat("diana", 60).await;
+    w.advance(30_000).await;
+    log.eval(&w).await;
+    w.advance(HOUR).await;
+    w.heartbeat("diana", 60).await;
+    w.advance(30_000).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), ["1 agent-down resolved"]);
+    one_gap_one_card(&w, "resolved", "Done", "Gap: agent diana down").await;
+}
+
+/// Sets the memory watch's lag: the newest transcript written now, and
+/// the ingest (which has read nothing) behind it by `lag_h` hours.
+fn transcripts_behind(dir: &std::path::Path, lag_h: u64) {
+    let now = std::time::SystemTime::now();
+    for (file, age_s) in [("old.jsonl", lag_h * 3600), ("new.jsonl", 0)] {
+        let path = dir.join(file);
+        if !path.exists() {
+            std::fs::write(&path, "").unwrap();
+        }
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(now - Duration::from_secs(age_s)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_memory_watch_fires_once_after_for_through_a_restart_without_flapping() {
+    let dirs = Dirs::new();
+    let transcripts = dirs.data.parent().unwrap().join("transcripts");
+    std::fs::create_dir_all(&transcripts).unwrap();
+    transcripts_behind(&transcripts, 72);
+    let source = format!("org={}", transcripts.display());
+    let mut w = start_watching(&dirs, &["--ingest", &source]);
+    let mut log = Log::default();
+    log.ticks(&mut w, 5).await;
+    assert_eq!(log.take(), ["1 memory-ingest-lag pending"]);
+    // 36 h is under the threshold but over the clear: `for` goes on.
+    transcripts_behind(&transcripts, 36);
+    let mut w = w.restart(&dirs);
+    log.ticks(&mut w, 2).await;
+    transcripts_behind(&transcripts, 72);
+    log.ticks(&mut w, 4).await;
+    assert_eq!(log.take(), ["1 memory-ingest-lag firing"]);
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: memory ingest").await;
+
+    // 72 h and 36 h in turn, for an hour and a half: one firing gap.
+    for lag in [36, 72, 36, 72, 36, 72] {
+        transcripts_behind(&transcripts, lag);
+        log.ticks(&mut w, 15).await;
+    }
+    assert_eq!(log.take(), Vec::<String>::new());
+    // 12 h behind: under the clear, resolved an hour on.
+    transcripts_behind(&transcripts, 12);
+    log.eval(&w).await;
+    w.advance(HOUR).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), ["1 memory-ingest-lag resolved"]);
+    one_gap_one_card(&w, "resolved", "Done", "Gap: memory ingest").await;
+}
+
+#[tokio::test]
+async fn the_ci_watch_fires_once_after_for_through_a_restart_without_flapping() {
+    let dirs = Dirs::new();
+    let mut w = start_watching(&dirs, &[]);
+    async fn green(w: &Watch, finished_at: u64) {
+        let body = json!({"repo": "acme/web", "branch": "main", "conclusion": "success",
+                          "finished_at": finished_at});
+        w.post("/api/ci/runs", body).await;
+    }
+    green(&w, T0).await;
+    w.advance(7 * 24 * HOUR + MINUTE).await;
+    let mut log = Log::default();
+    log.ticks(&mut w, 5).await;
+    assert_eq!(log.take(), ["1 ci-not-green pending"]);
+    let mut w = w.restart(&dirs);
+    log.ticks(&mut w, 6).await;
+    assert_eq!(log.take(), ["1 ci-not-green firing"]);
+    one_gap_one_card(
+        &w,
+        "firing",
+        "Backlog",
+        "Gap: no green build of acme/web on main",
+    )
+    .await;
+
+    // A build that was green 6 days and 23.5 hours ago: under the
+    // threshold for half an hour, over it again after; one gap throughout.
+    for _ in 0..3 {
+        green(&w, w.now - 7 * 24 * HOUR + 30 * MINUTE).await;
+        log.ticks(&mut w, 40).await;
+    }
+    assert_eq!(log.take(), Vec::<String>::new());
+    // Green now: cleared, and resolved an hour on.
+    green(&w, w.now).await;
+    log.eval(&w).await;
+    w.advance(HOUR).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), ["1 ci-not-green resolved"]);
+    one_gap_one_card(&w, "resolved", "Done", "Gap: no green build").await;
+}
+
+#[tokio::test]
+async fn the_cost_watch_fires_once_after_for_through_a_restart_without_flapping() {
+    let dirs = Dirs::new();
+    let mut w = start_watching(&dirs, &[]);
+    // One session each; what each costs is added as the test goes.
+    async fn spend(w: &Watch, agent: &str, usd: f64) {
+        w.push(
+            "agent.cost_usd",
+            usd,
+            json!({"agent": agent, "session": format!("{agent}-1")}),
+        )
+        .await;
+    }
+    for agent in ["alfred", "bruce", "clark"] {
+        spend(&w, agent, 1.0).await;
+    }
+    spend(&w, "diana", 9.0).await; // 4 × 9 / 12: 3 times the fleet's
+    let mut log = Log::default();
+    log.ticks(&mut w, 5).await;
+    assert_eq!(log.take(), ["1 agent-cost pending"]);
+    // The others spend $2 more each: 4 × 9 / 18, twice the fleet's,
+    // inside the band; `for` goes on, through a restart.
+    for agent in ["alfred", "bruce", "clark"] {
+        spend(&w, agent, 2.0).await;
+    }
+    let mut w = w.restart(&dirs);
+    log.ticks(&mut w, 3).await;
+    spend(&w, "diana", 18.0).await; // 4 × 27 / 36: 3 times
+    log.ticks(&mut w, 3).await;
+    assert_eq!(log.take(), ["1 agent-cost firing"]);
+    one_gap_one_card(&w, "firing", "Backlog", "Gap: agent diana costs").await;
+    let (_, ratio) = w
+        .host
+        .get("/api/kpis/agent.cost_ratio?label.agent=diana&window=2m")
+        .await;
+    assert_eq!(ratio["series"][0]["points"][0]["value"], 3.0, "{ratio:#}");
+
+    // Twice and three times in turn: one firing gap.
+    for agent in ["alfred", "bruce", "clark"] {
+        spend(&w, agent, 6.0).await; // 4 × 27 / 54: 2
+    }
+    log.ticks(&mut w, 5).await;
+    spend(&w, "diana", 54.0).await; // 4 × 81 / 108: 3
+    log.ticks(&mut w, 5).await;
+    assert_eq!(log.take(), Vec::<String>::new());
+    // Under 1.5 (4 × 81 / 324: 1): cleared, and resolved an hour on.
+    for agent in ["alfred", "bruce", "clark"] {
+        spend(&w, agent, 72.0).await;
+    }
+    log.eval(&w).await;
+    w.advance(HOUR).await;
+    log.eval(&w).await;
+    assert_eq!(log.take(), ["1 agent-cost resolved"]);
+    one_gap_one_card(&w, "resolved", "Done", "Gap: agent diana costs").await;
 }

@@ -4,6 +4,7 @@
 
 use super::openapi::errors;
 use super::{json_body, ApiError, AppState};
+use crate::capabilities::kpi::{check_labels, Labels};
 use crate::capabilities::memory::ingest::{ChunkResult, ChunkSource, IngestOptions, Ingestor};
 use crate::capabilities::memory::{
     metadata_from_json, Access, Hit, Memory, MemoryCounts, MemoryRecord, Metadata, Namespace,
@@ -313,6 +314,12 @@ pub(super) struct IngestParams {
     /// kept for the next chunk otherwise).
     #[serde(default = "yes")]
     last: bool,
+    /// The agent whose transcript this is: the usage its assistant messages
+    /// record goes to `agent.cost_usd` and `agent.tokens` under it. Read
+    /// from an `agents/AGENT/` part of `source` when absent; without
+    /// either, usage is counted as unattributed and not recorded.
+    #[param(min_length = 1, max_length = 256)]
+    agent: Option<String>,
 }
 
 fn default_density() -> f64 {
@@ -352,6 +359,7 @@ fn ingest_options(namespace: &str, min_density: f64) -> Result<IngestOptions, Ap
     Ok(IngestOptions {
         namespace,
         min_density,
+        agent: None,
     })
 }
 
@@ -382,7 +390,17 @@ pub(super) async fn ingest(
 ) -> Result<Json<ChunkResult>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
     let body = super::skills::body_or_error(body, MAX_INGEST_BYTES)?;
-    let options = ingest_options(&params.namespace, params.min_density)?;
+    let mut options = ingest_options(&params.namespace, params.min_density)?;
+    if let Some(agent) = params.agent {
+        check_labels(&Labels::from([("agent".to_string(), agent.clone())])).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_memory_request",
+                format!("agent: {e}"),
+            )
+        })?;
+        options.agent = Some(agent);
+    }
     let source = params.source.map(|file| ChunkSource {
         file,
         offset: params.offset,

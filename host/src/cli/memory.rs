@@ -3,15 +3,15 @@
 
 use super::client::Client;
 use super::HostArgs;
-use crate::capabilities::memory::ingest::{read_range, transcript_files, CHUNK_BYTES, IDLE};
+use crate::capabilities::memory::ingest::{is_idle, CHUNK_BYTES};
 use crate::capabilities::memory::markdown;
+use crate::capabilities::memory::transcript::transcripts;
 use crate::capabilities::memory::DEFAULT_MIN_DENSITY;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// Options of `memory`.
 #[derive(Debug, Args)]
@@ -64,10 +64,13 @@ enum MemoryCommand {
     },
     /// Counts per namespace and the ingest's lag, as JSON.
     Stats,
-    /// Ingest conversation transcripts (a `.jsonl` file, or every `.jsonl`
-    /// under a directory) from where the last ingest of each file stopped.
+    /// Ingest conversation transcripts (a `.jsonl` file, an OpenClaw agent
+    /// store `openclaw-agent.sqlite`, or every one of them under a
+    /// directory) from where the last ingest of each stopped; the usage
+    /// their assistant messages record goes to `agent.cost_usd` and
+    /// `agent.tokens`.
     Ingest {
-        /// A transcript file or a directory of them.
+        /// A transcript file, a store, or a directory of them.
         path: PathBuf,
         /// `org`, `agent:<name>` or `user:<id>`.
         #[arg(long, short)]
@@ -79,6 +82,10 @@ enum MemoryCommand {
         /// Drop exchanges whose information density is under this (0 to 1).
         #[arg(long, value_name = "DENSITY", default_value_t = DEFAULT_MIN_DENSITY)]
         quality_filter: f64,
+        /// The agent whose transcripts these are, for their usage (read from
+        /// an `agents/AGENT/` part of each path when absent).
+        #[arg(long)]
+        agent: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -182,12 +189,14 @@ pub(super) async fn run(args: MemoryArgs) -> anyhow::Result<()> {
             namespace,
             dedupe: _,
             quality_filter,
+            agent,
             json,
         } => {
             if !(0.0..=1.0).contains(&quality_filter) {
                 bail!("--quality-filter must be between 0 and 1");
             }
-            let report = ingest(&client, &path, &namespace, quality_filter).await?;
+            let report =
+                ingest(&client, &path, &namespace, quality_filter, agent.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -223,27 +232,26 @@ async fn ingest(
     path: &Path,
     namespace: &str,
     min_density: f64,
+    agent: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let files = transcript_files(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = transcripts(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     if files.is_empty() {
-        bail!("no .jsonl transcripts under `{}`", path.display());
+        bail!(
+            "no .jsonl transcripts or OpenClaw stores under `{}`",
+            path.display()
+        );
     }
     let mut plan = Vec::new();
     let mut total = 0u64;
     for file in files {
-        let key = file.to_string_lossy().into_owned();
-        let meta = std::fs::metadata(&file).with_context(|| format!("cannot read `{key}`"))?;
+        let key = file.key();
+        let stat = file.stat().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut offset = watermark(client, &key, namespace).await?;
-        if meta.len() < offset {
+        if stat.len < offset {
             offset = 0; // truncated or replaced: from the top
         }
-        let idle = meta
-            .modified()
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age >= IDLE);
-        total += meta.len() - offset;
-        plan.push((file, key, offset, meta.len(), idle));
+        total += stat.len - offset;
+        plan.push((file, key, offset, stat.len, is_idle(stat.modified_ms)));
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -253,28 +261,35 @@ async fn ingest(
         .expect("a valid template")
         .progress_chars("=> "),
     );
-    let mut sum = Map::new();
+    // Every count, 0 when no chunk had to be sent.
+    let mut sum: Map<String, Value> = COUNTS
+        .iter()
+        .filter(|k| **k != "newest_message_ms")
+        .map(|k| (k.to_string(), json!(0)))
+        .collect();
     let mut malformed = Vec::new();
     let files_count = plan.len();
     for (file, key, mut offset, len, idle) in plan {
-        bar.set_message(
-            file.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
+        bar.set_message(file.short_name());
         let mut chunk = CHUNK_BYTES;
         while offset < len {
-            let bytes = read_range(&file, offset, chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bytes = file
+                .read_range(offset, chunk)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let at_end = offset + bytes.len() as u64 >= len;
+            let mut query = vec![
+                ("namespace", namespace.to_string()),
+                ("min_density", min_density.to_string()),
+                ("source", key.clone()),
+                ("offset", offset.to_string()),
+                ("last", (at_end && idle).to_string()),
+            ];
+            if let Some(agent) = agent {
+                query.push(("agent", agent.to_string()));
+            }
             let rb = client
                 .request(Method::POST, "/api/memory/ingest")
-                .query(&[
-                    ("namespace", namespace.to_string()),
-                    ("min_density", min_density.to_string()),
-                    ("source", key.clone()),
-                    ("offset", offset.to_string()),
-                    ("last", (at_end && idle).to_string()),
-                ])
+                .query(&query)
                 .header("content-type", "application/x-ndjson")
                 .body(bytes);
             let result = match client.json(rb).await {
@@ -325,7 +340,11 @@ async fn watermark(client: &Client, source: &str, namespace: &str) -> anyhow::Re
     Ok(body["offset"].as_u64().unwrap_or(0))
 }
 
-const COUNTS: [&str; 9] = [
+const COUNTS: [&str; 13] = [
+    "usage_recorded",
+    "usage_duplicates",
+    "usage_unattributed",
+    "usage_out_of_range",
     "bytes",
     "exchanges",
     "stored",
@@ -366,6 +385,24 @@ fn print_report(r: &Value) {
         n("skipped_entries"),
         n("malformed_lines"),
     );
+    let calls = [
+        "usage_recorded",
+        "usage_duplicates",
+        "usage_unattributed",
+        "usage_out_of_range",
+    ]
+    .map(n);
+    if calls.iter().any(|c| *c > 0) {
+        println!(
+            "{} model calls: {} recorded as cost and tokens, {} recorded before, {} with no \
+             agent known, {} at a time the KPI store does not take",
+            calls.iter().sum::<u64>(),
+            calls[0],
+            calls[1],
+            calls[2],
+            calls[3]
+        );
+    }
     for m in r["malformed"].as_array().into_iter().flatten().take(20) {
         println!(
             "  {}:{}: {}",

@@ -371,14 +371,24 @@ impl Server {
         };
         let state = StateStore::open(&config.registry.data_dir.join("state.db"))
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
-        let ingest = Arc::new(Ingestor::new(memory.clone(), Arc::new(state)));
+        let ingest =
+            Arc::new(Ingestor::new(memory.clone(), Arc::new(state)).with_usage(kpi.clone()));
         let monitors: Vec<Box<dyn Monitor>> = vec![
             Box::new(BoardMonitor::new(
                 board.clone(),
                 "Blocked",
                 config.factory.blocked_after,
             )),
-            Box::new(FleetMonitor::new(fleet.clone(), config.clock.now_ms())),
+            Box::new(FleetMonitor::new(
+                fleet.clone(),
+                config.clock.now_ms(),
+                // The last measurement before this start: the host was
+                // down from there on.
+                kpi.matching(crate::factory::monitor::fleet::SERIES, &Default::default())
+                    .iter()
+                    .map(|s| s.newest_at)
+                    .max(),
+            )),
             Box::new(MemoryMonitor::new(
                 ingest.clone(),
                 config

@@ -4,7 +4,7 @@
 //! which sidecar manifest), which is what rollback and a restart read; the
 //! load failures of skill files, so that a file that failed is not tried
 //! again after a restart until it changes; and the memory ingest's per-file
-//! watermarks and last run.
+//! watermarks, its last run, and the model calls whose usage it recorded.
 //! Writes are small and rare, so one connection is enough; WAL mode keeps a
 //! crash from losing a committed row, and every call runs on the blocking
 //! pool ([`Db`]), never on an async worker.
@@ -14,6 +14,7 @@ mod db;
 pub use db::Db;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// Errors of the state database.
@@ -118,7 +119,13 @@ impl StateStore {
                      id INTEGER PRIMARY KEY CHECK (id = 1),
                      last_run_at_ms INTEGER NOT NULL,
                      newest_message_ms INTEGER
-                 );",
+                 );
+                 CREATE TABLE IF NOT EXISTS usage_recorded (
+                     fingerprint TEXT PRIMARY KEY,
+                     message_at_ms INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS usage_recorded_by_time
+                     ON usage_recorded(message_at_ms);",
             )?;
             // Added with workflows; older databases gain the column.
             let has_workflow: bool = conn
@@ -389,6 +396,54 @@ impl StateStore {
         .await
     }
 
+    /// Which of `fingerprints` (of model calls whose usage the ingest
+    /// records) are recorded already.
+    pub async fn usage_recorded(
+        &self,
+        fingerprints: Vec<String>,
+    ) -> Result<HashSet<String>, StateError> {
+        self.call(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT 1 FROM usage_recorded WHERE fingerprint = ?1")?;
+            let mut seen = HashSet::new();
+            for fp in fingerprints {
+                if stmt.exists(params![fp])? {
+                    seen.insert(fp);
+                }
+            }
+            Ok(seen)
+        })
+        .await
+    }
+
+    /// Notes model calls as recorded (fingerprint, the message's time), and
+    /// forgets those older than `forget_before_ms` (which no ingest can
+    /// record again).
+    pub async fn record_usage(
+        &self,
+        calls: Vec<(String, i64)>,
+        forget_before_ms: i64,
+    ) -> Result<(), StateError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO usage_recorded (fingerprint, message_at_ms)
+                     VALUES (?1, ?2)",
+                )?;
+                for (fp, at) in &calls {
+                    stmt.execute(params![fp, at])?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM usage_recorded WHERE message_at_ms < ?1",
+                params![forget_before_ms],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
     /// How many files have a watermark.
     pub async fn watermark_count(&self) -> Result<u64, StateError> {
         self.call(|conn| {
@@ -461,6 +516,28 @@ mod ingest_tests {
             (status.last_run_at_ms, status.newest_message_ms),
             (30, Some(5))
         );
+    }
+
+    #[tokio::test]
+    async fn recorded_usage_is_known_until_it_is_too_old_to_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateStore::open(&dir.path().join("s.db")).unwrap();
+        let fps = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(db
+            .usage_recorded(fps(&["a", "b"]))
+            .await
+            .unwrap()
+            .is_empty());
+        db.record_usage(vec![("a".into(), 100), ("b".into(), 200)], 0)
+            .await
+            .unwrap();
+        // Again: nothing changes.
+        db.record_usage(vec![("a".into(), 100)], 0).await.unwrap();
+        let seen = db.usage_recorded(fps(&["a", "b", "c"])).await.unwrap();
+        assert_eq!(seen, HashSet::from(["a".to_string(), "b".to_string()]));
+        db.record_usage(vec![], 150).await.unwrap();
+        let seen = db.usage_recorded(fps(&["a", "b"])).await.unwrap();
+        assert_eq!(seen, HashSet::from(["b".to_string()]));
     }
 }
 

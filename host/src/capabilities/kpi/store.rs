@@ -240,14 +240,24 @@ impl KpiStore {
         now_ms.saturating_sub(self.config.retention.as_millis() as u64)
     }
 
+    /// The times a push takes now, oldest and latest, in milliseconds.
+    pub fn accepted_times(&self) -> (u64, u64) {
+        self.accepted_at(self.clock.now_ms())
+    }
+
+    fn accepted_at(&self, now: u64) -> (u64, u64) {
+        // Older samples are folded (or dropped): one taken now could not be
+        // kept once, so a retried push would count twice.
+        let oldest = now.saturating_sub(self.config.downsample_after.as_millis() as u64);
+        (oldest, now + super::MAX_FUTURE.as_millis() as u64)
+    }
+
     /// Records a batch: every sample is checked first, and one bad sample
     /// refuses the batch (naming its index), so nothing of a bad batch is
     /// stored.
     pub async fn push(&self, samples: Vec<NewSample>) -> Result<PushOutcome, KpiError> {
         let now = self.clock.now_ms();
-        // Older samples are folded (or dropped): one taken now could not be
-        // kept once, so a retried push would count twice.
-        let oldest = now.saturating_sub(self.config.downsample_after.as_millis() as u64);
+        let (oldest, _) = self.accepted_at(now);
         let mut rows = Vec::with_capacity(samples.len());
         for (i, sample) in samples.into_iter().enumerate() {
             let at = sample.check(now, oldest).map_err(|e| match e {

@@ -16,7 +16,13 @@
 //!
 //! [`quality`] scores an exchange; the ingest drops those under
 //! [`MIN_TOKENS`] tokens or under the density threshold.
+//!
+//! Every assistant message that records its model call's `usage` (tokens,
+//! and `cost.total` in USD, as OpenClaw writes them; see
+//! `../shared/notes/openclaw-usage.md`) is also read, as a [`Usage`],
+//! whether or not its text is part of an exchange.
 
+use serde::Deserialize;
 use std::collections::HashSet;
 
 /// Exchanges shorter than this many tokens are dropped.
@@ -61,11 +67,35 @@ pub struct Malformed {
     pub error: String,
 }
 
+/// What one model call cost, as its assistant message records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// The transcript entry's `id`, when it has one.
+    pub entry_id: Option<String>,
+    /// The session it belongs to, when known.
+    pub session_id: Option<String>,
+    /// When the message was sent, in milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<u64>,
+    /// The model that answered (`message.model`).
+    pub model: Option<String>,
+    /// Tokens in all: `usage.totalTokens`, or the sum of input, output and
+    /// cache reads and writes when it is absent.
+    pub tokens: f64,
+    /// `usage.cost.total`, in USD (0 when absent).
+    pub cost_usd: f64,
+    /// Where its line starts in the chunk.
+    pub offset: usize,
+    /// Its line (1-based, within the file).
+    pub line: usize,
+}
+
 /// What a chunk of transcript held.
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// Complete exchanges, in order.
     pub exchanges: Vec<Exchange>,
+    /// The usage of each assistant message within `consumed`, in order.
+    pub usage: Vec<Usage>,
     /// Lines that could not be read.
     pub malformed: Vec<Malformed>,
     /// Entries of other types (model changes, tool results, …).
@@ -101,6 +131,41 @@ struct Message {
     text: String,
     session_id: Option<String>,
     timestamp_ms: Option<u64>,
+    /// An assistant message's `usage`, or why it could not be read.
+    usage: Option<Result<UsageFields, String>>,
+    entry_id: Option<String>,
+    model: Option<String>,
+}
+
+/// OpenClaw's `Usage` (`@openclaw/ai`): the fields read, all optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct UsageFields {
+    input: f64,
+    output: f64,
+    cache_read: f64,
+    cache_write: f64,
+    total_tokens: Option<f64>,
+    cost: Option<CostFields>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct CostFields {
+    total: f64,
+}
+
+impl UsageFields {
+    /// Tokens and cost, checked: counts that are negative are refused.
+    fn read(&self) -> Result<(f64, f64), String> {
+        let parts = [self.input, self.output, self.cache_read, self.cache_write];
+        let tokens = self.total_tokens.unwrap_or(parts.iter().sum());
+        let cost = self.cost.as_ref().map_or(0.0, |c| c.total);
+        if parts.iter().chain([&tokens, &cost]).any(|v| *v < 0.0) {
+            return Err("usage holds a negative count or cost".into());
+        }
+        Ok((tokens, cost))
+    }
 }
 
 enum Entry {
@@ -169,6 +234,28 @@ pub fn parse(input: &[u8], position: &Position, last: bool) -> Parsed {
                 parsed.session_id = Some(id.clone());
             }
         }
+        let usage = match &message.usage {
+            Some(Ok(fields)) => Some(fields.read()),
+            Some(Err(e)) => Some(Err(e.clone())),
+            None => None,
+        };
+        match usage {
+            Some(Ok((tokens, cost_usd))) => parsed.usage.push(Usage {
+                entry_id: message.entry_id.clone(),
+                session_id: parsed.session_id.clone(),
+                timestamp_ms: message.timestamp_ms,
+                model: message.model.clone(),
+                tokens,
+                cost_usd,
+                offset: start,
+                line: line_no,
+            }),
+            Some(Err(error)) => parsed.malformed.push(Malformed {
+                line: line_no,
+                error: format!("usage not read: {error}"),
+            }),
+            None => {}
+        }
         match message.role {
             Role::Other => parsed.skipped += 1,
             Role::User => {
@@ -221,6 +308,9 @@ pub fn parse(input: &[u8], position: &Position, last: bool) -> Parsed {
         parsed.consumed = offset;
         parsed.consumed_lines = line_no - position.lines_before;
     }
+    // Usage past `consumed` is read again with the rest of its exchange.
+    let consumed = parsed.consumed;
+    parsed.usage.retain(|u| u.offset < consumed);
     parsed
 }
 
@@ -257,7 +347,9 @@ fn read_entry(line: &str) -> Result<Entry, String> {
                 .or_else(|| obj.get("timestamp"))
                 .map(timestamp_ms)
                 .transpose()?;
-            Ok(Entry::Message(read_message(message, None, timestamp)?))
+            let mut message = read_message(message, None, timestamp)?;
+            message.entry_id = obj.get("id").and_then(|v| v.as_str()).map(str::to_string);
+            Ok(Entry::Message(message))
         }
         Some(_) => Ok(Entry::Skipped),
         None if obj.contains_key("role") => {
@@ -294,11 +386,23 @@ fn read_message(
         Some(serde_json::Value::Null) | None if role == Role::Other => String::new(),
         _ => return Err("a message whose `content` is neither text nor a list of parts".into()),
     };
+    let usage = match (&role, obj.get("usage")) {
+        (Role::Assistant, Some(u)) if !u.is_null() => {
+            Some(UsageFields::deserialize(u).map_err(|e| format!("`usage` is not OpenClaw's: {e}")))
+        }
+        _ => None,
+    };
     Ok(Message {
         role,
         text,
         session_id,
         timestamp_ms,
+        usage,
+        entry_id: None,
+        model: obj
+            .get("model")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
     })
 }
 

@@ -9,15 +9,34 @@
 //! starts: a growing transcript is read from where the last run stopped, and
 //! an interrupted run resumes without duplicates. An exchange still open at
 //! the end of a file that is still being written is left for the next run.
+//! A session of an OpenClaw agent store is read the same way, as the JSONL
+//! it would be ([`transcript`](super::transcript)).
+//!
+//! With a KPI store ([`Ingestor::with_usage`]), the usage each assistant
+//! message records is written as `agent.cost_usd` and `agent.tokens`
+//! samples (labels `agent` and `session`, at the message's time), once per
+//! message: within the chunk's done-with bytes, so with the watermark, and
+//! by a fingerprint of the call (agent, entry id, time) kept in the state,
+//! so a session OpenClaw copies forward on compaction, or the same
+//! transcript ingested into a second namespace, is not counted twice.
 
-use super::corpus::{self, Malformed, Position};
+use super::corpus::{self, Malformed, Position, Usage};
+use super::transcript;
 use super::{Memory, MemoryError, Metadata, Namespace, NewMemory};
+use crate::capabilities::kpi::{check_labels, KpiStore, Labels, NewSample};
 use crate::runtime::bounded::prefix;
 use crate::state::{StateStore, Watermark};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The series of a model call's cost, in USD.
+pub const COST_SERIES: &str = "agent.cost_usd";
+/// The series of a model call's tokens.
+pub const TOKENS_SERIES: &str = "agent.tokens";
 
 /// Exchanges stored per backend write.
 const BATCH: usize = 256;
@@ -35,6 +54,9 @@ pub struct IngestOptions {
     pub namespace: Namespace,
     /// Exchanges with a density under this are dropped (0 keeps all).
     pub min_density: f64,
+    /// The agent whose transcripts these are, for their usage; when absent,
+    /// the `agents/<agentId>/` part of the transcript's path.
+    pub agent: Option<String>,
 }
 
 /// What an ingest did.
@@ -62,6 +84,16 @@ pub struct IngestReport {
     pub malformed: Vec<MalformedLine>,
     /// The newest message read, in milliseconds since the Unix epoch.
     pub newest_message_ms: Option<u64>,
+    /// Model calls whose usage was recorded (`agent.cost_usd`,
+    /// `agent.tokens`).
+    pub usage_recorded: u64,
+    /// Model calls whose usage was recorded before.
+    pub usage_duplicates: u64,
+    /// Model calls not recorded: no agent is known for the transcript.
+    pub usage_unattributed: u64,
+    /// Model calls not recorded: no time, or one the KPI store does not
+    /// take (older than `--kpi-downsample-after`, or ahead of the clock).
+    pub usage_out_of_range: u64,
 }
 
 /// A line that could not be read, and where.
@@ -93,6 +125,10 @@ impl IngestReport {
             }
         }
         self.newest_message_ms = self.newest_message_ms.max(other.newest_message_ms);
+        self.usage_recorded += other.usage_recorded;
+        self.usage_duplicates += other.usage_duplicates;
+        self.usage_unattributed += other.usage_unattributed;
+        self.usage_out_of_range += other.usage_out_of_range;
     }
 }
 
@@ -144,12 +180,23 @@ pub struct ChunkResult {
 pub struct Ingestor {
     memory: Arc<Memory>,
     state: Arc<StateStore>,
+    kpi: Option<Arc<KpiStore>>,
 }
 
 impl Ingestor {
     /// An ingestor storing into `memory`, keeping watermarks in `state`.
     pub fn new(memory: Arc<Memory>, state: Arc<StateStore>) -> Self {
-        Ingestor { memory, state }
+        Ingestor {
+            memory,
+            state,
+            kpi: None,
+        }
+    }
+
+    /// Also records the usage of model calls into `kpi`.
+    pub fn with_usage(mut self, kpi: Arc<KpiStore>) -> Self {
+        self.kpi = Some(kpi);
+        self
     }
 
     /// The watermark of a file.
@@ -285,6 +332,8 @@ impl Ingestor {
             }
         }
         self.store(pending, &mut report).await?;
+        self.record_usage(&parsed.usage, source, options, &mut report)
+            .await?;
         // Only once everything before it is stored does the watermark move:
         // an interrupted ingest re-reads (and de-duplicates) the rest.
         let watermark = match source {
@@ -322,6 +371,94 @@ impl Ingestor {
         })
     }
 
+    /// Records the usage of the chunk's model calls that are not recorded
+    /// yet: samples first, then their fingerprints, so a failure between
+    /// the two records the same samples again (a sample at the same series
+    /// and time replaces the one there).
+    async fn record_usage(
+        &self,
+        usage: &[Usage],
+        source: Option<&ChunkSource>,
+        options: &IngestOptions,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        let Some(kpi) = &self.kpi else {
+            return Ok(());
+        };
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let parts = source
+            .map(|s| transcript::key_parts(&s.file))
+            .unwrap_or_default();
+        let Some(agent) = options.agent.clone().or(parts.agent) else {
+            report.usage_unattributed += usage.len() as u64;
+            return Ok(());
+        };
+        let (oldest, latest) = kpi.accepted_times();
+        let mut calls = Vec::new();
+        for call in usage {
+            let Some(at) = call.timestamp_ms.filter(|t| (oldest..=latest).contains(t)) else {
+                report.usage_out_of_range += 1;
+                continue;
+            };
+            let session = call.session_id.clone().or_else(|| parts.session.clone());
+            let mut labels = Labels::from([("agent".to_string(), agent.clone())]);
+            if let Some(session) = &session {
+                labels.insert("session".into(), session.clone());
+            }
+            if check_labels(&labels).is_err() {
+                // An agent or session name the store refuses (too long, a
+                // control character): counted, never a failed ingest.
+                report.usage_unattributed += 1;
+                continue;
+            }
+            let identity = call.entry_id.as_deref().or(session.as_deref());
+            calls.push((fingerprint(&agent, identity, at), labels, at, call));
+        }
+        let seen = self
+            .state
+            .usage_recorded(calls.iter().map(|c| c.0.clone()).collect())
+            .await
+            .map_err(|e| IngestError::Io(e.to_string()))?;
+        let mut fresh = HashSet::new();
+        // Calls at the same series and millisecond are one sample: summed.
+        let mut sums: BTreeMap<(Labels, u64), (f64, f64)> = BTreeMap::new();
+        let mut recorded = Vec::new();
+        for (fp, labels, at, call) in calls {
+            if seen.contains(&fp) || !fresh.insert(fp.clone()) {
+                report.usage_duplicates += 1;
+                continue;
+            }
+            let sum = sums.entry((labels, at)).or_default();
+            sum.0 += call.cost_usd;
+            sum.1 += call.tokens;
+            recorded.push((fp, at as i64));
+        }
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        let mut samples = Vec::with_capacity(sums.len() * 2);
+        for ((labels, at), (cost, tokens)) in sums {
+            for (name, value) in [(COST_SERIES, cost), (TOKENS_SERIES, tokens)] {
+                samples.push(NewSample {
+                    name: name.to_string(),
+                    value,
+                    at: Some(at),
+                    labels: labels.clone(),
+                });
+            }
+        }
+        kpi.push(samples)
+            .await
+            .map_err(|e| IngestError::Io(format!("cannot record the usage: {e}")))?;
+        report.usage_recorded += recorded.len() as u64;
+        self.state
+            .record_usage(recorded, oldest as i64)
+            .await
+            .map_err(|e| IngestError::Io(e.to_string()))
+    }
+
     async fn store(
         &self,
         batch: Vec<NewMemory>,
@@ -340,9 +477,10 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Ingests a transcript file, or every `*.jsonl` file under a directory,
-    /// from their watermarks; `progress` is told the bytes done so far and
-    /// the bytes in all.
+    /// Ingests the transcripts at `path` (a JSONL file, an OpenClaw store,
+    /// or every one of them under a directory; see
+    /// [`transcript::transcripts`]) from their watermarks; `progress` is
+    /// told the bytes done so far and the bytes in all.
     pub async fn ingest_path(
         &self,
         path: &Path,
@@ -353,32 +491,23 @@ impl Ingestor {
         // worker: a slow disk or a huge directory holds no other request.
         let files = {
             let path = path.to_path_buf();
-            off_worker(move || transcript_files(&path)).await?
+            off_worker(move || transcript::transcripts(&path)).await?
         };
         let mut plan = Vec::new();
         let mut total = 0u64;
         for file in files {
-            let key = file.to_string_lossy().into_owned();
-            let meta = {
-                let (file, key) = (file.clone(), key.clone());
-                off_worker(move || {
-                    std::fs::metadata(&file)
-                        .map_err(|e| IngestError::Io(format!("cannot read `{key}`: {e}")))
-                })
-                .await?
+            let key = file.key();
+            let stat = {
+                let file = file.clone();
+                off_worker(move || file.stat()).await?
             };
             let mut mark = self.watermark(&key, &options.namespace).await?;
-            if meta.len() < mark.offset {
+            if stat.len < mark.offset {
                 // Truncated or replaced: read it again from the top.
                 mark = Watermark::default();
             }
-            total += meta.len() - mark.offset;
-            let idle = meta
-                .modified()
-                .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_some_and(|age| age >= IDLE);
-            plan.push((file, key, mark.offset, meta.len(), idle));
+            total += stat.len - mark.offset;
+            plan.push((file, key, mark.offset, stat.len, is_idle(stat.modified_ms)));
         }
         let mut report = IngestReport::default();
         let mut done = 0u64;
@@ -392,7 +521,7 @@ impl Ingestor {
             while offset < len {
                 let bytes = {
                     let file = file.clone();
-                    off_worker(move || read_range(&file, offset, chunk_size)).await?
+                    off_worker(move || file.read_range(offset, chunk_size)).await?
                 };
                 let at_end = offset + bytes.len() as u64 >= len;
                 let src = ChunkSource {
@@ -444,43 +573,246 @@ async fn off_worker<T: Send + 'static>(
         .map_err(|e| IngestError::Io(format!("the reading thread failed: {e}")))?
 }
 
-/// A file, or the `*.jsonl` files under a directory (sorted, recursive).
-pub fn transcript_files(path: &Path) -> Result<Vec<PathBuf>, IngestError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| IngestError::Io(format!("cannot read `{}`: {e}", path.display())))?;
-    let path = std::fs::canonicalize(path)
-        .map_err(|e| IngestError::Io(format!("cannot resolve `{}`: {e}", path.display())))?;
-    if meta.is_file() {
-        return Ok(vec![path]);
-    }
-    let mut out = Vec::new();
-    let mut dirs = vec![path];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| IngestError::Io(format!("cannot list `{}`: {e}", dir.display())))?;
-        for entry in entries.flatten() {
-            let p = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                dirs.push(p);
-            } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// Whether a transcript last written at `modified_ms` is finished: its
+/// last exchange is read even without a user turn after it.
+pub fn is_idle(modified_ms: u64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    now.saturating_sub(modified_ms) >= IDLE.as_millis() as u64
 }
 
-/// Up to `max` bytes of `file` from `offset`.
-pub fn read_range(file: &Path, offset: u64, max: usize) -> Result<Vec<u8>, IngestError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let io = |e: std::io::Error| IngestError::Io(format!("cannot read `{}`: {e}", file.display()));
-    let mut f = std::fs::File::open(file).map_err(io)?;
-    f.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut buf = Vec::with_capacity(max.min(CHUNK_BYTES));
-    f.take(max as u64).read_to_end(&mut buf).map_err(io)?;
-    Ok(buf)
+/// A call's fingerprint: the agent, the entry's id (or the session), and
+/// the message's time.
+fn fingerprint(agent: &str, identity: Option<&str>, at_ms: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(agent.as_bytes());
+    h.update([0]);
+    h.update(identity.unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(at_ms.to_be_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::kpi::KpiConfig;
+    use crate::capabilities::memory::transcript::tests::write_store;
+    use crate::capabilities::Clock;
+    use serde_json::json;
+
+    /// 2027-01-15T08:00:00Z.
+    const T0: u64 = 1_800_000_000_000;
+
+    fn user(id: &str, at: u64) -> String {
+        json!({"type": "message", "id": id, "timestamp": "2027-01-15T08:00:00Z",
+               "message": {"role": "user", "content": "what is the state of the fleet?", "timestamp": at}})
+        .to_string()
+    }
+
+    fn assistant(id: &str, at: u64, cost: f64, tokens: u64) -> String {
+        json!({"type": "message", "id": id, "parentId": null, "timestamp": "2027-01-15T08:00:01Z",
+               "message": {"role": "assistant", "content": [{"type": "text", "text": "all green"}],
+                           "api": "anthropic-messages", "provider": "anthropic", "model": "claude-x",
+                           "usage": {"input": tokens / 2, "output": tokens / 4, "cacheRead": tokens / 4,
+                                     "cacheWrite": 0, "totalTokens": tokens,
+                                     "cost": {"input": cost / 2.0, "output": cost / 2.0, "cacheRead": 0,
+                                              "cacheWrite": 0, "total": cost}},
+                           "stopReason": "stop", "timestamp": at}})
+        .to_string()
+    }
+
+    fn header(id: &str) -> String {
+        json!({"type": "session", "version": 3, "id": id, "timestamp": "2027-01-15T07:00:00Z", "cwd": "/w"})
+            .to_string()
+    }
+
+    fn set_old(path: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    async fn cost(kpi: &KpiStore, series: &str, agent: &str) -> (f64, usize) {
+        let labels = Labels::from([("agent".to_string(), agent.to_string())]);
+        let read = kpi.read(series, &labels, 0, u64::MAX / 2).await.unwrap();
+        let points: Vec<_> = read.iter().flat_map(|s| s.points.iter()).collect();
+        (points.iter().map(|p| p.value).sum(), points.len())
+    }
+
+    #[tokio::test]
+    async fn usage_is_recorded_once_per_call_from_files_and_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory =
+            Arc::new(super::super::Memory::open_embedded(&dir.path().join("m"), None).unwrap());
+        let state = StateStore::open(&dir.path().join("s.db")).unwrap();
+        let clock = Clock::manual(T0 + 60_000);
+        let kpi = Arc::new(
+            KpiStore::open(&dir.path().join("kpi.db"), KpiConfig::default(), clock).unwrap(),
+        );
+        let ingestor = Ingestor::new(memory, Arc::new(state)).with_usage(kpi.clone());
+        let home = dir.path().join(".openclaw");
+
+        // A legacy JSONL session, still being written: the call of its last,
+        // open exchange waits for the next read.
+        let sessions = home.join("agents/alfred/sessions");
+        std::fs::create_dir_all(&sessions).unwrap();
+        let jsonl = sessions.join("s1.jsonl");
+        let lines = [
+            header("s1"),
+            user("u1", T0),
+            assistant("a1", T0 + 1000, 0.5, 1000),
+            "not json".to_string(),
+            user("u2", T0 + 2000),
+            assistant("a2", T0 + 3000, 0.25, 400),
+        ];
+        std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+        // A store: one call compressed, and the same call copied forward
+        // into the next session (as compaction does), and one too old to
+        // record.
+        let store = home.join("agents/bruce/agent/openclaw-agent.sqlite");
+        let (h9, u9, a9) = (
+            header("s9"),
+            user("u9", T0),
+            assistant("a9", T0 + 500, 1.0, 2000),
+        );
+        let old = assistant("a0", T0 - 8 * 24 * 3_600_000, 7.0, 10);
+        let h10 = header("s10");
+        write_store(
+            &store,
+            &[
+                ("s9", 0, &h9, false),
+                ("s9", 1, &u9, false),
+                ("s9", 2, &a9, true),
+                ("s9", 3, &old, false),
+                ("s10", 0, &h10, false),
+                ("s10", 1, &a9, false),
+            ],
+        );
+        let options = IngestOptions {
+            namespace: Namespace::Org,
+            min_density: 0.0,
+            agent: None,
+        };
+        let report = ingestor
+            .ingest_path(&home, &options, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.files, 3, "{report:?}");
+        assert_eq!(report.usage_recorded, 2, "{report:?}");
+        assert_eq!(report.usage_duplicates, 1, "the copy: {report:?}");
+        assert_eq!(report.usage_out_of_range, 1, "eight days old: {report:?}");
+        assert_eq!(cost(&kpi, COST_SERIES, "alfred").await, (0.5, 1));
+        assert_eq!(cost(&kpi, COST_SERIES, "bruce").await, (1.0, 1));
+        assert_eq!(cost(&kpi, TOKENS_SERIES, "bruce").await, (2000.0, 1));
+        // One series for the call, under whichever session was read first.
+        let bruce = kpi.matching(
+            COST_SERIES,
+            &Labels::from([("agent".into(), "bruce".into())]),
+        );
+        assert_eq!(bruce.len(), 1, "{bruce:?}");
+        assert!(bruce[0].labels.contains_key("session"), "{bruce:?}");
+
+        // Again: nothing new. Then the file is finished: its last call.
+        let again = ingestor
+            .ingest_path(&home, &options, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.usage_recorded, again.usage_duplicates),
+            (0, 0),
+            "{again:?}"
+        );
+        set_old(&jsonl);
+        let last = ingestor
+            .ingest_path(&home, &options, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(last.usage_recorded, 1, "{last:?}");
+        assert_eq!(cost(&kpi, COST_SERIES, "alfred").await, (0.75, 2));
+
+        // Into a second namespace, from the top: every call is known.
+        let other = IngestOptions {
+            namespace: Namespace::parse("agent:alfred").unwrap(),
+            ..options.clone()
+        };
+        let second = ingestor
+            .ingest_path(&home, &other, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (second.usage_recorded, second.usage_duplicates),
+            (0, 4),
+            "{second:?}"
+        );
+        assert_eq!(cost(&kpi, COST_SERIES, "alfred").await, (0.75, 2));
+    }
+
+    #[tokio::test]
+    async fn usage_without_an_agent_is_counted_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory =
+            Arc::new(super::super::Memory::open_embedded(&dir.path().join("m"), None).unwrap());
+        let state = StateStore::open(&dir.path().join("s.db")).unwrap();
+        let kpi = Arc::new(
+            KpiStore::open(
+                &dir.path().join("kpi.db"),
+                KpiConfig::default(),
+                Clock::manual(T0),
+            )
+            .unwrap(),
+        );
+        let ingestor = Ingestor::new(memory, Arc::new(state)).with_usage(kpi.clone());
+        let body = [user("u", T0), assistant("a", T0, 0.1, 5)].join("\n");
+        let mut options = IngestOptions {
+            namespace: Namespace::Org,
+            min_density: 0.0,
+            agent: None,
+        };
+        let r = ingestor
+            .ingest_chunk(body.as_bytes(), None, true, &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.report.usage_unattributed, r.report.usage_recorded),
+            (1, 0)
+        );
+        assert!(!kpi.knows(COST_SERIES));
+        // Named by the caller: recorded, once.
+        options.agent = Some("clark".into());
+        for recorded in [1, 0] {
+            let r = ingestor
+                .ingest_chunk(body.as_bytes(), None, true, &options)
+                .await
+                .unwrap();
+            assert_eq!(r.report.usage_recorded, recorded);
+        }
+        assert_eq!(cost(&kpi, COST_SERIES, "clark").await, (0.1, 1));
+        // A usage that is not OpenClaw's is reported with its line; the
+        // exchange is still read.
+        let bad = json!({"type": "message", "message": {"role": "assistant", "content": "x",
+                         "usage": {"input": "many"}}})
+        .to_string();
+        let r = ingestor
+            .ingest_chunk(
+                format!("{}\n{bad}\n", user("u", T0)).as_bytes(),
+                None,
+                true,
+                &options,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.report.malformed_lines, 1);
+        assert!(
+            r.report.malformed[0].error.starts_with("usage not read"),
+            "{:?}",
+            r.report.malformed
+        );
+        assert_eq!(r.report.exchanges, 1);
+    }
 }

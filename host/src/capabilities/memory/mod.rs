@@ -20,6 +20,7 @@ mod namespace;
 mod qdrant;
 mod record;
 pub mod schedule;
+pub mod transcript;
 
 pub use backend::{BackendError, Filter, MemoryBackend, Point, Sparse};
 pub use edge::EdgeBackend;

@@ -108,6 +108,7 @@ pub async fn run_once(ingestor: &Ingestor, sources: &[IngestSource], min_density
         let options = IngestOptions {
             namespace: source.namespace.clone(),
             min_density,
+            agent: None,
         };
         match ingestor
             .ingest_path(&source.path, &options, &|_, _| {})

@@ -81,17 +81,27 @@ impl Monitor for CostMonitor {
                 RATIO,
                 l,
                 format!(
-                    "agent {agent}: ${} over {} sessions in {} h, ${} a session against the \
-                     fleet's ${} ({} agents, {sessions} sessions)",
+                    "agent {agent}: ${} over {} in {} h, ${} a session against the fleet's ${} \
+                     ({} agents, {})",
                     number(*cost),
-                    agent_sessions.len(),
+                    plural(agent_sessions.len(), "session"),
                     self.window.as_secs() / 3600,
                     number(per_session),
                     number(fleet_average),
-                    agents.len()
+                    agents.len(),
+                    plural(sessions, "session"),
                 ),
             );
         }
         Ok(m)
+    }
+}
+
+/// `1 session`, `2 sessions`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

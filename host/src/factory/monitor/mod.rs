@@ -9,7 +9,7 @@
 mod board;
 pub mod ci;
 mod cost;
-mod fleet;
+pub mod fleet;
 mod memory;
 
 pub use board::BoardMonitor;

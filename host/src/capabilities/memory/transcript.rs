@@ -1,0 +1,570 @@
+//! Where transcripts are, and how one is read from a byte offset.
+//!
+//! Two kinds, one reading: a JSONL file, and a session of an OpenClaw agent
+//! store (`agents/<agentId>/agent/openclaw-agent.sqlite`, where OpenClaw
+//! keeps transcripts since its 2026.7.2 release). A store's session is read
+//! as the JSONL it would be as a file: each row of `transcript_events`, in
+//! `seq` order, as one line of its event JSON (`event_json`, or
+//! `event_zstd` decompressed). Its byte offsets are as stable as a file's
+//! (rows are only appended; a re-encoded row keeps its bytes), so the same
+//! watermark, the same chunking and the same "an exchange still open at the
+//! end waits" serve both, and the ingest above does not know which it reads.
+//!
+//! A transcript's key (its watermark's name) is the file's path, or the
+//! store's path, `#` and the session id. The agent whose transcript it is
+//! comes from the `agents/<agentId>/` part of that path, as OpenClaw lays
+//! them out.
+
+use super::ingest::IngestError;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The file name of an OpenClaw agent store.
+pub const STORE_FILE: &str = "openclaw-agent.sqlite";
+/// The table of a store that holds transcript events.
+const EVENTS: &str = "transcript_events";
+/// OpenClaw's own bound on one event (4 MiB).
+const MAX_EVENT_BYTES: usize = 4 << 20;
+/// How long a read waits for OpenClaw's writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transcript {
+    /// A JSONL file.
+    File(PathBuf),
+    /// One session of an OpenClaw agent store.
+    Session {
+        /// The store's file.
+        store: PathBuf,
+        /// The session's id (`transcript_events.session_id`).
+        session: String,
+    },
+}
+
+/// A transcript's size and age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Bytes, as read.
+    pub len: u64,
+    /// When it was last written, in milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+fn io(what: &Path, e: impl std::fmt::Display) -> IngestError {
+    IngestError::Io(format!("cannot read `{}`: {e}", what.display()))
+}
+
+impl Transcript {
+    /// The name its watermark is kept under.
+    pub fn key(&self) -> String {
+        match self {
+            Transcript::File(path) => path.to_string_lossy().into_owned(),
+            Transcript::Session { store, session } => {
+                format!("{}#{session}", store.to_string_lossy())
+            }
+        }
+    }
+
+    /// A short name for progress and reports.
+    pub fn short_name(&self) -> String {
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        match self {
+            Transcript::File(path) => name(path),
+            Transcript::Session { store, session } => format!("{}#{session}", name(store)),
+        }
+    }
+
+    /// Its size and when it was last written (for a session, the newest
+    /// event's `created_at`).
+    pub fn stat(&self) -> Result<Stat, IngestError> {
+        match self {
+            Transcript::File(path) => {
+                let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+                Ok(Stat {
+                    len: meta.len(),
+                    modified_ms: mtime_ms(&meta),
+                })
+            }
+            Transcript::Session { store, session } => {
+                let conn = open_store(store)?;
+                let row: (i64, i64, Option<i64>) = conn
+                    .query_row(
+                        &format!(
+                            "SELECT count(*), coalesce(sum({LEN}), 0), max(created_at)
+                             FROM {EVENTS} WHERE session_id = ?1"
+                        ),
+                        params![session],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .map_err(|e| io(store, e))?;
+                Ok(Stat {
+                    len: (row.0 + row.1) as u64,
+                    modified_ms: row.2.map_or(0, epoch_ms),
+                })
+            }
+        }
+    }
+
+    /// Up to `max` bytes from `offset` (a session's are whole lines, or one
+    /// line when a single line is longer than `max`).
+    pub fn read_range(&self, offset: u64, max: usize) -> Result<Vec<u8>, IngestError> {
+        match self {
+            Transcript::File(path) => read_file_range(path, offset, max),
+            Transcript::Session { store, session } => {
+                read_session_range(store, session, offset, max)
+            }
+        }
+    }
+}
+
+/// A row's length in its stream, without its newline: the same for an
+/// identity row and a compressed one (`event_utf8_bytes` is the length of
+/// the decompressed text).
+const LEN: &str = "coalesce(event_utf8_bytes, length(CAST(event_json AS BLOB)))";
+
+/// Opens a store read-only: OpenClaw stays its only writer.
+fn open_store(store: &Path) -> Result<Connection, IngestError> {
+    let conn = Connection::open_with_flags(
+        store,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| io(store, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| io(store, e))?;
+    Ok(conn)
+}
+
+/// Whether `store` is an OpenClaw agent store (it has transcript events).
+fn is_store(store: &Path) -> Result<bool, IngestError> {
+    let conn = match open_store(store) {
+        Ok(c) => c,
+        Err(_) => return Ok(false),
+    };
+    let found = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![EVENTS],
+            |_| Ok(()),
+        )
+        .optional();
+    match found {
+        Ok(found) => Ok(found.is_some()),
+        // Not a database at all (a file that only has the name).
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(io(store, e)),
+    }
+}
+
+/// The sessions of a store, by id.
+fn sessions(store: &Path) -> Result<Vec<Transcript>, IngestError> {
+    let conn = open_store(store)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT DISTINCT session_id FROM {EVENTS} ORDER BY session_id"
+        ))
+        .map_err(|e| io(store, e))?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io(store, e))?;
+    Ok(ids
+        .into_iter()
+        .map(|session| Transcript::Session {
+            store: store.to_path_buf(),
+            session,
+        })
+        .collect())
+}
+
+/// One event as a line of its stream: newlines (which compact JSON has
+/// only as whitespace, never inside a string) become spaces, so the
+/// length is kept.
+fn line_of(mut bytes: Vec<u8>) -> Vec<u8> {
+    for b in bytes.iter_mut() {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    bytes.push(b'\n');
+    bytes
+}
+
+fn read_session_range(
+    store: &Path,
+    session: &str,
+    offset: u64,
+    max: usize,
+) -> Result<Vec<u8>, IngestError> {
+    let conn = open_store(store)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT seq, {LEN}, event_json, event_zstd FROM {EVENTS}
+             WHERE session_id = ?1 ORDER BY seq"
+        ))
+        .map_err(|e| io(store, e))?;
+    let mut rows = stmt.query(params![session]).map_err(|e| io(store, e))?;
+    let mut out = Vec::new();
+    let mut at = 0u64; // where the current row starts in the stream
+    while let Some(row) = rows.next().map_err(|e| io(store, e))? {
+        let seq: i64 = row.get(0).map_err(|e| io(store, e))?;
+        let len = row.get::<_, Option<i64>>(1).map_err(|e| io(store, e))?;
+        let len = len.unwrap_or(0).max(0) as u64;
+        let end = at + len + 1;
+        if end <= offset {
+            // Before the offset: skipped by its length, not decoded.
+            at = end;
+            continue;
+        }
+        let text: Option<Vec<u8>> = row
+            .get::<_, Option<String>>(2)
+            .map_err(|e| io(store, e))?
+            .map(String::into_bytes);
+        let bytes = match text {
+            Some(bytes) => bytes,
+            None => {
+                let blob: Option<Vec<u8>> = row.get(3).map_err(|e| io(store, e))?;
+                let blob = blob.ok_or_else(|| {
+                    io(
+                        store,
+                        format!("event {seq} of session `{session}` has neither JSON nor zstd"),
+                    )
+                })?;
+                decompress(&blob, len as usize).map_err(|e| {
+                    io(
+                        store,
+                        format!("event {seq} of session `{session}` does not decompress: {e}"),
+                    )
+                })?
+            }
+        };
+        if bytes.len() as u64 != len {
+            return Err(io(
+                store,
+                format!(
+                    "event {seq} of session `{session}` is {} bytes, not the {len} recorded",
+                    bytes.len()
+                ),
+            ));
+        }
+        let line = line_of(bytes);
+        // An offset inside a line (a watermark never is, but a caller may
+        // give any): the rest of it.
+        let skip = offset.saturating_sub(at) as usize;
+        let piece = &line[skip.min(line.len())..];
+        if !out.is_empty() && out.len() + piece.len() > max {
+            break;
+        }
+        out.extend_from_slice(piece);
+        at = end;
+        if out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Decompresses a zstd frame of a known size (at most 4 MiB, as OpenClaw
+/// bounds them).
+fn decompress(blob: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
+    if len > MAX_EVENT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes is over the 4 MiB an event may have"
+        )));
+    }
+    zstd::bulk::decompress(blob, len)
+}
+
+/// Up to `max` bytes of `file` from `offset`.
+fn read_file_range(file: &Path, offset: u64, max: usize) -> Result<Vec<u8>, IngestError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).map_err(|e| io(file, e))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| io(file, e))?;
+    let mut buf = Vec::with_capacity(max.min(super::ingest::CHUNK_BYTES));
+    f.take(max as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| io(file, e))?;
+    Ok(buf)
+}
+
+/// The transcripts at `path`: a JSONL file, an OpenClaw store's sessions,
+/// or every `*.jsonl` file and every store (`*.sqlite` with transcript
+/// events) under a directory, sorted and recursive. Links are not
+/// followed; other files (and other SQLite databases) are left alone.
+pub fn transcripts(path: &Path) -> Result<Vec<Transcript>, IngestError> {
+    let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+    let path = std::fs::canonicalize(path)
+        .map_err(|e| IngestError::Io(format!("cannot resolve `{}`: {e}", path.display())))?;
+    if meta.is_file() {
+        if is_sqlite_name(&path) && is_store(&path)? {
+            return sessions(&path);
+        }
+        return Ok(vec![Transcript::File(path)]);
+    }
+    let mut files = Vec::new();
+    let mut stores = Vec::new();
+    let mut dirs = vec![path];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| IngestError::Io(format!("cannot list `{}`: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(p);
+            } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl") {
+                files.push(p);
+            } else if kind.is_file() && is_sqlite_name(&p) {
+                stores.push(p);
+            }
+        }
+    }
+    files.sort();
+    stores.sort();
+    let mut out: Vec<Transcript> = files.into_iter().map(Transcript::File).collect();
+    for store in stores {
+        if is_store(&store)? {
+            out.extend(sessions(&store)?);
+        }
+    }
+    Ok(out)
+}
+
+fn is_sqlite_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "sqlite")
+}
+
+/// When the transcripts at `path` were last written, one time per file
+/// or store, in milliseconds: a store's is its own or its write-ahead
+/// log's, whichever is newer (OpenClaw writes through the log). Links
+/// are not followed.
+pub fn modified_times(path: &Path, out: &mut Vec<u64>) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        out.push(newest_of(path, &meta));
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path)? {
+        // A file that goes while it is read (a rotation) is not counted.
+        let Ok(entry) = entry else { continue };
+        let p = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            modified_times(&p, out)?;
+        } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl" || e == "sqlite") {
+            if let Ok(meta) = entry.metadata() {
+                out.push(newest_of(&p, &meta));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn newest_of(path: &Path, meta: &std::fs::Metadata) -> u64 {
+    let own = mtime_ms(meta);
+    if !is_sqlite_name(path) {
+        return own;
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal))
+        .map(|m| mtime_ms(&m).max(own))
+        .unwrap_or(own)
+}
+
+fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A stored time in milliseconds (one under 10^11 is taken as seconds).
+fn epoch_ms(t: i64) -> u64 {
+    let t = t.max(0) as u64;
+    if t < 100_000_000_000 {
+        t * 1000
+    } else {
+        t
+    }
+}
+
+/// What a transcript's key says: the agent (from `agents/<agentId>/`) and,
+/// for a store's session, the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyParts {
+    /// The agent, when the path is laid out as OpenClaw lays it out.
+    pub agent: Option<String>,
+    /// The session: a store's session id, or a JSONL file's stem (OpenClaw
+    /// names them `<sessionId>.jsonl`).
+    pub session: Option<String>,
+}
+
+/// Reads a transcript's key (see [`Transcript::key`]).
+pub fn key_parts(key: &str) -> KeyParts {
+    let (path, session) = match key.rsplit_once('#') {
+        Some((path, session)) if path.ends_with(".sqlite") && !session.is_empty() => {
+            (path, Some(session.to_string()))
+        }
+        _ => (key, None),
+    };
+    let parts: Vec<&str> = path.split(['/', '\\']).collect();
+    let agent = parts
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "agents" && !w[1].is_empty())
+        .map(|w| w[1].to_string());
+    let session = session.or_else(|| {
+        let name = parts.last()?;
+        name.strip_suffix(".jsonl")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    });
+    KeyParts { agent, session }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// When the test stores' events were written (2023: long finished).
+    pub const STORE_TIME: i64 = 1_700_000_000_000;
+
+    /// Creates an OpenClaw agent store with the schema it has had since
+    /// agent schema 23 (its transcript table only), and the given events:
+    /// `(session, seq, json, compressed)`.
+    pub fn write_store(path: &Path, events: &[(&str, i64, &str, bool)]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS transcript_events (
+               session_id TEXT NOT NULL,
+               seq INTEGER NOT NULL,
+               event_json TEXT,
+               created_at INTEGER NOT NULL,
+               event_zstd BLOB,
+               event_utf8_bytes INTEGER,
+               navigation_json TEXT,
+               PRIMARY KEY (session_id, seq)
+             ) STRICT;",
+        )
+        .unwrap();
+        for (session, seq, json, compressed) in events {
+            if *compressed {
+                let blob = zstd::bulk::compress(json.as_bytes(), 1).unwrap();
+                conn.execute(
+                    "INSERT INTO transcript_events VALUES (?1, ?2, NULL, ?3, ?4, ?5, '{}')",
+                    params![session, seq, STORE_TIME, blob, json.len() as i64],
+                )
+                .unwrap();
+            } else {
+                conn.execute(
+                    "INSERT INTO transcript_events VALUES (?1, ?2, ?3, ?4, NULL, ?5, NULL)",
+                    params![session, seq, json, STORE_TIME, json.len() as i64],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_session_reads_as_the_jsonl_it_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("agents/alfred/agent").join(STORE_FILE);
+        let a = r#"{"type":"session","id":"s1"}"#;
+        let b = r#"{"type":"message","id":"m1","message":{"role":"user","content":"hi"}}"#;
+        let c = r#"{"type":"message","id":"m2","message":{"role":"assistant","content":"hello"}}"#;
+        write_store(
+            &store,
+            &[
+                ("s1", 0, a, false),
+                ("s1", 1, b, true),
+                ("s1", 2, c, false),
+                ("s2", 0, a, false),
+            ],
+        );
+        std::fs::write(
+            dir.path().join("agents/alfred/agent/other.sqlite"),
+            "not sqlite",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("legacy")).unwrap();
+        std::fs::write(dir.path().join("legacy/x.jsonl"), "{}\n").unwrap();
+        let all = transcripts(dir.path()).unwrap();
+        let names: Vec<String> = all.iter().map(Transcript::short_name).collect();
+        assert_eq!(
+            names,
+            [
+                "x.jsonl",
+                "openclaw-agent.sqlite#s1",
+                "openclaw-agent.sqlite#s2"
+            ]
+        );
+        let s1 = &all[1];
+        let whole = format!("{a}\n{b}\n{c}\n");
+        let stat = s1.stat().unwrap();
+        assert_eq!(stat.len, whole.len() as u64);
+        assert_eq!(stat.modified_ms, STORE_TIME as u64);
+        assert_eq!(s1.read_range(0, 1 << 20).unwrap(), whole.as_bytes());
+        // From a line's start, and in pieces of whole lines.
+        let second = a.len() as u64 + 1;
+        assert_eq!(
+            s1.read_range(second, 1 << 20).unwrap(),
+            &whole.as_bytes()[second as usize..]
+        );
+        assert_eq!(
+            s1.read_range(second, b.len() + 2).unwrap(),
+            format!("{b}\n").as_bytes()
+        );
+        // One line longer than the piece: the line whole.
+        assert_eq!(s1.read_range(0, 3).unwrap(), format!("{a}\n").as_bytes());
+        assert!(s1.read_range(whole.len() as u64, 100).unwrap().is_empty());
+        // The key names the agent and the session.
+        let parts = key_parts(&s1.key());
+        assert_eq!(parts.agent.as_deref(), Some("alfred"));
+        assert_eq!(parts.session.as_deref(), Some("s1"));
+        // A store named directly is its sessions.
+        assert_eq!(transcripts(&store).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_compressed_event_of_the_wrong_size_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join(STORE_FILE);
+        write_store(&store, &[("s", 0, r#"{"type":"session","id":"s"}"#, true)]);
+        let conn = Connection::open(&store).unwrap();
+        conn.execute("UPDATE transcript_events SET event_utf8_bytes = 5", [])
+            .unwrap();
+        drop(conn);
+        let s = Transcript::Session {
+            store: store.clone(),
+            session: "s".into(),
+        };
+        let err = s.read_range(0, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("event 0 of session `s`"), "{err}");
+    }
+
+    #[test]
+    fn keys_name_agents_and_sessions_as_openclaw_lays_them_out() {
+        let jsonl = key_parts("/home/u/.openclaw/agents/bruce/sessions/abc-1.jsonl");
+        assert_eq!(jsonl.agent.as_deref(), Some("bruce"));
+        assert_eq!(jsonl.session.as_deref(), Some("abc-1"));
+        let plain = key_parts("/tmp/export.ndjson");
+        assert_eq!(plain, KeyParts::default());
+        let hash_in_name = key_parts("/data/agents/a/notes#1.jsonl");
+        assert_eq!(hash_in_name.session.as_deref(), Some("notes#1"));
+    }
+}
