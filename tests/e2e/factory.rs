@@ -805,6 +805,28 @@ async fn cost_from_transcripts_shaped_as_openclaw_writes_them_opens_one_card() {
         stdout.contains("7 model calls: 0 recorded as cost and tokens, 7 recorded before"),
         "{stdout}"
     );
+    // A store whose table is not OpenClaw's is reported, and the rest
+    // still read; the command fails so a cron job sees it.
+    let broken = home.join("agents/eve/agent/openclaw-agent.sqlite");
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    rusqlite::Connection::open(&broken)
+        .unwrap()
+        .execute_batch("CREATE TABLE transcript_events (id INTEGER)")
+        .unwrap();
+    let (ok, stdout, stderr) = run_cli(
+        &w.host.url,
+        &["memory", "ingest", home_arg, "--namespace", "org"],
+    );
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("1 transcript could not be read; the others were ingested"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("agents/eve/agent/openclaw-agent.sqlite: not read:"),
+        "{stdout}"
+    );
+    std::fs::remove_file(&broken).unwrap();
     let (_, tokens) = w
         .host
         .get("/api/kpis/agent.tokens?label.agent=diana&window=1d")

@@ -202,6 +202,15 @@ pub(super) async fn run(args: MemoryArgs) -> anyhow::Result<()> {
             } else {
                 print_report(&report);
             }
+            let unreadable = report["unreadable"].as_array().map_or(0, Vec::len);
+            if unreadable > 0 {
+                let what = if unreadable == 1 {
+                    "1 transcript".to_string()
+                } else {
+                    format!("{unreadable} transcripts")
+                };
+                bail!("{what} could not be read; the others were ingested");
+            }
         }
         MemoryCommand::Import { file, namespace } => {
             import(&client, &file, &namespace).await?;
@@ -234,18 +243,30 @@ async fn ingest(
     min_density: f64,
     agent: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let files = transcripts(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if files.is_empty() {
+    let listing = transcripts(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if listing.transcripts.is_empty() && listing.unreadable.is_empty() {
         bail!(
             "no .jsonl transcripts or OpenClaw stores under `{}`",
             path.display()
         );
     }
+    // What could not be read is reported; the rest is still read.
+    let mut unreadable: Vec<Value> = listing
+        .unreadable
+        .into_iter()
+        .map(|(file, error)| json!({"file": file, "error": error}))
+        .collect();
     let mut plan = Vec::new();
     let mut total = 0u64;
-    for file in files {
+    for file in listing.transcripts {
         let key = file.key();
-        let stat = file.stat().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stat = match file.stat() {
+            Ok(stat) => stat,
+            Err(e) => {
+                unreadable.push(json!({"file": key, "error": e.to_string()}));
+                continue;
+            }
+        };
         let mut offset = watermark(client, &key, namespace).await?;
         if stat.len < offset {
             offset = 0; // truncated or replaced: from the top
@@ -273,10 +294,17 @@ async fn ingest(
         bar.set_message(file.short_name());
         let mut chunk = CHUNK_BYTES;
         while offset < len {
-            let bytes = file
-                .read_range(offset, chunk)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bytes = match file.read_range(offset, chunk) {
+                // Shorter than it was a moment ago: read again next run.
+                Ok(bytes) if bytes.is_empty() => break,
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    unreadable.push(json!({"file": key, "error": e.to_string()}));
+                    break;
+                }
+            };
             let at_end = offset + bytes.len() as u64 >= len;
+            let bytes_len = bytes.len();
             let mut query = vec![
                 ("namespace", namespace.to_string()),
                 ("min_density", min_density.to_string()),
@@ -292,6 +320,7 @@ async fn ingest(
                 .query(&query)
                 .header("content-type", "application/x-ndjson")
                 .body(bytes);
+            let sent = bytes_len;
             let result = match client.json(rb).await {
                 Ok(r) => r,
                 Err(e) if e.to_string().contains("watermark_moved") => {
@@ -309,8 +338,10 @@ async fn ingest(
             }
             let consumed = result["consumed"].as_u64().unwrap_or(0);
             if consumed == 0 {
-                if at_end {
-                    break; // the file's last exchange may still grow
+                // The file's last exchange may still grow, or the file
+                // shrank since it was measured: the next run.
+                if at_end || sent < chunk {
+                    break;
                 }
                 chunk = chunk.saturating_mul(2);
                 continue;
@@ -326,6 +357,7 @@ async fn ingest(
     sum.insert("files".into(), json!(files_count));
     malformed.truncate(100);
     sum.insert("malformed".into(), Value::Array(malformed));
+    sum.insert("unreadable".into(), Value::Array(unreadable));
     Ok(Value::Object(sum))
 }
 
@@ -401,6 +433,13 @@ fn print_report(r: &Value) {
             calls[1],
             calls[2],
             calls[3]
+        );
+    }
+    for u in r["unreadable"].as_array().into_iter().flatten() {
+        println!(
+            "  {}: not read: {}",
+            u["file"].as_str().unwrap_or("?"),
+            u["error"].as_str().unwrap_or("?")
         );
     }
     for m in r["malformed"].as_array().into_iter().flatten().take(20) {

@@ -369,26 +369,35 @@ impl Server {
             skills: Default::default(),
             kpi: Some(kpi.clone()),
         };
-        let state = StateStore::open(&config.registry.data_dir.join("state.db"))
+        let state = Arc::new(
+            StateStore::open(&config.registry.data_dir.join("state.db"))
+                .map_err(|e| RegistryError::Storage(e.to_string()))?,
+        );
+        let ingest = Arc::new(Ingestor::new(memory.clone(), state.clone()).with_usage(kpi.clone()));
+        // The host was down from its last measurement (the newest sample
+        // a monitor wrote) to now; the fleet monitor counts none of the
+        // times it was down against the agents.
+        let started = config.clock.now_ms();
+        let last_measured = crate::factory::monitor::MEASURED
+            .iter()
+            .flat_map(|name| kpi.matching(name, &Default::default()))
+            .map(|s| s.newest_at.min(started))
+            .max();
+        let downtimes = state
+            .record_downtime(
+                last_measured.unwrap_or(0),
+                started,
+                kpi.oldest_kept(started),
+            )
+            .await
             .map_err(|e| RegistryError::Storage(e.to_string()))?;
-        let ingest =
-            Arc::new(Ingestor::new(memory.clone(), Arc::new(state)).with_usage(kpi.clone()));
         let monitors: Vec<Box<dyn Monitor>> = vec![
             Box::new(BoardMonitor::new(
                 board.clone(),
                 "Blocked",
                 config.factory.blocked_after,
             )),
-            Box::new(FleetMonitor::new(
-                fleet.clone(),
-                config.clock.now_ms(),
-                // The last measurement before this start: the host was
-                // down from there on.
-                kpi.matching(crate::factory::monitor::fleet::SERIES, &Default::default())
-                    .iter()
-                    .map(|s| s.newest_at)
-                    .max(),
-            )),
+            Box::new(FleetMonitor::new(fleet.clone(), downtimes)),
             Box::new(MemoryMonitor::new(
                 ingest.clone(),
                 config

@@ -125,7 +125,12 @@ impl StateStore {
                      message_at_ms INTEGER NOT NULL
                  ) WITHOUT ROWID;
                  CREATE INDEX IF NOT EXISTS usage_recorded_by_time
-                     ON usage_recorded(message_at_ms);",
+                     ON usage_recorded(message_at_ms);
+                 CREATE TABLE IF NOT EXISTS host_downtime (
+                     from_ms INTEGER NOT NULL,
+                     to_ms INTEGER NOT NULL,
+                     PRIMARY KEY (from_ms, to_ms)
+                 ) WITHOUT ROWID;",
             )?;
             // Added with workflows; older databases gain the column.
             let has_workflow: bool = conn
@@ -444,6 +449,38 @@ impl StateStore {
         .await
     }
 
+    /// Records that the host was down from `from_ms` (its last
+    /// measurement) to `to_ms` (its start), forgets the times it was down
+    /// that ended before `forget_before_ms`, and answers every one kept,
+    /// oldest first.
+    pub async fn record_downtime(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        forget_before_ms: u64,
+    ) -> Result<Vec<(u64, u64)>, StateError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT OR IGNORE INTO host_downtime (from_ms, to_ms) VALUES (?1, ?2)",
+                params![from_ms as i64, to_ms as i64],
+            )?;
+            tx.execute(
+                "DELETE FROM host_downtime WHERE to_ms < ?1",
+                params![forget_before_ms as i64],
+            )?;
+            let kept = tx
+                .prepare("SELECT from_ms, to_ms FROM host_downtime ORDER BY from_ms")?
+                .query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(kept)
+        })
+        .await
+    }
+
     /// How many files have a watermark.
     pub async fn watermark_count(&self) -> Result<u64, StateError> {
         self.call(|conn| {
@@ -538,6 +575,21 @@ mod ingest_tests {
         db.record_usage(vec![], 150).await.unwrap();
         let seen = db.usage_recorded(fps(&["a", "b"])).await.unwrap();
         assert_eq!(seen, HashSet::from(["b".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn the_hosts_downtimes_are_kept_until_they_are_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateStore::open(&dir.path().join("s.db")).unwrap();
+        assert_eq!(db.record_downtime(0, 100, 0).await.unwrap(), [(0, 100)]);
+        assert_eq!(
+            db.record_downtime(500, 900, 0).await.unwrap(),
+            [(0, 100), (500, 900)]
+        );
+        assert_eq!(
+            db.record_downtime(950, 960, 200).await.unwrap(),
+            [(500, 900), (950, 960)]
+        );
     }
 }
 

@@ -25,6 +25,10 @@
 use serde::Deserialize;
 use std::collections::HashSet;
 
+/// The `type` of a line that stands for an event a transcript store could
+/// not give (its `error` says why): reported as a bad line.
+pub const UNREADABLE_EVENT: &str = "darkfactory.unreadable";
+
 /// Exchanges shorter than this many tokens are dropped.
 pub const MIN_TOKENS: usize = 100;
 /// Window of the moving-average type-token ratio.
@@ -351,6 +355,11 @@ fn read_entry(line: &str) -> Result<Entry, String> {
             message.entry_id = obj.get("id").and_then(|v| v.as_str()).map(str::to_string);
             Ok(Entry::Message(message))
         }
+        Some(UNREADABLE_EVENT) => Err(obj
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("an event the transcript store could not give")
+            .to_string()),
         Some(_) => Ok(Entry::Skipped),
         None if obj.contains_key("role") => {
             let session = obj

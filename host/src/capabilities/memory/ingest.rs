@@ -94,6 +94,19 @@ pub struct IngestReport {
     /// Model calls not recorded: no time, or one the KPI store does not
     /// take (older than `--kpi-downsample-after`, or ahead of the clock).
     pub usage_out_of_range: u64,
+    /// Transcripts that could not be read at all (a file gone since it was
+    /// listed, a store whose table is not OpenClaw's), each with why; the
+    /// others were read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A transcript that could not be read, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Unreadable {
+    /// The file, or `STORE#SESSION`.
+    pub file: String,
+    /// Why.
+    pub error: String,
 }
 
 /// A line that could not be read, and where.
@@ -108,6 +121,14 @@ pub struct MalformedLine {
 }
 
 impl IngestReport {
+    /// Notes a transcript that could not be read.
+    fn unreadable(&mut self, file: String, error: String) {
+        tracing::warn!(%file, %error, "a transcript could not be read");
+        if self.unreadable.len() < MAX_LISTED_MALFORMED {
+            self.unreadable.push(Unreadable { file, error });
+        }
+    }
+
     /// Adds `other` into this report.
     pub fn merge(&mut self, other: IngestReport) {
         self.files += other.files;
@@ -129,6 +150,11 @@ impl IngestReport {
         self.usage_duplicates += other.usage_duplicates;
         self.usage_unattributed += other.usage_unattributed;
         self.usage_out_of_range += other.usage_out_of_range;
+        for u in other.unreadable {
+            if self.unreadable.len() < MAX_LISTED_MALFORMED {
+                self.unreadable.push(u);
+            }
+        }
     }
 }
 
@@ -396,13 +422,22 @@ impl Ingestor {
             return Ok(());
         };
         let (oldest, latest) = kpi.accepted_times();
+        // A minute inside the edge: the store reads its clock again when it
+        // takes the batch, and one sample it refused would refuse them all.
+        let from = oldest + 60_000;
         let mut calls = Vec::new();
         for call in usage {
-            let Some(at) = call.timestamp_ms.filter(|t| (oldest..=latest).contains(t)) else {
+            let Some(at) = call.timestamp_ms.filter(|t| (from..=latest).contains(t)) else {
                 report.usage_out_of_range += 1;
                 continue;
             };
-            let session = call.session_id.clone().or_else(|| parts.session.clone());
+            // A store's session is its own; a file's, its header's (or the
+            // file's name).
+            let session = if parts.in_store {
+                parts.session.clone()
+            } else {
+                call.session_id.clone().or_else(|| parts.session.clone())
+            };
             let mut labels = Labels::from([("agent".to_string(), agent.clone())]);
             if let Some(session) = &session {
                 labels.insert("session".into(), session.clone());
@@ -489,17 +524,30 @@ impl Ingestor {
     ) -> Result<IngestReport, IngestError> {
         // The file system is read on the blocking pool, never on an async
         // worker: a slow disk or a huge directory holds no other request.
-        let files = {
+        let listing = {
             let path = path.to_path_buf();
             off_worker(move || transcript::transcripts(&path)).await?
         };
+        let mut report = IngestReport::default();
+        for (file, error) in listing.unreadable {
+            report.unreadable(file, error);
+        }
         let mut plan = Vec::new();
         let mut total = 0u64;
-        for file in files {
+        for file in listing.transcripts {
             let key = file.key();
             let stat = {
                 let file = file.clone();
-                off_worker(move || file.stat()).await?
+                off_worker(move || file.stat()).await
+            };
+            let stat = match stat {
+                Ok(stat) => stat,
+                Err(e) => {
+                    // Gone since it was listed, or a store that refuses: the
+                    // others are still read.
+                    report.unreadable(key, e.to_string());
+                    continue;
+                }
             };
             let mut mark = self.watermark(&key, &options.namespace).await?;
             if stat.len < mark.offset {
@@ -509,7 +557,6 @@ impl Ingestor {
             total += stat.len - mark.offset;
             plan.push((file, key, mark.offset, stat.len, is_idle(stat.modified_ms)));
         }
-        let mut report = IngestReport::default();
         let mut done = 0u64;
         progress(0, total);
         for (file, key, mut offset, len, idle) in plan {
@@ -521,7 +568,16 @@ impl Ingestor {
             while offset < len {
                 let bytes = {
                     let file = file.clone();
-                    off_worker(move || file.read_range(offset, chunk_size)).await?
+                    off_worker(move || file.read_range(offset, chunk_size)).await
+                };
+                let bytes = match bytes {
+                    // Shorter than it was a moment ago: read again next run.
+                    Ok(bytes) if bytes.is_empty() => break,
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        file_report.unreadable(key.clone(), e.to_string());
+                        break;
+                    }
                 };
                 let at_end = offset + bytes.len() as u64 >= len;
                 let src = ChunkSource {
@@ -535,8 +591,11 @@ impl Ingestor {
                 r.files = 0;
                 file_report.merge(r);
                 if result.consumed == 0 {
-                    if at_end {
-                        break; // an exchange still open in a live file
+                    // An exchange still open at the end of a live file, or
+                    // at the end of all there is to read now (a file that
+                    // shrank since it was measured): the next run.
+                    if at_end || bytes.len() < chunk_size {
+                        break;
                     }
                     // One exchange longer than the chunk: read more at once.
                     chunk_size = chunk_size.saturating_mul(2);

@@ -15,6 +15,7 @@
 //! comes from the `agents/<agentId>/` part of that path, as OpenClaw lays
 //! them out.
 
+use super::corpus::UNREADABLE_EVENT;
 use super::ingest::IngestError;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -96,7 +97,7 @@ impl Transcript {
                 let row: (i64, i64, Option<i64>) = conn
                     .query_row(
                         &format!(
-                            "SELECT count(*), coalesce(sum({LEN}), 0), max(created_at)
+                            "SELECT count(*), coalesce(sum(max({LEN}, 0)), 0), max(created_at)
                              FROM {EVENTS} WHERE session_id = ?1"
                         ),
                         params![session],
@@ -141,10 +142,9 @@ fn open_store(store: &Path) -> Result<Connection, IngestError> {
 
 /// Whether `store` is an OpenClaw agent store (it has transcript events).
 fn is_store(store: &Path) -> Result<bool, IngestError> {
-    let conn = match open_store(store) {
-        Ok(c) => c,
-        Err(_) => return Ok(false),
-    };
+    // A store that cannot be opened (its permissions) is an error, not
+    // "no store": it is then listed as unreadable.
+    let conn = open_store(store)?;
     let found = conn
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -205,57 +205,59 @@ fn read_session_range(
     max: usize,
 ) -> Result<Vec<u8>, IngestError> {
     let conn = open_store(store)?;
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT seq, {LEN}, event_json, event_zstd FROM {EVENTS}
-             WHERE session_id = ?1 ORDER BY seq"
-        ))
-        .map_err(|e| io(store, e))?;
-    let mut rows = stmt.query(params![session]).map_err(|e| io(store, e))?;
-    let mut out = Vec::new();
-    let mut at = 0u64; // where the current row starts in the stream
-    while let Some(row) = rows.next().map_err(|e| io(store, e))? {
-        let seq: i64 = row.get(0).map_err(|e| io(store, e))?;
-        let len = row.get::<_, Option<i64>>(1).map_err(|e| io(store, e))?;
-        let len = len.unwrap_or(0).max(0) as u64;
-        let end = at + len + 1;
-        if end <= offset {
-            // Before the offset: skipped by its length, not decoded.
+    let sql = |e: rusqlite::Error| io(store, e);
+    // Both queries read one snapshot of the store.
+    let _snapshot = conn.unchecked_transaction().map_err(sql)?;
+    // Where the offset falls, from the lengths alone: no event before it
+    // is read.
+    let (first, mut at) = {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT seq, {LEN} FROM {EVENTS} WHERE session_id = ?1 ORDER BY seq"
+            ))
+            .map_err(sql)?;
+        let mut rows = stmt.query(params![session]).map_err(sql)?;
+        let mut at = 0u64;
+        let mut first = None;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let end = at + row_len(row.get(1).map_err(sql)?) + 1;
+            if end > offset {
+                first = Some(row.get::<_, i64>(0).map_err(sql)?);
+                break;
+            }
             at = end;
-            continue;
         }
-        let text: Option<Vec<u8>> = row
-            .get::<_, Option<String>>(2)
-            .map_err(|e| io(store, e))?
-            .map(String::into_bytes);
-        let bytes = match text {
-            Some(bytes) => bytes,
-            None => {
-                let blob: Option<Vec<u8>> = row.get(3).map_err(|e| io(store, e))?;
-                let blob = blob.ok_or_else(|| {
-                    io(
-                        store,
-                        format!("event {seq} of session `{session}` has neither JSON nor zstd"),
-                    )
-                })?;
-                decompress(&blob, len as usize).map_err(|e| {
-                    io(
-                        store,
-                        format!("event {seq} of session `{session}` does not decompress: {e}"),
-                    )
-                })?
+        match first {
+            Some(seq) => (seq, at),
+            None => return Ok(Vec::new()),
+        }
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT seq, {LEN}, event_json, event_zstd FROM {EVENTS}
+             WHERE session_id = ?1 AND seq >= ?2 ORDER BY seq"
+        ))
+        .map_err(sql)?;
+    let mut rows = stmt.query(params![session, first]).map_err(sql)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql)? {
+        let seq: i64 = row.get(0).map_err(sql)?;
+        let len = row_len(row.get(1).map_err(sql)?);
+        let line = match event_bytes(row, len) {
+            Ok(bytes) => line_of(bytes),
+            // One event the store cannot give is one bad line, of its
+            // recorded length so the offsets after it hold: the rest of
+            // the session is still read.
+            Err(why) => {
+                let why = format!("event {seq} of session `{session}` in the store: {why}");
+                if len == 0 {
+                    // No bytes to stand for it: the session is unreadable
+                    // until the store is, and says so every run.
+                    return Err(io(store, why));
+                }
+                unreadable_line(len, &why)
             }
         };
-        if bytes.len() as u64 != len {
-            return Err(io(
-                store,
-                format!(
-                    "event {seq} of session `{session}` is {} bytes, not the {len} recorded",
-                    bytes.len()
-                ),
-            ));
-        }
-        let line = line_of(bytes);
         // An offset inside a line (a watermark never is, but a caller may
         // give any): the rest of it.
         let skip = offset.saturating_sub(at) as usize;
@@ -264,12 +266,63 @@ fn read_session_range(
             break;
         }
         out.extend_from_slice(piece);
-        at = end;
+        at += line.len() as u64;
         if out.len() >= max {
             break;
         }
     }
     Ok(out)
+}
+
+/// A row's recorded length (none counts as 0).
+fn row_len(len: Option<i64>) -> u64 {
+    len.unwrap_or(0).max(0) as u64
+}
+
+/// The event of a row: its JSON (as text, or as a blob in a table that is
+/// not strict), or its zstd frame decompressed, `len` bytes either way.
+fn event_bytes(row: &rusqlite::Row<'_>, len: u64) -> Result<Vec<u8>, String> {
+    use rusqlite::types::ValueRef;
+    let bytes = match row.get_ref(2).map_err(|e| e.to_string())? {
+        ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+        ValueRef::Null => match row.get_ref(3).map_err(|e| e.to_string())? {
+            ValueRef::Blob(z) => {
+                decompress(z, len as usize).map_err(|e| format!("it does not decompress: {e}"))?
+            }
+            _ => return Err("it has neither `event_json` nor `event_zstd`".into()),
+        },
+        _ => return Err("its `event_json` is neither text nor a blob".into()),
+    };
+    if bytes.len() as u64 != len {
+        return Err(format!(
+            "it is {} bytes, not the {len} recorded",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A line of `len` bytes (at least 1) standing for an event that could
+/// not be read: the transcript reader reports it, with `why` when it fits,
+/// as a bad line.
+fn unreadable_line(len: u64, why: &str) -> Vec<u8> {
+    let len = len as usize;
+    let mut line = serde_json::json!({"type": UNREADABLE_EVENT, "error": why})
+        .to_string()
+        .into_bytes();
+    if line.len() > len {
+        line = serde_json::json!({ "type": UNREADABLE_EVENT })
+            .to_string()
+            .into_bytes();
+    }
+    if line.len() > len {
+        // Too short for the marker: a line that is not JSON, reported as
+        // such.
+        line = vec![b'!'; len];
+    }
+    line.resize(len, b' ');
+    line.push(b'\n');
+    line
 }
 
 /// Decompresses a zstd frame of a known size (at most 4 MiB, as OpenClaw
@@ -295,19 +348,34 @@ fn read_file_range(file: &Path, offset: u64, max: usize) -> Result<Vec<u8>, Inge
     Ok(buf)
 }
 
+/// What is at a path: its transcripts, and what could not be read (a
+/// store whose sessions cannot be listed), each with why.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The transcripts, files first, each sorted.
+    pub transcripts: Vec<Transcript>,
+    /// `(path, why)` of each store that could not be read.
+    pub unreadable: Vec<(String, String)>,
+}
+
 /// The transcripts at `path`: a JSONL file, an OpenClaw store's sessions,
 /// or every `*.jsonl` file and every store (`*.sqlite` with transcript
 /// events) under a directory, sorted and recursive. Links are not
-/// followed; other files (and other SQLite databases) are left alone.
-pub fn transcripts(path: &Path) -> Result<Vec<Transcript>, IngestError> {
+/// followed; other files (and other SQLite databases) are left alone. A
+/// path that cannot be read is an error; a store under it that cannot be
+/// is listed as unreadable, and the rest is still listed.
+pub fn transcripts(path: &Path) -> Result<Listing, IngestError> {
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
     let path = std::fs::canonicalize(path)
         .map_err(|e| IngestError::Io(format!("cannot resolve `{}`: {e}", path.display())))?;
+    let mut listing = Listing::default();
     if meta.is_file() {
-        if is_sqlite_name(&path) && is_store(&path)? {
-            return sessions(&path);
+        if is_sqlite_name(&path) {
+            add_store(&path, &mut listing);
+        } else {
+            listing.transcripts.push(Transcript::File(path));
         }
-        return Ok(vec![Transcript::File(path)]);
+        return Ok(listing);
     }
     let mut files = Vec::new();
     let mut stores = Vec::new();
@@ -331,13 +399,22 @@ pub fn transcripts(path: &Path) -> Result<Vec<Transcript>, IngestError> {
     }
     files.sort();
     stores.sort();
-    let mut out: Vec<Transcript> = files.into_iter().map(Transcript::File).collect();
+    listing.transcripts = files.into_iter().map(Transcript::File).collect();
     for store in stores {
-        if is_store(&store)? {
-            out.extend(sessions(&store)?);
-        }
+        add_store(&store, &mut listing);
     }
-    Ok(out)
+    Ok(listing)
+}
+
+/// Adds a store's sessions, or why they cannot be listed; a SQLite file
+/// that is no OpenClaw store adds nothing.
+fn add_store(store: &Path, listing: &mut Listing) {
+    match is_store(store).and_then(|yes| if yes { sessions(store) } else { Ok(Vec::new()) }) {
+        Ok(sessions) => listing.transcripts.extend(sessions),
+        Err(e) => listing
+            .unreadable
+            .push((store.to_string_lossy().into_owned(), e.to_string())),
+    }
 }
 
 fn is_sqlite_name(path: &Path) -> bool {
@@ -379,9 +456,12 @@ fn newest_of(path: &Path, meta: &std::fs::Metadata) -> u64 {
     }
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
+    // An empty log is one a reader left (a read-only connection creates
+    // it): no write of OpenClaw's.
     std::fs::metadata(PathBuf::from(wal))
-        .map(|m| mtime_ms(&m).max(own))
-        .unwrap_or(own)
+        .ok()
+        .filter(|m| m.len() > 0)
+        .map_or(own, |m| mtime_ms(&m).max(own))
 }
 
 fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
@@ -410,16 +490,18 @@ pub struct KeyParts {
     /// The session: a store's session id, or a JSONL file's stem (OpenClaw
     /// names them `<sessionId>.jsonl`).
     pub session: Option<String>,
+    /// Whether the key names a store's session (whose id is then the
+    /// session, whatever its events say).
+    pub in_store: bool,
 }
 
 /// Reads a transcript's key (see [`Transcript::key`]).
 pub fn key_parts(key: &str) -> KeyParts {
-    let (path, session) = match key.rsplit_once('#') {
-        Some((path, session)) if path.ends_with(".sqlite") && !session.is_empty() => {
-            (path, Some(session.to_string()))
-        }
+    let (path, session) = match key.find(".sqlite#") {
+        Some(at) if at + 8 < key.len() => (&key[..at + 7], Some(key[at + 8..].to_string())),
         _ => (key, None),
     };
+    let in_store = session.is_some();
     let parts: Vec<&str> = path.split(['/', '\\']).collect();
     let agent = parts
         .windows(2)
@@ -432,7 +514,11 @@ pub fn key_parts(key: &str) -> KeyParts {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     });
-    KeyParts { agent, session }
+    KeyParts {
+        agent,
+        session,
+        in_store,
+    }
 }
 
 #[cfg(test)]
@@ -503,7 +589,7 @@ pub(crate) mod tests {
         .unwrap();
         std::fs::create_dir_all(dir.path().join("legacy")).unwrap();
         std::fs::write(dir.path().join("legacy/x.jsonl"), "{}\n").unwrap();
-        let all = transcripts(dir.path()).unwrap();
+        let all = transcripts(dir.path()).unwrap().transcripts;
         let names: Vec<String> = all.iter().map(Transcript::short_name).collect();
         assert_eq!(
             names,
@@ -537,24 +623,87 @@ pub(crate) mod tests {
         assert_eq!(parts.agent.as_deref(), Some("alfred"));
         assert_eq!(parts.session.as_deref(), Some("s1"));
         // A store named directly is its sessions.
-        assert_eq!(transcripts(&store).unwrap().len(), 2);
+        assert_eq!(transcripts(&store).unwrap().transcripts.len(), 2);
     }
 
     #[test]
-    fn a_compressed_event_of_the_wrong_size_is_an_error_not_a_guess() {
+    fn an_event_the_store_cannot_give_is_one_bad_line_and_the_rest_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join(STORE_FILE);
-        write_store(&store, &[("s", 0, r#"{"type":"session","id":"s"}"#, true)]);
+        let a = r#"{"type":"session","id":"s"}"#;
+        let big = format!(r#"{{"type":"custom","data":"{}"}}"#, "x".repeat(1100));
+        let c = r#"{"type":"message","message":{"role":"user","content":"hi"}}"#;
+        write_store(
+            &store,
+            &[("s", 0, a, false), ("s", 1, &big, true), ("s", 2, c, false)],
+        );
         let conn = Connection::open(&store).unwrap();
-        conn.execute("UPDATE transcript_events SET event_utf8_bytes = 5", [])
-            .unwrap();
+        conn.execute(
+            "UPDATE transcript_events SET event_utf8_bytes = 1000 WHERE seq = 1",
+            [],
+        )
+        .unwrap();
         drop(conn);
         let s = Transcript::Session {
             store: store.clone(),
             session: "s".into(),
         };
+        let bytes = s.read_range(0, 1 << 20).unwrap();
+        assert_eq!(bytes.len() as u64, s.stat().unwrap().len);
+        assert!(bytes.ends_with(format!("{c}\n").as_bytes()));
+        let parsed = super::super::corpus::parse(&bytes, &Default::default(), true);
+        assert_eq!(parsed.malformed.len(), 1, "{:?}", parsed.malformed);
+        assert_eq!(parsed.malformed[0].line, 2);
+        assert!(
+            parsed.malformed[0]
+                .error
+                .starts_with("event 1 of session `s` in the store"),
+            "{:?}",
+            parsed.malformed
+        );
+        // Too short for the marker: a line that is not JSON. With no size
+        // at all, the session cannot be read, and says so.
+        let conn = Connection::open(&store).unwrap();
+        conn.execute(
+            "UPDATE transcript_events SET event_utf8_bytes = 20 WHERE seq = 1",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let bytes = s.read_range(0, 1 << 20).unwrap();
+        assert_eq!(bytes.len() as u64, s.stat().unwrap().len);
+        let parsed = super::super::corpus::parse(&bytes, &Default::default(), true);
+        assert_eq!(parsed.malformed.len(), 1, "{:?}", parsed.malformed);
+        assert!(
+            parsed.malformed[0].error.starts_with("not JSON"),
+            "{:?}",
+            parsed.malformed
+        );
+        let conn = Connection::open(&store).unwrap();
+        conn.execute(
+            "UPDATE transcript_events SET event_utf8_bytes = NULL WHERE seq = 1",
+            [],
+        )
+        .unwrap();
+        drop(conn);
         let err = s.read_range(0, 1 << 20).unwrap_err().to_string();
-        assert!(err.contains("event 0 of session `s`"), "{err}");
+        assert!(err.contains("event 1 of session `s` in the store"), "{err}");
+        // A store whose table is not OpenClaw's is listed as unreadable;
+        // the rest of the directory is still listed.
+        let other = dir.path().join("agents/x/agent").join(STORE_FILE);
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE transcript_events (id INTEGER)")
+            .unwrap();
+        let listing = transcripts(dir.path()).unwrap();
+        assert_eq!(listing.transcripts.len(), 1);
+        assert_eq!(listing.unreadable.len(), 1, "{:?}", listing.unreadable);
+        assert!(
+            listing.unreadable[0].1.contains("session_id"),
+            "{:?}",
+            listing.unreadable
+        );
     }
 
     #[test]
@@ -566,5 +715,10 @@ pub(crate) mod tests {
         assert_eq!(plain, KeyParts::default());
         let hash_in_name = key_parts("/data/agents/a/notes#1.jsonl");
         assert_eq!(hash_in_name.session.as_deref(), Some("notes#1"));
+        let store = key_parts("/h/agents/a/agent/openclaw-agent.sqlite#s#2");
+        assert_eq!(
+            (store.session.as_deref(), store.in_store),
+            (Some("s#2"), true)
+        );
     }
 }

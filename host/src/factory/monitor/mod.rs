@@ -12,6 +12,16 @@ mod cost;
 pub mod fleet;
 mod memory;
 
+/// The series the monitors write at each evaluation's time: the newest
+/// sample of any of them is when the host last measured.
+pub const MEASURED: &[&str] = &[
+    board::SERIES,
+    fleet::SERIES,
+    memory::SERIES,
+    ci::SERIES,
+    cost::RATIO,
+];
+
 pub use board::BoardMonitor;
 pub use ci::{CiMonitor, CiRepo};
 pub use cost::CostMonitor;
