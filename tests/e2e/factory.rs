@@ -857,6 +857,17 @@ async fn cost_from_transcripts_shaped_as_openclaw_writes_them_opens_one_card() {
         .get("/api/kpis/agent.cost_ratio?label.agent=diana")
         .await;
     assert_eq!(ratio["series"][0]["points"][0]["value"], 3.0, "{ratio:#}");
+    // Beside the cost: sessions, and tokens a session (two calls of 6500).
+    for (series, value) in [
+        ("agent.sessions", 1.0),
+        ("agent.tokens_per_session", 13000.0),
+    ] {
+        let (_, read) = w
+            .host
+            .get(&format!("/api/kpis/{series}?label.agent=diana"))
+            .await;
+        assert_eq!(read["series"][0]["points"][0]["value"], value, "{read:#}");
+    }
     let cards = w.gap_cards().await;
     assert_eq!(cards.len(), 1, "{cards:#?}");
     assert_eq!(

@@ -325,6 +325,7 @@ pub const MONITOR_SERIES: &[&str] = &[
     "agent.cost_usd",
     "agent.tokens",
     "agent.sessions",
+    "agent.tokens_per_session",
     "agent.cost_per_session_usd",
     "agent.cost_ratio",
 ];
