@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod grants;
 pub mod http;
 pub mod kpi;
+pub mod llm;
 pub mod log;
 pub mod memory;
 pub mod skills;

@@ -1,0 +1,338 @@
+//! The client against a loopback server that answers as OpenAI-compatible
+//! servers do (status, `Retry-After`, error bodies, completions).
+
+use super::*;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// One scripted answer: status, extra headers, body, and a delay.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+fn completion(content: &str, finish: &str) -> Reply {
+    reply(
+        200,
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1735142223,
+               "model": "qwen3:8b", "system_fingerprint": "fp", "timings": {"predicted_ms": 3.0},
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
+                                                    "reasoning_content": "…"},
+                            "finish_reason": finish}],
+               "usage": {"prompt_tokens": 44, "completion_tokens": 48, "total_tokens": 92}}),
+    )
+}
+
+/// A request as the server saw it: its body and `Authorization`.
+type Seen = (Value, Option<String>);
+
+#[derive(Clone, Default)]
+struct Server {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    /// Each request's body and `Authorization`.
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// `http://ADDR`.
+    base: Arc<Mutex<String>>,
+}
+
+async fn answer(State(server): State<Server>, headers: HeaderMap, body: String) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    server
+        .seen
+        .lock()
+        .unwrap()
+        .push((serde_json::from_str(&body).unwrap_or(Value::Null), auth));
+    let next = server.replies.lock().unwrap().pop_front();
+    let Some(r) = next else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no reply scripted").into_response();
+    };
+    tokio::time::sleep(r.delay).await;
+    let mut response = (StatusCode::from_u16(r.status).unwrap(), r.body).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    for (k, v) in r.headers {
+        response.headers_mut().insert(k, v.parse().unwrap());
+    }
+    response
+}
+
+/// A server at `/v1/chat/completions` that gives `replies` in turn, and a
+/// client of it that does not wait long between attempts.
+async fn start(replies: Vec<Reply>) -> (Server, Llm) {
+    let server = Server::default();
+    server.replies.lock().unwrap().extend(replies);
+    let app = Router::new()
+        .route("/v1/chat/completions", post(answer))
+        .with_state(server.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    *server.base.lock().unwrap() = format!("http://{addr}");
+    let mut config = LlmConfig::new(&format!("http://{addr}"), "qwen3:8b");
+    config.api_key = Some("sk-test".into());
+    config.max_retry_wait = Duration::from_millis(20);
+    (server, Llm::new(config).unwrap())
+}
+
+fn ask(schema: bool) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            Message::new(Role::System, "Answer in JSON."),
+            Message::new(Role::User, "Which agent is down?"),
+        ],
+        schema: schema.then(|| Schema {
+            name: "answer".into(),
+            schema: json!({"type": "object", "properties": {"agent": {"type": "string"}}}),
+        }),
+        max_tokens: Some(256),
+        temperature: Some(0.2),
+        seed: Some(42),
+    }
+}
+
+#[tokio::test]
+async fn an_answer_comes_with_its_usage_and_the_request_with_the_key() {
+    let (server, llm) = start(vec![completion(r#"{"agent":"diana"}"#, "stop")]).await;
+    let answer = llm.chat(&ask(true)).await.unwrap();
+    assert_eq!(answer.content, r#"{"agent":"diana"}"#);
+    assert_eq!(answer.finish_reason, FinishReason::Stop);
+    assert_eq!(
+        answer.usage,
+        Usage {
+            prompt_tokens: 44,
+            completion_tokens: 48,
+            total_tokens: 92
+        }
+    );
+    assert_eq!(
+        (answer.structured, answer.requests),
+        (Structured::JsonSchema, 1)
+    );
+    let seen = server.seen.lock().unwrap();
+    let (body, auth) = &seen[0];
+    assert_eq!(auth.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(body["model"], "qwen3:8b");
+    assert_eq!(body["stream"], false);
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "user", "content": "Which agent is down?"})
+    );
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "answer");
+    assert_eq!(
+        (body["max_tokens"].clone(), body["seed"].clone()),
+        (json!(256), json!(42))
+    );
+    let totals = llm.totals();
+    assert_eq!(
+        (totals.calls, totals.prompt_tokens, totals.completion_tokens),
+        (1, 44, 48)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_response_format_falls_back_and_is_remembered() {
+    let refusal = || {
+        reply(
+            400,
+            json!({"error": {"message": "response_format json_schema is not supported"}}),
+        )
+    };
+    let (server, llm) = start(vec![
+        refusal(),
+        reply(422, json!({"detail": "unknown response_format"})),
+        completion("{}", "stop"),
+        completion("{}", "stop"),
+    ])
+    .await;
+    let first = llm.chat(&ask(true)).await.unwrap();
+    assert_eq!((first.structured, first.requests), (Structured::None, 3));
+    // The next call starts where the server took it.
+    let second = llm.chat(&ask(true)).await.unwrap();
+    assert_eq!((second.structured, second.requests), (Structured::None, 1));
+    let seen = server.seen.lock().unwrap();
+    let formats: Vec<Value> = seen
+        .iter()
+        .map(|(b, _)| b["response_format"]["type"].clone())
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            json!("json_schema"),
+            json!("json_object"),
+            Value::Null,
+            Value::Null
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_after_the_servers_wait() {
+    let mut limited = reply(429, json!({"error": {"message": "slow down"}}));
+    limited.headers.push(("retry-after", "0".into()));
+    let (server, llm) = start(vec![
+        limited,
+        reply(503, json!({})),
+        completion("ok", "length"),
+    ])
+    .await;
+    let answer = llm.chat(&ask(false)).await.unwrap();
+    assert_eq!(answer.requests, 3);
+    assert_eq!(
+        answer.finish_reason,
+        FinishReason::Length,
+        "a cut answer says so"
+    );
+    assert!(server.seen.lock().unwrap()[0]
+        .0
+        .get("response_format")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_failing_is_unavailable_after_the_attempts() {
+    let (server, llm) = start(
+        (0..4)
+            .map(|_| reply(500, json!({"error": "boom"})))
+            .collect(),
+    )
+    .await;
+    let err = llm.chat(&ask(false)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LlmError::Unavailable { .. }), "{err:?}");
+    assert!(
+        text.contains("500") && text.contains("after 4 attempts"),
+        "{text}"
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 4);
+    assert_eq!(llm.totals().failures, 1);
+}
+
+#[tokio::test]
+async fn a_refusal_is_not_retried_and_says_what_the_server_said() {
+    let (server, llm) = start(vec![reply(
+        401,
+        json!({"error": {"message": "invalid api key"}}),
+    )])
+    .await;
+    let err = llm.chat(&ask(true)).await.unwrap_err();
+    // A 401 is not a refused response_format: no fallback, no retry.
+    assert_eq!(
+        err,
+        LlmError::Refused {
+            endpoint: llm.endpoint().to_string(),
+            status: 401,
+            message: "invalid api key".into()
+        }
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_no_completion_is_invalid() {
+    let (_, llm) = start(vec![
+        reply(200, json!({"choices": []})),
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: "<html>gateway</html>".into(),
+            delay: Duration::ZERO,
+        },
+    ])
+    .await;
+    let err = llm.chat(&ask(false)).await.unwrap_err();
+    assert!(err.to_string().contains("no `choices`"), "{err}");
+    let err = llm.chat(&ask(false)).await.unwrap_err();
+    assert!(matches!(err, LlmError::Invalid { .. }), "{err:?}");
+    assert!(err.to_string().contains("<html>gateway</html>"), "{err}");
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out_and_is_retried() {
+    let mut slow = completion("late", "stop");
+    slow.delay = Duration::from_millis(500);
+    let (server, _) = start(vec![slow, completion("on time", "stop")]).await;
+    let addr = server_addr(&server);
+    let mut config = LlmConfig::new(&format!("{addr}/v1/"), "qwen3:8b");
+    config.timeout = Duration::from_millis(100);
+    config.max_retry_wait = Duration::from_millis(1);
+    let llm = Llm::new(config).unwrap();
+    let answer = llm.chat(&ask(false)).await.unwrap();
+    assert_eq!((answer.content.as_str(), answer.requests), ("on time", 2));
+}
+
+/// The server's base URL.
+fn server_addr(server: &Server) -> String {
+    server.base.lock().unwrap().clone()
+}
+
+#[test]
+fn retry_after_is_seconds_or_a_date() {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("retry-after", "7".parse().unwrap());
+    assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+    let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+    h.insert("retry-after", later.to_rfc2822().parse().unwrap());
+    let wait = retry_after(&h).unwrap();
+    assert!(
+        wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
+    h.insert("retry-after", "soon".parse().unwrap());
+    assert_eq!(retry_after(&h), None);
+}
+
+#[test]
+fn a_bad_configuration_is_refused_before_anything_is_sent() {
+    assert!(Llm::new(LlmConfig::new("http://127.0.0.1:1", " ")).is_err());
+    let err = Llm::new(LlmConfig::new("ftp://models", "m")).err().unwrap();
+    assert!(err.to_string().contains("not http or https"), "{err}");
+    for (base, endpoint) in [
+        ("http://h:11434", "http://h:11434/v1/chat/completions"),
+        ("http://h:11434/v1/", "http://h:11434/v1/chat/completions"),
+    ] {
+        assert_eq!(
+            Llm::new(LlmConfig::new(base, "m")).unwrap().endpoint(),
+            endpoint
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_servers_retry_after_is_waited_for_up_to_the_cap() {
+    let mut limited = reply(429, json!({"error": {"message": "slow down"}}));
+    limited.headers.push(("retry-after", "1".into()));
+    let mut capped = reply(429, json!({}));
+    capped.headers.push(("retry-after", "3600".into()));
+    let (server, _) = start(vec![limited, capped, completion("ok", "stop")]).await;
+    let mut config = LlmConfig::new(&server_addr(&server), "qwen3:8b");
+    config.max_retry_wait = Duration::from_millis(1500);
+    let llm = Llm::new(config).unwrap();
+    let started = Instant::now();
+    let answer = llm.chat(&ask(false)).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(answer.requests, 3);
+    // One second as asked, then the cap instead of an hour.
+    assert!(took >= Duration::from_millis(2500), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
