@@ -886,6 +886,52 @@ async fn cost_from_transcripts_shaped_as_openclaw_writes_them_opens_one_card() {
     assert!(transitions(&w.evaluate().await).is_empty());
 }
 
+#[tokio::test]
+async fn an_ingest_every_second_records_usage_soon_after_it_is_written() {
+    // On the system clock: the scheduled ingest runs in real time.
+    let dirs = Dirs::new();
+    let home = dirs.data.parent().unwrap().join(".openclaw");
+    let sessions = home.join("agents/alfred/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    std::fs::write(
+        sessions.join("a1.jsonl"),
+        [
+            openclaw_header("a1"),
+            openclaw_user("u1", None, now - 60_000),
+            openclaw_assistant("m1", "u1", now - 59_000, 0.25),
+            openclaw_user("u2", Some("m1"), now - 30_000),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let source = format!("org={}", home.display());
+    let host = Host::start(&dirs, &["--ingest", &source, "--ingest-every", "1s"]);
+    let started = std::time::Instant::now();
+    let cost = loop {
+        let (status, body) = host
+            .get("/api/kpis/agent.cost_usd?label.agent=alfred&window=1h")
+            .await;
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no usage recorded: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(cost["series"][0]["points"][0]["value"], 0.25, "{cost:#}");
+    assert_eq!(cost["series"][0]["labels"]["session"], "a1", "{cost:#}");
+    // A refused interval is a clear error at start.
+    let (ok, _, stderr) = crate::harness::run_cli(&host.url, &["serve", "--ingest-every", "10ms"]);
+    assert!(!ok && stderr.contains("must be at least 1s"), "{stderr}");
+}
+
 #[path = "../support/forge_stub.rs"]
 mod forge_stub;
 

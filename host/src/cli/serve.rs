@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// When the nightly ingest runs, HH:MM in UTC.
     #[arg(long, env = "DARKFACTORY_INGEST_AT", default_value = "02:30", value_parser = DailyAt::parse)]
     ingest_at: DailyAt,
+    /// Run the ingest every this long instead of nightly (at least 1s),
+    /// e.g. `15m`: the cost watch then sees the agents' usage that soon.
+    #[arg(long, env = "DARKFACTORY_INGEST_EVERY", value_parser = ingest_interval)]
+    ingest_every: Option<Duration>,
     /// The nightly ingest drops exchanges whose information density is under this.
     #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY, value_parser = density)]
     ingest_min_density: f64,
@@ -275,6 +279,16 @@ pub struct ServeArgs {
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("not a duration such as 10s, 1m30s or 250ms ({e})"))
+}
+
+/// The ingest's interval: a second or more (a pass reads every source).
+fn ingest_interval(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if d < Duration::from_secs(1) => {
+            Err("must be at least 1s (each pass reads every source), e.g. 15m".to_string())
+        }
+        d => Ok(d),
+    }
 }
 
 /// A duration above zero.
@@ -496,6 +510,7 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         nightly_ingest: NightlyIngest {
             sources: args.ingest,
             at: args.ingest_at,
+            every: args.ingest_every,
             min_density: args.ingest_min_density,
         },
         embeddings: args.embeddings_url.map(|url| EmbeddingsConfig {

@@ -174,6 +174,8 @@ pub struct NightlyIngest {
     pub sources: Vec<IngestSource>,
     /// When, in UTC.
     pub at: DailyAt,
+    /// Every this long instead, when set.
+    pub every: Option<std::time::Duration>,
     /// Exchanges under this density are dropped.
     pub min_density: f64,
 }
@@ -186,6 +188,7 @@ impl Default for NightlyIngest {
                 hour: 2,
                 minute: 30,
             },
+            every: None,
             min_density: crate::capabilities::memory::DEFAULT_MIN_DENSITY,
         }
     }
@@ -453,7 +456,11 @@ impl Server {
         let watch_loop = factory.clone().spawn();
         let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
             let n = &config.nightly_ingest;
-            schedule::spawn(ingest.clone(), n.sources.clone(), n.at, n.min_density)
+            let when = match n.every {
+                Some(every) => schedule::Schedule::Every(every),
+                None => schedule::Schedule::Daily(n.at),
+            };
+            schedule::spawn(ingest.clone(), n.sources.clone(), when, n.min_density)
         });
         let mut http = config.http;
         http.max_connections = http::fit_connection_limit(http.max_connections);

@@ -1,5 +1,6 @@
-//! The nightly ingest inside `serve`: at a fixed UTC time each day, every
-//! configured transcript directory is ingested from its watermarks.
+//! The scheduled ingest inside `serve`: at a fixed UTC time each day (or
+//! every interval, with `--ingest-every`), every configured transcript
+//! directory is ingested from its watermarks.
 
 use super::ingest::{IngestOptions, Ingestor};
 use super::Namespace;
@@ -81,20 +82,40 @@ impl DailyAt {
     }
 }
 
-/// Runs the nightly ingest until the task is dropped.
+/// When the scheduled ingest runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Once a day, at this time (UTC).
+    Daily(DailyAt),
+    /// Every interval, the first one interval after the start (a pass
+    /// that runs longer delays the next: passes never overlap).
+    Every(Duration),
+}
+
+impl Schedule {
+    /// Time from `now` to the next pass.
+    pub fn until_next(&self, now: chrono::DateTime<chrono::Utc>) -> Duration {
+        match self {
+            Schedule::Daily(at) => at.until_next(now),
+            Schedule::Every(every) => *every,
+        }
+    }
+}
+
+/// Runs the scheduled ingest until the task is dropped.
 pub fn spawn(
     ingestor: Arc<Ingestor>,
     sources: Vec<IngestSource>,
-    at: DailyAt,
+    schedule: Schedule,
     min_density: f64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let wait = at.until_next(chrono::Utc::now());
+            let wait = schedule.until_next(chrono::Utc::now());
             tracing::info!(
                 in_secs = wait.as_secs(),
                 sources = sources.len(),
-                "next nightly ingest"
+                "next scheduled ingest"
             );
             tokio::time::sleep(wait).await;
             run_once(&ingestor, &sources, min_density).await;
@@ -123,12 +144,14 @@ pub async fn run_once(ingestor: &Ingestor, sources: &[IngestSource], min_density
                 duplicates = report.duplicates,
                 dropped = report.too_short + report.low_density,
                 malformed = report.malformed_lines,
-                "nightly ingest done"
+                usage_recorded = report.usage_recorded,
+                unreadable = report.unreadable.len(),
+                "scheduled ingest done"
             ),
             Err(e) => tracing::warn!(
                 path = %source.path.display(),
                 error = %e,
-                "nightly ingest failed; the watermarks keep what was done"
+                "scheduled ingest failed; the watermarks keep what was done"
             ),
         }
     }
@@ -204,6 +227,18 @@ mod tests {
         assert_eq!(counts.namespaces.get("agent:night"), Some(&1), "{counts:?}");
         assert!(ingestor.status().await.unwrap().is_some());
         assert_eq!(ingestor.files_tracked().await, 1);
+    }
+
+    #[test]
+    fn an_interval_schedule_waits_its_interval() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 1, 0, 0).unwrap();
+        let every = Schedule::Every(Duration::from_secs(900));
+        assert_eq!(every.until_next(now), Duration::from_secs(900));
+        let daily = Schedule::Daily(DailyAt {
+            hour: 2,
+            minute: 30,
+        });
+        assert_eq!(daily.until_next(now), Duration::from_secs(90 * 60));
     }
 
     #[test]

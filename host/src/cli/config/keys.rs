@@ -176,6 +176,7 @@ pub(super) static KEYS: &[Key] = &[
     ),
     key(INGEST, "sources", "ingest", Kind::Sources),
     key(INGEST, "at", "ingest_at", Kind::Text),
+    key(INGEST, "every", "ingest_every", Kind::Duration),
     key(INGEST, "min_density", "ingest_min_density", Kind::Number),
     key(EMBEDDINGS, "url", "embeddings_url", Kind::Text),
     key(EMBEDDINGS, "model", "embeddings_model", Kind::Text),
