@@ -111,18 +111,20 @@ pub struct ServeArgs {
     /// write; the rest are dropped and counted in one warning.
     #[arg(long, env = "DARKFACTORY_LOG_RECORDS_PER_CALL", default_value_t = 1000)]
     log_records_per_call: u32,
-    /// Transcripts ingested into memory every night: `NAMESPACE=PATH` or
-    /// `PATH` (namespace `org`); repeat, or comma-separate in the variable.
+    /// Transcripts ingested into memory every night (or every
+    /// `--ingest-every`): `NAMESPACE=PATH` or `PATH` (namespace `org`);
+    /// repeat, or comma-separate in the variable.
     #[arg(long = "ingest", env = "DARKFACTORY_INGEST", value_delimiter = ',', value_parser = IngestSource::parse)]
     ingest: Vec<IngestSource>,
     /// When the nightly ingest runs, HH:MM in UTC.
     #[arg(long, env = "DARKFACTORY_INGEST_AT", default_value = "02:30", value_parser = DailyAt::parse)]
     ingest_at: DailyAt,
-    /// Run the ingest every this long instead of nightly (at least 1s),
-    /// e.g. `15m`: the cost watch then sees the agents' usage that soon.
+    /// Run the ingest at the start and every this long instead of nightly
+    /// at `--ingest-at` (at least 1s), e.g. `15m`: the cost watch then sees
+    /// the agents' usage that soon.
     #[arg(long, env = "DARKFACTORY_INGEST_EVERY", value_parser = ingest_interval)]
     ingest_every: Option<Duration>,
-    /// The nightly ingest drops exchanges whose information density is under this.
+    /// The scheduled ingest drops exchanges whose information density is under this.
     #[arg(long, env = "DARKFACTORY_INGEST_MIN_DENSITY", default_value_t = DEFAULT_MIN_DENSITY, value_parser = density)]
     ingest_min_density: f64,
     /// An OpenAI-compatible embeddings endpoint (Ollama, vLLM, TEI, OpenAI),
@@ -416,6 +418,11 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
             "--embeddings-url needs --embeddings-model (`embeddings.model`), e.g. all-minilm"
         );
     }
+    if args.ingest_every.is_some() && args.ingest.is_empty() {
+        anyhow::bail!(
+            "--ingest-every needs --ingest (`ingest.sources`): the transcripts it ingests"
+        );
+    }
     let kpi = KpiConfig {
         retention: args.kpi_retention,
         downsample_after: args.kpi_downsample_after,
@@ -567,4 +574,20 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down; letting in-flight requests finish");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ingest_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn the_ingest_interval_is_a_second_or_more() {
+        assert_eq!(ingest_interval("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(ingest_interval("1s"), Ok(Duration::from_secs(1)));
+        for bad in ["10ms", "0s", "soon"] {
+            assert!(ingest_interval(bad).is_err(), "{bad}");
+        }
+        assert!(ingest_interval("10ms").unwrap_err().contains("at least 1s"));
+    }
 }

@@ -9,14 +9,18 @@
 //! - **Structured output.** A request with a JSON schema is sent with
 //!   `response_format: {"type": "json_schema", ...}`; a server that refuses
 //!   it (400 or 422) is asked again with `{"type": "json_object"}`, then
-//!   with none, the schema staying in the prompt either way. What the
-//!   server took is remembered, so the next request starts there. The
-//!   answer is always untrusted text: the caller checks it.
+//!   with none, the schema then given in a system message. What the server
+//!   took is remembered per schema name, so the next request of that
+//!   schema starts there (and one schema a server cannot compile does not
+//!   weaken the others). The answer is always untrusted text: the caller
+//!   checks it.
 //! - **Retries.** A 429, a 5xx, a timeout or a refused connection is tried
-//!   again, up to [`LlmConfig::attempts`] in all, after the server's
-//!   `Retry-After` (seconds or an HTTP date, capped at
-//!   [`LlmConfig::max_retry_wait`]) or an exponential backoff. Any other
-//!   status is an error at once, with the server's own words.
+//!   again, up to [`LlmConfig::attempts`] in all (a time-out only once: a
+//!   model that cannot answer in time will not the second time either),
+//!   after the server's `Retry-After` (seconds or an HTTP date) or a
+//!   backoff from 1 s doubling, with jitter, each wait capped at
+//!   [`LlmConfig::max_retry_wait`]. Any other status is an error at once,
+//!   with the server's own words.
 //! - **Accounting.** Every answer carries its `usage` (prompt, completion,
 //!   total tokens), and the client keeps the totals of all its calls.
 //!
@@ -26,7 +30,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Where the model is, and how patiently it is asked.
@@ -99,6 +105,9 @@ pub struct Schema {
     pub name: String,
     /// The schema.
     pub schema: Value,
+    /// OpenAI's `strict` mode: only for a schema written for it (every
+    /// property required, `additionalProperties: false`).
+    pub strict: bool,
 }
 
 /// One chat completion to ask for.
@@ -129,14 +138,6 @@ pub enum Structured {
 }
 
 impl Structured {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Structured::JsonSchema,
-            1 => Structured::JsonObject,
-            _ => Structured::None,
-        }
-    }
-
     fn next(self) -> Option<Self> {
         match self {
             Structured::JsonSchema => Some(Structured::JsonObject),
@@ -244,9 +245,8 @@ pub struct Llm {
     http: reqwest::Client,
     endpoint: String,
     config: LlmConfig,
-    /// The strongest `response_format` the server took ([`Structured`] as
-    /// a number).
-    structured: AtomicU8,
+    /// The strongest `response_format` the server took, per schema name.
+    structured: Mutex<HashMap<String, Structured>>,
     calls: AtomicU64,
     failures: AtomicU64,
     prompt_tokens: AtomicU64,
@@ -278,8 +278,11 @@ struct AnswerMessage {
 /// What one request came to.
 enum Outcome {
     Answer(Completion),
-    /// Worth another attempt, after the server's wait if it gave one.
-    Retry(String, Option<Duration>),
+    /// Worth another attempt, after the server's wait if it gave one;
+    /// whether it was a time-out.
+    Retry(String, Option<Duration>, bool),
+    /// Not worth another attempt (the request could not be built).
+    Fatal(String),
     /// Refused: the status and what the server said.
     Refused(u16, String),
     /// Answered, but not with a chat completion.
@@ -314,7 +317,7 @@ impl Llm {
             http,
             endpoint,
             config,
-            structured: AtomicU8::new(0),
+            structured: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             prompt_tokens: AtomicU64::new(0),
@@ -368,19 +371,29 @@ impl Llm {
         }
         let started = Instant::now();
         let mut structured = match &request.schema {
-            Some(_) => Structured::from_u8(self.structured.load(Ordering::Relaxed)),
+            Some(schema) => self
+                .structured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&schema.name)
+                .copied()
+                .unwrap_or(Structured::JsonSchema),
             None => Structured::None,
         };
         let mut requests = 0u32;
         let mut attempt = 0u32;
+        let mut timed_out = false;
         loop {
             requests += 1;
             attempt += 1;
             let body = self.body(request, structured);
             match self.send(&body).await {
                 Outcome::Answer(completion) => {
-                    if request.schema.is_some() {
-                        self.structured.store(structured as u8, Ordering::Relaxed);
+                    if let Some(schema) = &request.schema {
+                        self.structured
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(schema.name.clone(), structured);
                     }
                     return self.answer(completion, structured, requests, started);
                 }
@@ -412,15 +425,24 @@ impl Llm {
                         reason,
                     })
                 }
-                Outcome::Retry(reason, wait) => {
-                    if attempt >= self.config.attempts.max(1) {
+                Outcome::Fatal(reason) => {
+                    return Err(LlmError::Unavailable {
+                        endpoint: self.endpoint.clone(),
+                        reason,
+                    })
+                }
+                Outcome::Retry(reason, wait, timeout) => {
+                    let last = attempt >= self.config.attempts.max(1) || (timeout && timed_out);
+                    timed_out |= timeout;
+                    if last {
                         return Err(LlmError::Unavailable {
                             endpoint: self.endpoint.clone(),
                             reason: format!("{reason} (after {attempt} attempts)"),
                         });
                     }
-                    let backoff = Duration::from_millis(500u64 << (attempt - 1).min(6));
-                    let wait = wait.unwrap_or(backoff).min(self.config.max_retry_wait);
+                    let wait = wait
+                        .unwrap_or_else(|| backoff(attempt))
+                        .min(self.config.max_retry_wait);
                     tracing::debug!(
                         endpoint = %self.endpoint,
                         attempt,
@@ -450,13 +472,30 @@ impl Llm {
         if let Some(seed) = request.seed {
             map.insert("seed".into(), json!(seed));
         }
+        if let (Some(schema), Structured::JsonObject | Structured::None) =
+            (&request.schema, structured)
+        {
+            // Without json_schema the server does not know the shape: the
+            // prompt says it (and says "JSON", which json_object wants).
+            if let Some(messages) = map.get_mut("messages").and_then(Value::as_array_mut) {
+                messages.insert(
+                    0,
+                    json!({"role": "system", "content": format!(
+                        "Answer with one JSON value and nothing else, following this JSON \
+                         schema:\n{}",
+                        schema.schema
+                    )}),
+                );
+            }
+        }
         if let Some(schema) = &request.schema {
             match structured {
                 Structured::JsonSchema => {
                     map.insert(
                         "response_format".into(),
                         json!({"type": "json_schema",
-                               "json_schema": {"name": schema.name, "schema": schema.schema, "strict": true}}),
+                               "json_schema": {"name": schema.name, "schema": schema.schema,
+                                               "strict": schema.strict}}),
                     );
                 }
                 Structured::JsonObject => {
@@ -476,15 +515,28 @@ impl Llm {
         let response = match rb.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Outcome::Retry(format!("no answer within {:?}", self.config.timeout), None)
+                return Outcome::Retry(
+                    format!("no answer within {:?}", self.config.timeout),
+                    None,
+                    true,
+                )
             }
-            Err(e) => return Outcome::Retry(format!("cannot reach it: {e}"), None),
+            Err(e) if e.is_builder() || e.is_redirect() => {
+                return Outcome::Fatal(format!("the request cannot be sent: {}", chain(&e)))
+            }
+            Err(e) => {
+                return Outcome::Retry(format!("cannot reach it: {}", chain(&e)), None, false)
+            }
         };
         let status = response.status();
         let wait = retry_after(response.headers());
         if status.as_u16() == 429 || status.is_server_error() {
             let text = response.text().await.unwrap_or_default();
-            return Outcome::Retry(format!("it answered {status}: {}", brief(&text)), wait);
+            return Outcome::Retry(
+                format!("it answered {status}: {}", brief(&error_message(&text))),
+                wait,
+                false,
+            );
         }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
@@ -498,7 +550,7 @@ impl Llm {
                     Outcome::Invalid(format!("{e}: {}", brief(&String::from_utf8_lossy(&bytes))))
                 }
             },
-            Err(e) => Outcome::Retry(format!("the answer was cut: {e}"), None),
+            Err(e) => Outcome::Retry(format!("the answer was cut: {}", chain(&e)), None, false),
         }
     }
 
@@ -540,6 +592,30 @@ impl Llm {
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// The wait before attempt `attempt + 1` when the server gave none: 1 s
+/// doubling, less up to half of it at random (so clients that failed
+/// together do not come back together).
+fn backoff(attempt: u32) -> Duration {
+    let full = 1000u64 << (attempt.saturating_sub(1)).min(10);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+        % (full / 2 + 1);
+    Duration::from_millis(full - jitter)
+}
+
+/// An error with its causes (reqwest's own message leaves them out).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `Retry-After`: seconds, or an HTTP date.

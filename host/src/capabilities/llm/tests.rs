@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// One scripted answer: status, extra headers, body, and a delay.
+#[derive(Clone)]
 struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
@@ -103,6 +104,7 @@ fn ask(schema: bool) -> ChatRequest {
         schema: schema.then(|| Schema {
             name: "answer".into(),
             schema: json!({"type": "object", "properties": {"agent": {"type": "string"}}}),
+            strict: false,
         }),
         max_tokens: Some(256),
         temperature: Some(0.2),
@@ -184,6 +186,63 @@ async fn a_refused_response_format_falls_back_and_is_remembered() {
             Value::Null
         ]
     );
+    // Without json_schema, the prompt carries the schema.
+    assert_eq!(seen[0].0["messages"].as_array().unwrap().len(), 2);
+    let weaker = seen[2].0["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        weaker.contains("JSON schema") && weaker.contains("\"agent\""),
+        "{weaker}"
+    );
+}
+
+#[tokio::test]
+async fn what_one_schema_needed_is_remembered_for_that_schema_only() {
+    let refusal = || {
+        reply(
+            400,
+            json!({"error": {"message": "cannot compile this schema"}}),
+        )
+    };
+    let (server, llm) = start(vec![
+        refusal(),
+        completion("{}", "stop"),
+        completion("{}", "stop"),
+    ])
+    .await;
+    let mut other = ask(true);
+    other.schema.as_mut().unwrap().name = "other".into();
+    assert_eq!(
+        llm.chat(&ask(true)).await.unwrap().structured,
+        Structured::JsonObject
+    );
+    assert_eq!(
+        llm.chat(&other).await.unwrap().structured,
+        Structured::JsonSchema
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_request_refused_at_every_format_is_refused_with_the_last_words() {
+    let (server, llm) = start(vec![
+        reply(400, json!({"error": {"message": "bad format"}})),
+        reply(400, json!({"error": {"message": "bad format"}})),
+        reply(
+            400,
+            json!({"error": {"message": "prompt is too long: 40000 tokens"}}),
+        ),
+    ])
+    .await;
+    let err = llm.chat(&ask(true)).await.unwrap_err();
+    assert!(err.to_string().contains("prompt is too long"), "{err}");
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+    // A request without a schema is refused at once.
+    let (server, llm) = start(vec![reply(400, json!({"error": {"message": "too long"}}))]).await;
+    assert!(matches!(
+        llm.chat(&ask(false)).await,
+        Err(LlmError::Refused { status: 400, .. })
+    ));
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -271,7 +330,15 @@ async fn an_answer_that_is_no_completion_is_invalid() {
 async fn a_slow_server_times_out_and_is_retried() {
     let mut slow = completion("late", "stop");
     slow.delay = Duration::from_millis(500);
-    let (server, _) = start(vec![slow, completion("on time", "stop")]).await;
+    let mut slower = completion("late again", "stop");
+    slower.delay = Duration::from_millis(500);
+    let (server, _) = start(vec![
+        slow,
+        completion("on time", "stop"),
+        slower.clone(),
+        slower,
+    ])
+    .await;
     let addr = server_addr(&server);
     let mut config = LlmConfig::new(&format!("{addr}/v1/"), "qwen3:8b");
     config.timeout = Duration::from_millis(100);
@@ -279,6 +346,9 @@ async fn a_slow_server_times_out_and_is_retried() {
     let llm = Llm::new(config).unwrap();
     let answer = llm.chat(&ask(false)).await.unwrap();
     assert_eq!((answer.content.as_str(), answer.requests), ("on time", 2));
+    // Two time-outs in one call: no third try.
+    let err = llm.chat(&ask(false)).await.unwrap_err();
+    assert!(err.to_string().contains("after 2 attempts"), "{err}");
 }
 
 /// The server's base URL.
@@ -292,7 +362,9 @@ fn retry_after_is_seconds_or_a_date() {
     h.insert("retry-after", "7".parse().unwrap());
     assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
     let later = chrono::Utc::now() + chrono::Duration::seconds(30);
-    h.insert("retry-after", later.to_rfc2822().parse().unwrap());
+    // As servers write it: IMF-fixdate, in GMT.
+    let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    h.insert("retry-after", date.parse().unwrap());
     let wait = retry_after(&h).unwrap();
     assert!(
         wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),

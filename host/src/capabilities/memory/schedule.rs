@@ -87,19 +87,10 @@ impl DailyAt {
 pub enum Schedule {
     /// Once a day, at this time (UTC).
     Daily(DailyAt),
-    /// Every interval, the first one interval after the start (a pass
-    /// that runs longer delays the next: passes never overlap).
+    /// At the start, then every interval from the start of the pass
+    /// before; a pass longer than the interval delays the next (passes
+    /// never overlap, and missed ones are not piled up).
     Every(Duration),
-}
-
-impl Schedule {
-    /// Time from `now` to the next pass.
-    pub fn until_next(&self, now: chrono::DateTime<chrono::Utc>) -> Duration {
-        match self {
-            Schedule::Daily(at) => at.until_next(now),
-            Schedule::Every(every) => *every,
-        }
-    }
 }
 
 /// Runs the scheduled ingest until the task is dropped.
@@ -110,15 +101,25 @@ pub fn spawn(
     min_density: f64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
-            let wait = schedule.until_next(chrono::Utc::now());
-            tracing::info!(
-                in_secs = wait.as_secs(),
-                sources = sources.len(),
-                "next scheduled ingest"
-            );
-            tokio::time::sleep(wait).await;
-            run_once(&ingestor, &sources, min_density).await;
+        match schedule {
+            Schedule::Every(every) => {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    run_once(&ingestor, &sources, min_density).await;
+                }
+            }
+            Schedule::Daily(at) => loop {
+                let wait = at.until_next(chrono::Utc::now());
+                tracing::info!(
+                    in_secs = wait.as_secs(),
+                    sources = sources.len(),
+                    "next nightly ingest"
+                );
+                tokio::time::sleep(wait).await;
+                run_once(&ingestor, &sources, min_density).await;
+            },
         }
     })
 }
@@ -135,6 +136,20 @@ pub async fn run_once(ingestor: &Ingestor, sources: &[IngestSource], min_density
             .ingest_path(&source.path, &options, &|_, _| {})
             .await
         {
+            // A pass that found nothing new says so quietly: at a short
+            // interval most do.
+            Ok(report)
+                if report.stored == 0
+                    && report.usage_recorded == 0
+                    && report.unreadable.is_empty()
+                    && report.malformed_lines == 0 =>
+            {
+                tracing::debug!(
+                    path = %source.path.display(),
+                    files = report.files,
+                    "scheduled ingest: nothing new"
+                )
+            }
             Ok(report) => tracing::info!(
                 path = %source.path.display(),
                 namespace = %source.namespace,
@@ -227,18 +242,6 @@ mod tests {
         assert_eq!(counts.namespaces.get("agent:night"), Some(&1), "{counts:?}");
         assert!(ingestor.status().await.unwrap().is_some());
         assert_eq!(ingestor.files_tracked().await, 1);
-    }
-
-    #[test]
-    fn an_interval_schedule_waits_its_interval() {
-        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 26, 1, 0, 0).unwrap();
-        let every = Schedule::Every(Duration::from_secs(900));
-        assert_eq!(every.until_next(now), Duration::from_secs(900));
-        let daily = Schedule::Daily(DailyAt {
-            hour: 2,
-            minute: 30,
-        });
-        assert_eq!(daily.until_next(now), Duration::from_secs(90 * 60));
     }
 
     #[test]
