@@ -377,12 +377,26 @@ pub fn transcripts(path: &Path) -> Result<Listing, IngestError> {
         }
         return Ok(listing);
     }
-    let mut files = Vec::new();
-    let mut stores = Vec::new();
-    let mut dirs = vec![path];
+    let (stores, files): (Vec<PathBuf>, Vec<PathBuf>) = transcript_paths(&path)
+        .map_err(IngestError::Io)?
+        .into_iter()
+        .partition(|p| is_sqlite_name(p));
+    listing.transcripts = files.into_iter().map(Transcript::File).collect();
+    for store in stores {
+        add_store(&store, &mut listing);
+    }
+    Ok(listing)
+}
+
+/// The `*.jsonl` and `*.sqlite` files under `dir`, recursive and sorted;
+/// links are not followed (a link back up would never end).
+fn transcript_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| IngestError::Io(format!("cannot list `{}`: {e}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+        // A file that goes while it is read (a rotation) is left out.
         for entry in entries.flatten() {
             let p = entry.path();
             let Ok(kind) = entry.file_type() else {
@@ -390,20 +404,14 @@ pub fn transcripts(path: &Path) -> Result<Listing, IngestError> {
             };
             if kind.is_dir() {
                 dirs.push(p);
-            } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl") {
-                files.push(p);
-            } else if kind.is_file() && is_sqlite_name(&p) {
-                stores.push(p);
+            } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl" || e == "sqlite")
+            {
+                out.push(p);
             }
         }
     }
-    files.sort();
-    stores.sort();
-    listing.transcripts = files.into_iter().map(Transcript::File).collect();
-    for store in stores {
-        add_store(&store, &mut listing);
-    }
-    Ok(listing)
+    out.sort();
+    Ok(out)
 }
 
 /// Adds a store's sessions, or why they cannot be listed; a SQLite file
@@ -425,25 +433,16 @@ fn is_sqlite_name(path: &Path) -> bool {
 /// or store, in milliseconds: a store's is its own or its write-ahead
 /// log's, whichever is newer (OpenClaw writes through the log). Links
 /// are not followed.
-pub fn modified_times(path: &Path, out: &mut Vec<u64>) -> std::io::Result<()> {
-    let meta = std::fs::metadata(path)?;
+pub fn modified_times(path: &Path, out: &mut Vec<u64>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_dir() {
         out.push(newest_of(path, &meta));
         return Ok(());
     }
-    for entry in std::fs::read_dir(path)? {
-        // A file that goes while it is read (a rotation) is not counted.
-        let Ok(entry) = entry else { continue };
-        let p = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            modified_times(&p, out)?;
-        } else if kind.is_file() && p.extension().is_some_and(|e| e == "jsonl" || e == "sqlite") {
-            if let Ok(meta) = entry.metadata() {
-                out.push(newest_of(&p, &meta));
-            }
+    for p in transcript_paths(path)? {
+        // A file that went since it was listed is not counted.
+        if let Ok(meta) = std::fs::metadata(&p) {
+            out.push(newest_of(&p, &meta));
         }
     }
     Ok(())
