@@ -41,8 +41,9 @@
 //!
 //! The host's capabilities are modules here: [`log`], [`memory`] (agent
 //! memory in namespaces), [`board`] (cards in lists), [`fleet`] (the
-//! capability registry and routing) and [`kpi`] (the fleet's indicator
-//! series). A skill uses what its manifest grants
+//! capability registry and routing), [`kpi`] (the fleet's indicator
+//! series) and [`llm`] (the host's language model, within a token budget).
+//! A skill uses what its manifest grants
 //! (see below).
 //!
 //! A skill crate is a `cdylib`:
@@ -128,7 +129,7 @@ extern crate self as darkfactory_sdk;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "skill",
+        world: "skill-with-llm",
         pub_export_macro: true,
         export_macro_name: "__export_world_skill",
         default_bindings_module: "darkfactory_sdk::bindings",
@@ -139,6 +140,7 @@ pub mod bindings {
 pub mod board;
 pub mod fleet;
 pub mod kpi;
+pub mod llm;
 pub mod log;
 pub mod memory;
 pub mod skills;
@@ -208,7 +210,7 @@ pub mod __private {
 /// and `O: Serialize`. Optional manifest keys follow as `key = literal`:
 /// `description`, `version`, `deadline_ms`, `memory_mib`, `input_schema`,
 /// `agent`, `memory_read`, `memory_write`, `board_read`, `board_write`, `fleet`,
-/// `skills`, `kpi_read`.
+/// `skills`, `kpi_read`, `llm_tokens`.
 /// See the [crate documentation](crate) for an example.
 #[macro_export]
 macro_rules! export_skill {
@@ -287,11 +289,15 @@ macro_rules! __manifest {
     (@acc [$($acc:tt)*] kpi_read = $v:literal, $($rest:tt)*) => {
         $crate::__manifest!(@acc [$($acc)* "kpi_read = '''", $v, "'''\n",] $($rest)*)
     };
+    (@acc [$($acc:tt)*] llm_tokens = $v:literal, $($rest:tt)*) => {
+        $crate::__manifest!(@acc [$($acc)* "llm_tokens = ", $v, "\n",] $($rest)*)
+    };
     (@acc [$($acc:tt)*] $other:ident = $v:literal, $($rest:tt)*) => {
         compile_error!(concat!(
             "unknown manifest key `", stringify!($other),
             "`; expected description, version, input_schema, deadline_ms, memory_mib, \
-             agent, memory_read, memory_write, board_read, board_write, fleet, skills or kpi_read"
+             agent, memory_read, memory_write, board_read, board_write, fleet, skills, \
+             kpi_read or llm_tokens"
         ))
     };
 }

@@ -135,6 +135,23 @@ impl Watch {
         assert_eq!(status, 200, "{out}");
     }
 
+    /// The proposal of gap `gap` once synthesis is done with it (it runs
+    /// on a task of its own, within a second of the evaluation).
+    async fn proposal_of(&self, gap: u64) -> Value {
+        for _ in 0..200 {
+            let (status, page) = self.host.get(&format!("/api/proposals?gap={gap}")).await;
+            assert_eq!(status, 200, "{page:#}");
+            if let Some(p) = page["proposals"].as_array().and_then(|p| p.first()) {
+                if p["state"] != "synthesising" {
+                    let (_, full) = self.host.get(&format!("/api/proposals/{}", p["id"])).await;
+                    return full;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gap {gap} got no proposal within 10 s");
+    }
+
     async fn heartbeat(&self, agent: &str, interval_seconds: u64) {
         self.post(
             "/api/fleet/heartbeat",
@@ -212,6 +229,39 @@ async fn three_cards_blocked_two_days_open_one_gap_card_that_a_restart_keeps() {
     assert!(description.contains("gap-id: 1"), "{description}");
     let card_id = card["id"].as_str().unwrap().to_string();
 
+    // The gap gets a fix, written offline for it, that passes the whole
+    // gate; the card says so.
+    let proposal = w.proposal_of(1).await;
+    assert_eq!(proposal["state"], "awaiting_approval", "{proposal:#}");
+    assert_eq!(proposal["skill"], "fix-cards-blocked");
+    let steps: Vec<&str> = proposal["verification"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["passed"] == true)
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["check", "compile", "tests", "shadow", "policy"]);
+    // The shadow run saw the three cards and wrote nothing.
+    let writes = proposal["verification"]["shadow"]["writes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        writes.len(),
+        5,
+        "three comments, a move, the report: {writes:#?}"
+    );
+    let (_, board) = w.host.get("/api/board").await;
+    let review = board["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Review")
+        .map_or(0, |l| l["cards"].as_array().unwrap().len());
+    assert_eq!(review, 0, "nothing was moved: {board:#}");
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["card"]["comments"], 1, "the proposal: {gap:#}");
+
     // However many evaluations see it, it stays one card.
     for _ in 0..3 {
         w.advance(MINUTE).await;
@@ -250,7 +300,10 @@ async fn three_cards_blocked_two_days_open_one_gap_card_that_a_restart_keeps() {
     let (_, gap) = w.host.get("/api/gaps/1").await;
     assert_eq!(gap["state"], "resolved");
     assert_eq!(gap["card"]["list"], "Done", "{gap:#}");
-    assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
+    assert_eq!(
+        gap["card"]["comments"], 2,
+        "the proposal, the resolution: {gap:#}"
+    );
     assert_eq!(gap["evaluations"][0]["note"], "resolved");
     assert!(
         gap["evaluations"]
@@ -543,7 +596,13 @@ async fn a_down_agent_is_escalated_once_and_inhibits_its_cost_gap_until_it_is_ba
     assert_eq!(cards.len(), 2);
 
     // Each channel was told once, of the critical gap only.
-    let messages = notify.messages();
+    // The escalation; an approval request for the gap's fix, with its
+    // buttons, may have gone to the chat too.
+    let messages: Vec<Value> = notify
+        .messages()
+        .into_iter()
+        .filter(|m| m.get("reply_markup").is_none())
+        .collect();
     assert_eq!(messages.len(), 1, "{messages:#?}");
     assert_eq!(messages[0]["chat_id"], "4242");
     let text = messages[0]["text"].as_str().unwrap();
@@ -1558,4 +1617,205 @@ async fn the_cost_watch_fires_once_after_for_through_a_restart_without_flapping(
     log.eval(&w).await;
     assert_eq!(log.take(), ["1 agent-cost resolved"]);
     one_gap_one_card(&w, "resolved", "Done", "Gap: agent diana costs").await;
+}
+
+#[tokio::test]
+async fn a_down_agent_gets_a_verified_fix_that_one_approval_decides_once() {
+    let dirs = Dirs::new();
+    let mut w = Watch::start(&dirs, &[]);
+    w.heartbeat("scout", 60).await;
+    w.heartbeat("standby", 86_400).await;
+    w.advance(4 * MINUTE).await;
+    let report = w.evaluate().await;
+    assert!(
+        transitions(&report).contains(&"1 agent-down firing".to_string()),
+        "{report:#}"
+    );
+    assert_eq!(report["proposals"], json!(["1 queued"]), "{report:#}");
+    let p = w.proposal_of(1).await;
+    assert_eq!(p["state"], "awaiting_approval", "{p:#}");
+    assert_eq!(p["skill"], "fix-agent-down-scout");
+    assert_eq!(p["synthesiser"], "offline");
+    assert_eq!(p["approval"], "human", "no policy file: a person decides");
+    let source = p["source"].as_str().unwrap();
+    assert!(source.contains("trigger = \"gap: agent-down\""), "{source}");
+    assert!(source.contains("default = \"scout\""), "{source}");
+    assert_eq!(p["rounds"].as_array().unwrap().len(), 1);
+    let writes = &p["verification"]["shadow"]["writes"];
+    assert_eq!(writes[0]["call"], "board.add_comment", "{writes:#}");
+    assert!(
+        writes[0]["args"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Agent scout is down"),
+        "{writes:#}"
+    );
+    // The card carries the proposal; the shadow run's comment was not made.
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
+    // A second evaluation opens no second proposal.
+    let report = w.evaluate().await;
+    assert!(report["proposals"].as_array().unwrap().len() <= 1);
+    let (_, all) = w.host.get("/api/proposals").await;
+    assert_eq!(all["proposals"].as_array().unwrap().len(), 1, "{all:#}");
+
+    // One request, pending; the CLI lists it.
+    let (_, approvals) = w.host.get("/api/approvals").await;
+    let request = approvals["approvals"][0].clone();
+    assert_eq!(request["state"], "pending", "{approvals:#}");
+    assert_eq!(request["sha256"], p["sha256"]);
+    assert!(request.get("nonce").is_none(), "the secret is never shown");
+    let id = request["id"].as_i64().unwrap();
+    let (ok, out, err) = run_cli(&w.host.url, &["approvals", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pending"), "{out}");
+    let (ok, out, err) = run_cli(&w.host.url, &["proposals", "show", "1", "--source"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, source);
+
+    // Approved once through the CLI; a second decision is refused, says
+    // why, and is kept.
+    let (ok, out, err) = run_cli(&w.host.url, &["approvals", "approve", &id.to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("approved"), "{out}");
+    let (status, again) = w
+        .host
+        .send(
+            w.host
+                .http
+                .post(format!("{}/api/approvals/{id}/reject", w.host.url)),
+        )
+        .await;
+    assert_eq!(status, 409, "{again:#}");
+    assert_eq!(again["error"]["code"], "approval_decided");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already approved by cli"),
+        "{again:#}"
+    );
+    let (_, request) = w.host.get(&format!("/api/approvals/{id}")).await;
+    assert_eq!(request["state"], "approved");
+    assert_eq!(request["decided_by"], "cli");
+    assert_eq!(
+        request["refusals"].as_array().unwrap().len(),
+        1,
+        "{request:#}"
+    );
+    let (status, missing) = w
+        .host
+        .send(
+            w.host
+                .http
+                .post(format!("{}/api/approvals/999/approve", w.host.url)),
+        )
+        .await;
+    assert_eq!(status, 404, "{missing:#}");
+    let p = w.proposal_of(1).await;
+    assert_eq!(p["state"], "approved");
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(
+        gap["card"]["comments"], 2,
+        "the proposal and its approval: {gap:#}"
+    );
+
+    // After a restart the proposal is where it was: nothing is opened again.
+    let w = w.restart(&dirs);
+    let report = w.evaluate().await;
+    assert!(
+        report["errors"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    let p = w.proposal_of(1).await;
+    assert_eq!(p["state"], "approved");
+    let (_, all) = w.host.get("/api/proposals").await;
+    assert_eq!(all["proposals"].as_array().unwrap().len(), 1, "{all:#}");
+}
+
+#[tokio::test]
+async fn the_policy_approves_on_its_own_or_denies_and_an_expired_request_decides_nothing() {
+    let dirs = Dirs::new();
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    std::fs::write(
+        dirs.data.join("policy.toml"),
+        "expires = \"1h\"\n\n[[rule]]\ngap = \"agent-down\"\ngrants = [\"fleet_read\", \"board_write\"]\napproval = \"auto\"\n\n[[rule]]\ngap = \"agent-cost\"\nany_of = [\"kpi_read\"]\napproval = \"deny\"\n",
+    )
+    .unwrap();
+    let mut w = Watch::start(&dirs, &[]);
+    w.heartbeat("scout", 60).await;
+    w.advance(4 * MINUTE).await;
+    w.evaluate().await;
+    let p = w.proposal_of(1).await;
+    assert_eq!(p["state"], "approved", "{p:#}");
+    assert_eq!(p["approvals"][0]["decided_by"], "policy", "{p:#}");
+
+    // A cost gap's fix reads KPIs, which the policy denies for it: it fails
+    // at the policy step, and the card says why.
+    w.heartbeat("scout", 60).await;
+    for (agent, session, usd) in [
+        ("alfred", "a", 1.0),
+        ("bruce", "b", 9.0),
+        ("clark", "c", 1.0),
+    ] {
+        w.push(
+            "agent.cost_usd",
+            usd,
+            json!({"agent": agent, "session": session}),
+        )
+        .await;
+    }
+    w.evaluate().await;
+    let gaps = w.gaps().await;
+    let cost = gaps["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["rule"] == "agent-cost" && g["state"] == "firing")
+        .unwrap_or_else(|| panic!("{gaps:#}"))
+        .clone();
+    let p = w.proposal_of(cost["id"].as_u64().unwrap()).await;
+    assert_eq!(p["state"], "failed", "{p:#}");
+    let reason = p["reason"].as_str().unwrap();
+    assert!(reason.starts_with("policy failed"), "{reason}");
+    assert!(reason.contains("denies"), "{reason}");
+    let (_, gap) = w.host.get(&format!("/api/gaps/{}", cost["id"])).await;
+    assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
+    let (_, approvals) = w.host.get("/api/approvals").await;
+    assert_eq!(
+        approvals["approvals"],
+        json!([]),
+        "nothing is asked: {approvals:#}"
+    );
+
+    // With the policy gone, a new gap's request waits for a person, and
+    // expires after the default 24 hours: deciding it then is refused.
+    std::fs::remove_file(dirs.data.join("policy.toml")).unwrap();
+    w.heartbeat("miner", 60).await;
+    w.advance(4 * MINUTE).await;
+    w.heartbeat("scout", 60).await;
+    w.evaluate().await;
+    let gaps = w.gaps().await;
+    let miner = gaps["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["labels"]["agent"] == "miner")
+        .unwrap_or_else(|| panic!("{gaps:#}"))
+        .clone();
+    let p = w.proposal_of(miner["id"].as_u64().unwrap()).await;
+    assert_eq!(p["state"], "awaiting_approval", "{p:#}");
+    let request = p["approvals"][0]["id"].as_i64().unwrap();
+    w.advance(25 * HOUR).await;
+    let (status, late) = w
+        .host
+        .send(
+            w.host
+                .http
+                .post(format!("{}/api/approvals/{request}/approve", w.host.url)),
+        )
+        .await;
+    assert!(status == 410 || status == 409, "{status} {late:#}");
+    let p = w.proposal_of(miner["id"].as_u64().unwrap()).await;
+    assert_eq!(p["state"], "expired", "{p:#}");
 }

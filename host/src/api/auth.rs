@@ -49,7 +49,13 @@ pub(super) async fn require_token(
     };
     // Webhooks carry their sender's own proof (a secret, an HMAC), which
     // their handlers check.
-    if [super::PLANKA_WEBHOOK_PATH, super::ci::CI_WEBHOOK_PATH].contains(&request.uri().path()) {
+    if [
+        super::PLANKA_WEBHOOK_PATH,
+        super::ci::CI_WEBHOOK_PATH,
+        super::proposals::TELEGRAM_WEBHOOK_PATH,
+    ]
+    .contains(&request.uri().path())
+    {
         return next.run(request).await;
     }
     let presented = request

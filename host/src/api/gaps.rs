@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
-fn factory(state: &AppState) -> Result<&Arc<Factory>, ApiError> {
+pub(super) fn factory(state: &AppState) -> Result<&Arc<Factory>, ApiError> {
     state.factory.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

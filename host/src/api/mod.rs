@@ -23,6 +23,7 @@ mod kpi;
 mod memory;
 mod metrics;
 mod openapi;
+mod proposals;
 mod skills;
 mod workflows;
 
@@ -166,6 +167,13 @@ fn api_routes(invoke_limit: usize, upload_limit: usize) -> OpenApiRouter<AppStat
         .routes(routes!(gaps::silence))
         .routes(routes!(gaps::evaluate))
         .routes(routes!(gaps::rules))
+        .routes(routes!(proposals::list))
+        .routes(routes!(proposals::show))
+        .routes(routes!(proposals::approvals))
+        .routes(routes!(proposals::approval))
+        .routes(routes!(proposals::approve))
+        .routes(routes!(proposals::reject))
+        .routes(routes!(proposals::telegram_webhook))
         .routes(routes!(ci::report))
         .routes(routes!(ci::webhook))
         .routes(routes!(metrics::metrics))

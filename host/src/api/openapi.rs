@@ -184,6 +184,13 @@ fn finish(mut doc: Value) -> Value {
             "name": "X-Hub-Signature-256",
             "description": "`sha256=` and the hex HMAC-SHA256 of the body with \
                 `--ci-webhook-secret`, as GitHub, Gitea and Forgejo sign their deliveries."
+        },
+        "telegram_webhook": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Telegram-Bot-Api-Secret-Token",
+            "description": "`--telegram-webhook-secret`, given to Telegram as `setWebhook`'s \
+                `secret_token`."
         }
     });
     doc["security"] = json!([{ "bearer": [] }]);

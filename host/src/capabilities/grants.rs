@@ -8,6 +8,7 @@ use crate::capabilities::board::BoardGrants;
 use crate::capabilities::fleet::FleetGrant;
 use crate::capabilities::http::HttpGrant;
 use crate::capabilities::kpi::KpiGrant;
+use crate::capabilities::llm::LlmGrant;
 use crate::capabilities::memory::{Grant, SkillGrants};
 use crate::capabilities::skills::SkillsGrant;
 use crate::runtime::{CallLimits, RuntimeConfig};
@@ -36,6 +37,8 @@ pub struct ResolvedManifest {
     pub http: Option<Arc<HttpGrant>>,
     /// The KPI series it may read, when the manifest names any.
     pub kpi: Option<KpiGrant>,
+    /// What it may spend on the model, when the manifest grants any.
+    pub llm: Option<LlmGrant>,
 }
 
 impl std::fmt::Debug for ResolvedManifest {
@@ -95,6 +98,7 @@ impl Manifest {
         let fleet = FleetGrant::parse(self.fleet.as_deref(), agent)?;
         let skills = SkillsGrant::parse(&self.skills)?;
         let kpi = KpiGrant::parse(&self.kpi_read)?;
+        let llm = LlmGrant::parse(self.llm_tokens)?;
         let http = HttpGrant::parse(
             &self.allowed_outbound_hosts,
             self.outbound_requests,
@@ -106,6 +110,7 @@ impl Manifest {
             skills,
             http,
             kpi,
+            llm,
             manifest: self,
             limits,
             schema,

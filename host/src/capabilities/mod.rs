@@ -9,7 +9,9 @@
 //! manifest does not grant answers that interface's `denied` error. A
 //! component may import interfaces it is not granted (other languages'
 //! toolchains import every interface of the world); they are listed as a
-//! warning ([`ungranted_imports`]), and refused in strict mode.
+//! warning ([`ungranted_imports`]), and refused in strict mode. The one
+//! exception is `llm`, which spends money: a component that imports it
+//! without an `llm_tokens` grant is refused at load ([`refused_import`]).
 
 pub mod board;
 mod clock;
@@ -39,6 +41,7 @@ pub fn add_to_linker(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError
     wit::fleet::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::skills::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     wit::kpi::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
+    wit::llm::add_to_linker::<SkillState, HasSelf<SkillState>>(linker, |s| s).map_err(link)?;
     Ok(())
 }
 
@@ -55,6 +58,8 @@ pub struct Capabilities {
     pub skills: skills::InvokerSlot,
     /// The KPI series; `None` on a host built without them (some tests).
     pub kpi: Option<Arc<kpi::KpiStore>>,
+    /// The model; `None` on a host run without `--llm-url`.
+    pub llm: Option<Arc<llm::Llm>>,
 }
 
 /// What one skill version may use: built from its manifest when it loads,
@@ -76,6 +81,21 @@ pub struct SkillContext {
     pub kpi: Option<kpi::KpiGrant>,
     /// The hosts it may send HTTP requests to; `None` when it has none.
     pub http: Option<Arc<http::HttpGrant>>,
+    /// What one call may spend on the model; `None` when it has no grant.
+    pub llm: Option<llm::LlmGrant>,
+    /// Set for a shadow run (the factory's verification of a fix against
+    /// the live host): the linker of such a run records each write here
+    /// instead of applying it; reads go to the services as for any call.
+    pub shadow: Option<Arc<ShadowLog>>,
+}
+
+/// What a shadow run would have changed, and what it logged.
+#[derive(Debug, Default)]
+pub struct ShadowLog {
+    /// Each write, `interface.function` and its arguments, in order.
+    pub writes: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
+    /// Its log lines.
+    pub logs: std::sync::Mutex<Vec<String>>,
 }
 
 impl crate::runtime::CallCapabilities for SkillContext {
@@ -110,6 +130,8 @@ pub const FLEET_INTERFACE: &str = "darkfactory:skill/fleet";
 pub const SKILLS_INTERFACE: &str = "darkfactory:skill/skills";
 /// The WIT interface name of `kpi`.
 pub const KPI_INTERFACE: &str = "darkfactory:skill/kpi";
+/// The WIT interface name of `llm`.
+pub const LLM_INTERFACE: &str = "darkfactory:skill/llm";
 
 /// The WIT interface name of outgoing HTTP (`wasi:http`).
 pub const HTTP_INTERFACE: &str = "wasi:http/outgoing-handler";
@@ -137,6 +159,10 @@ fn grant_hint(interface: &str) -> Option<&'static str> {
             "grants no KPI series: set `kpi_read` to the series it reads (e.g. \
              `kpi_read = [\"ci.last_success_age_seconds\"]`), or `\"*\"`"
         }
+        LLM_INTERFACE => {
+            "grants no model: set `llm_tokens` to the most tokens one call may spend (e.g. \
+             `llm_tokens = 4000`)"
+        }
         HTTP_INTERFACE => {
             "allows no outgoing HTTP: set `allowed_outbound_hosts` (e.g. \
              `allowed_outbound_hosts = [\"https://api.example.com\"]`)"
@@ -161,6 +187,7 @@ pub fn ungranted_imports(imports: &[String], context: &SkillContext) -> Vec<Stri
             SKILLS_INTERFACE => context.skills.is_some(),
             FLEET_INTERFACE => context.fleet.is_some(),
             HTTP_INTERFACE => context.http.is_some(),
+            LLM_INTERFACE => context.llm.is_some(),
             _ => true,
         };
         if !granted {
@@ -168,6 +195,25 @@ pub fn ungranted_imports(imports: &[String], context: &SkillContext) -> Vec<Stri
         }
     }
     ungranted
+}
+
+/// Refuses a component that imports `llm` without an `llm_tokens` grant:
+/// a model spends money, so a missing grant is an error at load rather
+/// than a denial found in production. (A Python or JavaScript skill that
+/// does not ask the model is built against the world `skill`, which has no
+/// `llm`.)
+pub fn refused_import(imports: &[String], context: &SkillContext) -> Option<String> {
+    let import = imports
+        .iter()
+        .find(|i| i.split('@').next() == Some(LLM_INTERFACE))?;
+    if context.llm.is_some() {
+        return None;
+    }
+    Some(format!(
+        "{}; a component that imports it without the grant is refused (build a skill that \
+         does not ask the model against the world `skill`, which has no `llm`)",
+        ungranted_message(import)
+    ))
 }
 
 /// The warning (or, in strict mode, the refusal) for one ungranted import.
@@ -191,7 +237,7 @@ const SERVED: &[(&str, &str)] = &[
 
 /// What the host serves, for an error that names an import it does not.
 pub const SERVED_SUMMARY: &str = "darkfactory:skill@0.1 (log, memory, board, fleet, skills, \
-     kpi, types), wasi:http@0.2 (outgoing-handler, types: behind `allowed_outbound_hosts`), and WASI \
+     kpi, llm, types), wasi:http@0.2 (outgoing-handler, types: behind `allowed_outbound_hosts`), and WASI \
      0.2 (cli, clocks, filesystem, io, random, sockets: no files, sockets or environment are \
      given)";
 
@@ -232,6 +278,8 @@ mod tests {
             skills: None,
             kpi: None,
             http: None,
+            llm: None,
+            shadow: None,
         }
     }
 
@@ -245,6 +293,7 @@ mod tests {
             (SKILLS_INTERFACE, "skills = ["),
             (HTTP_INTERFACE, "allowed_outbound_hosts"),
             (KPI_INTERFACE, "kpi_read"),
+            (LLM_INTERFACE, "llm_tokens"),
         ] {
             let ungranted = ungranted_imports(&imports(interface), &context());
             assert_eq!(ungranted, vec![format!("{interface}@0.1.0")]);
@@ -263,6 +312,25 @@ mod tests {
         assert!(ungranted_imports(&imports(BOARD_INTERFACE), &granted).is_empty());
         // Logging needs no grant.
         assert!(ungranted_imports(&imports("darkfactory:skill/log"), &context()).is_empty());
+    }
+
+    #[test]
+    fn an_llm_import_without_its_grant_is_refused_and_with_it_loads() {
+        let imports = vec![
+            format!("{LLM_INTERFACE}@0.1.0"),
+            "darkfactory:skill/log@0.1.0".to_string(),
+        ];
+        let refusal = refused_import(&imports, &context()).unwrap();
+        assert!(
+            refusal.contains("llm_tokens") && refusal.contains("world `skill`"),
+            "{refusal}"
+        );
+        let granted = SkillContext {
+            llm: llm::LlmGrant::parse(Some(100)).unwrap(),
+            ..context()
+        };
+        assert_eq!(refused_import(&imports, &granted), None);
+        assert_eq!(refused_import(&imports[1..], &context()), None);
     }
 
     #[test]

@@ -53,7 +53,12 @@ pub(super) fn run(args: InspectArgs) -> anyhow::Result<()> {
             skills: resolved.skills,
             kpi: resolved.kpi,
             http: resolved.http,
+            llm: resolved.llm,
+            shadow: None,
         };
+        if let Some(refusal) = crate::capabilities::refused_import(&info.imports, &context) {
+            return Err(refusal);
+        }
         Ok(crate::capabilities::ungranted_imports(
             &info.imports,
             &context,

@@ -12,6 +12,7 @@ mod kpi;
 mod manifest;
 mod memory;
 mod new;
+mod proposals;
 mod rules;
 mod serve;
 mod skills;
@@ -55,6 +56,10 @@ pub enum Command {
     Kpi(kpi::KpiArgs),
     /// The factory's gaps on a running host: list, show, silence, evaluate.
     Gaps(gaps::GapsArgs),
+    /// The factory's proposed fixes on a running host: list, show.
+    Proposals(proposals::ProposalsArgs),
+    /// Approval requests of a running host: list, show, approve, reject.
+    Approvals(proposals::ApprovalsArgs),
     /// Check a rule file, print the built-in rules, or show a host's.
     Rules(rules::RulesArgs),
     /// Check, compile or test a `NAME.workflow.md` (no host, no toolchain).
@@ -151,6 +156,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fleet(args) => fleet::run(args).await,
         Command::Kpi(args) => kpi::run(args).await,
         Command::Gaps(args) => gaps::run(args).await,
+        Command::Proposals(args) => proposals::run_proposals(args).await,
+        Command::Approvals(args) => proposals::run_approvals(args).await,
         Command::Rules(args) => rules::run(args).await,
         Command::Workflow(args) => workflow::run(args).await,
         Command::New(args) => new::run(args),

@@ -5,6 +5,7 @@
 use crate::capabilities::board::{PlankaAuth, PlankaBoardRef, PlankaConfig};
 use crate::capabilities::fleet::{RedisConfig, INTERVAL_RANGE};
 use crate::capabilities::kpi::KpiConfig;
+use crate::capabilities::llm::{LlmConfig, Price};
 use crate::capabilities::memory::schedule::{DailyAt, IngestSource};
 use crate::capabilities::memory::{
     EmbeddingsConfig, QdrantConfig, DEFAULT_COLLECTION, DEFAULT_MIN_DENSITY,
@@ -253,6 +254,29 @@ pub struct ServeArgs {
     /// The chat critical gaps are sent to (its id, or `@channel`).
     #[arg(long, env = "DARKFACTORY_TELEGRAM_CHAT_ID")]
     telegram_chat_id: Option<String>,
+    /// The Telegram user ids whose presses of the approval buttons count
+    /// (anyone in a group can press one); repeat, or comma-separate.
+    #[arg(
+        long = "telegram-approver",
+        env = "DARKFACTORY_TELEGRAM_APPROVERS",
+        value_delimiter = ','
+    )]
+    telegram_approvers: Vec<i64>,
+    /// The chat approval requests go to; the escalation chat when not set.
+    #[arg(long, env = "DARKFACTORY_TELEGRAM_APPROVAL_CHAT")]
+    telegram_approval_chat: Option<String>,
+    /// Take Telegram's updates at `POST /api/telegram/webhook`, checked
+    /// against this secret token (`setWebhook`'s `secret_token`), instead
+    /// of polling with `getUpdates`.
+    #[arg(
+        long,
+        env = "DARKFACTORY_TELEGRAM_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    telegram_webhook_secret: Option<String>,
+    /// How long one `getUpdates` long poll waits for a press.
+    #[arg(long, env = "DARKFACTORY_TELEGRAM_POLL_WAIT", default_value = "30s", value_parser = duration)]
+    telegram_poll_wait: Duration,
     /// The Telegram Bot API's base URL.
     #[arg(
         long,
@@ -260,6 +284,28 @@ pub struct ServeArgs {
         default_value = "https://api.telegram.org"
     )]
     telegram_api_url: String,
+    /// An OpenAI-compatible chat-completions server (Ollama, vLLM, llama.cpp's
+    /// server, OpenAI), e.g. `http://127.0.0.1:11434/v1`: the factory's
+    /// synthesis asks it, and skills with an `llm_tokens` grant. Without
+    /// one the factory synthesises offline.
+    #[arg(long, env = "DARKFACTORY_LLM_URL")]
+    llm_url: Option<String>,
+    /// The model to ask, e.g. `qwen3:8b`.
+    #[arg(long, env = "DARKFACTORY_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// The bearer key of the LLM server, if it wants one.
+    #[arg(long, env = "DARKFACTORY_LLM_KEY", hide_env_values = true)]
+    llm_key: Option<String>,
+    /// How long one request to the LLM may take.
+    #[arg(long, env = "DARKFACTORY_LLM_TIMEOUT", default_value = "120s", value_parser = positive_duration)]
+    llm_timeout: Duration,
+    /// What the model costs per million prompt tokens, in US dollars: skills'
+    /// spending is then recorded as `skill.llm_cost_usd` too.
+    #[arg(long, env = "DARKFACTORY_LLM_PROMPT_PRICE", value_parser = price)]
+    llm_prompt_price: Option<f64>,
+    /// What the model costs per million completion tokens, in US dollars.
+    #[arg(long, env = "DARKFACTORY_LLM_COMPLETION_PRICE", value_parser = price)]
+    llm_completion_price: Option<f64>,
     /// Escalate critical gaps to an OpenClaw agent: the gateway's hooks
     /// URL, e.g. `http://127.0.0.1:18789/hooks` (`POST …/agent`).
     #[arg(long, env = "DARKFACTORY_OPENCLAW_HOOKS_URL")]
@@ -290,6 +336,14 @@ fn ingest_interval(text: &str) -> Result<Duration, String> {
             Err("must be at least 1s (each pass reads every source), e.g. 15m".to_string())
         }
         d => Ok(d),
+    }
+}
+
+/// A price: a finite number of dollars, zero or more.
+fn price(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err("must be a number of US dollars per million tokens, e.g. 0.15".to_string()),
     }
 }
 
@@ -381,6 +435,37 @@ fn planka_config(args: &ServeArgs) -> anyhow::Result<Option<PlankaConfig>> {
     Ok(Some(config))
 }
 
+/// The LLM of the options, if one is configured; an error names what is
+/// missing.
+fn llm_config(args: &ServeArgs) -> anyhow::Result<Option<LlmConfig>> {
+    let Some(url) = args.llm_url.clone().filter(|u| !u.trim().is_empty()) else {
+        if given(&args.llm_model)
+            || given(&args.llm_key)
+            || args.llm_prompt_price.is_some()
+            || args.llm_completion_price.is_some()
+        {
+            anyhow::bail!("LLM options are set but --llm-url (`llm.url`) is not");
+        }
+        return Ok(None);
+    };
+    let Some(model) = args.llm_model.clone().filter(|m| !m.trim().is_empty()) else {
+        anyhow::bail!("--llm-url needs --llm-model (`llm.model`), e.g. qwen3:8b");
+    };
+    let price = match (args.llm_prompt_price, args.llm_completion_price) {
+        (Some(prompt), Some(completion)) => Some(Price { prompt, completion }),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "a model's price needs both --llm-prompt-price and --llm-completion-price"
+        ),
+    };
+    Ok(Some(LlmConfig {
+        api_key: args.llm_key.clone().filter(|k| !k.is_empty()),
+        timeout: args.llm_timeout,
+        price,
+        ..LlmConfig::new(url.trim(), model.trim())
+    }))
+}
+
 /// The configuration of the options, refused with a reason when `serve`
 /// could not run with it; nothing is opened or bound.
 pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
@@ -411,6 +496,7 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         registry.compile_concurrency = n;
     }
     let planka = planka_config(&args)?;
+    let llm = llm_config(&args)?;
     // Checked here rather than by clap's `requires`, which would judge the
     // command line before darkfactory.toml joins it.
     if given(&args.embeddings_url) && !given(&args.embeddings_model) {
@@ -469,6 +555,16 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         (None, None) => None,
         _ => anyhow::bail!("Telegram needs both --telegram-bot-token and --telegram-chat-id"),
     };
+    if telegram.is_none()
+        && (!args.telegram_approvers.is_empty()
+            || given(&args.telegram_approval_chat)
+            || given(&args.telegram_webhook_secret))
+    {
+        anyhow::bail!(
+            "Telegram approval options are set but --telegram-bot-token and --telegram-chat-id \
+             are not"
+        );
+    }
     let openclaw = match (
         args.openclaw_hooks_url.filter(|u| !u.is_empty()),
         args.openclaw_hooks_token.filter(|t| !t.is_empty()),
@@ -482,10 +578,21 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
         _ => anyhow::bail!("OpenClaw needs both --openclaw-hooks-url and --openclaw-hooks-token"),
     };
     let config = ServerConfig {
+        llm,
         kpi,
         factory: FactorySettings {
             escalation: Escalation { telegram, openclaw },
             prometheus_url: args.prometheus_url.clone().filter(|u| !u.trim().is_empty()),
+            approvers: args.telegram_approvers.clone(),
+            approval_chat: args
+                .telegram_approval_chat
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+            telegram_webhook_secret: args
+                .telegram_webhook_secret
+                .clone()
+                .filter(|s| !s.is_empty()),
+            telegram_poll_wait: args.telegram_poll_wait,
             ci_repos,
             ci_webhook_secret: args.ci_webhook_secret.filter(|s| !s.is_empty()),
             eval_interval: args.eval_interval,

@@ -10,10 +10,14 @@
 //! read again when it changes; a file with an error is refused and the
 //! rules already loaded keep running.
 
+pub mod approval;
 pub mod escalate;
 pub mod gaps;
 pub mod monitor;
+pub mod proposals;
 pub mod rules;
+pub mod synth;
+pub mod verify;
 
 use crate::capabilities::board::{BoardBackend, BoardError, CardEdit, CardFilter, NewCard};
 use crate::capabilities::kpi::{KpiStore, Labels};
@@ -45,6 +49,9 @@ pub struct FactoryConfig {
     pub done_list: String,
     /// A Prometheus server whose PromQL rules may query.
     pub prometheus_url: Option<String>,
+    /// How long a card sits in Blocked before it counts (the fixes for
+    /// `cards-blocked` use it).
+    pub blocked_after: Duration,
 }
 
 impl Default for FactoryConfig {
@@ -56,6 +63,7 @@ impl Default for FactoryConfig {
             card_list: "Backlog".into(),
             done_list: "Done".into(),
             prometheus_url: None,
+            blocked_after: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -127,6 +135,8 @@ pub struct EvaluationReport {
     pub cards: Vec<String>,
     /// Critical gaps told to a channel: `GAP telegram|openclaw`.
     pub escalations: Vec<String>,
+    /// Firing gaps handed to synthesis: `GAP queued`.
+    pub proposals: Vec<String>,
     /// What went wrong (a rule's source, the board), if anything.
     pub errors: Vec<String>,
 }
@@ -191,6 +201,8 @@ pub struct Factory {
     evaluations: std::sync::atomic::AtomicU64,
     escalation: escalate::Escalation,
     http: reqwest::Client,
+    /// Where firing gaps go to be answered, once attached.
+    synthesis: std::sync::OnceLock<(synth::SynthHandle, Arc<synth::Synthesis>)>,
 }
 
 impl Factory {
@@ -243,7 +255,70 @@ impl Factory {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
+            synthesis: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands firing gaps to `synthesis` from the next evaluation on (once;
+    /// a second call is ignored).
+    pub fn attach_synthesis(&self, handle: synth::SynthHandle, synthesis: Arc<synth::Synthesis>) {
+        let _ = self.synthesis.set((handle, synthesis));
+    }
+
+    /// The synthesis attached, if any.
+    pub fn synthesis(&self) -> Option<&Arc<synth::Synthesis>> {
+        self.synthesis.get().map(|(_, s)| s)
+    }
+
+    /// Queues each firing gap with an open card for synthesis (the task
+    /// answers a firing it answered before from its store), and expires the
+    /// approval requests whose time is up.
+    async fn answer_gaps(&self, rules: &[Rule], now: u64, report: &mut EvaluationReport) {
+        let Some((handle, synthesis)) = self.synthesis.get() else {
+            return;
+        };
+        if let Err(e) = synthesis.approvals.expire_due().await {
+            report.errors.push(format!("approvals: {e}"));
+        }
+        for gap in self.gaps.all_latest() {
+            let (Some(card_id), Some(fired_at_ms)) = (gap.card_id.clone(), gap.fired_at_ms) else {
+                continue;
+            };
+            if gap.state != GapState::Firing
+                || gap.card_state != Some(CardState::Open)
+                || gap.silenced_until_ms.is_some_and(|until| until > now)
+            {
+                continue;
+            }
+            let Some(rule) = rules.iter().find(|r| r.name == gap.rule) else {
+                continue;
+            };
+            let series = match &rule.source {
+                Source::Series { name, .. } => Some(name.as_str()),
+                Source::Promql(_) => None,
+            };
+            let Some(kind) = synth::kind_of(&rule.name, series) else {
+                continue;
+            };
+            let brief = synth::GapBrief {
+                id: gap.id,
+                fired_at_ms,
+                skill: synth::skill_name(&kind, &gap.labels, gap.id),
+                kind,
+                rule: rule.name.clone(),
+                value: gap.value,
+                threshold: rule.fire.threshold,
+                condition: rule.fire.to_string(),
+                summary: rule.fill(&rule.summary, gap.value, &gap.labels),
+                card_id,
+                card_list: self.config.card_list.clone(),
+                blocked_hours: (self.config.blocked_after.as_secs() / 3600).max(1),
+                labels: gap.labels,
+            };
+            if handle.queue(brief) {
+                report.proposals.push(format!("{} queued", gap.id));
+            }
+        }
     }
 
     /// The rules in force.
@@ -433,6 +508,7 @@ impl Factory {
             report.errors.push(e.to_string());
         }
         self.reconcile_cards(&rules, now, &mut report).await;
+        self.answer_gaps(&rules, now, &mut report).await;
         report.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         for e in &report.errors {
             tracing::warn!(error = %e, "evaluation");

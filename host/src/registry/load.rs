@@ -258,8 +258,13 @@ impl Registry {
                 skills: resolved.skills.clone(),
                 kpi: resolved.kpi.clone(),
                 http: resolved.http.clone(),
+                llm: resolved.llm,
+                shadow: None,
             };
             if let Some(refusal) = unserved_import(&info.imports) {
+                return Err(refusal);
+            }
+            if let Some(refusal) = refused_import(&info.imports, &context) {
                 return Err(refusal);
             }
             let ungranted = ungranted_imports(&info.imports, &context);

@@ -54,7 +54,8 @@ pub use watch::WatchHandle;
 use crate::capabilities::grants::ResolvedManifest;
 use crate::capabilities::skills::{SkillCallError, SkillInvoker};
 use crate::capabilities::{
-    ungranted_imports, ungranted_message, unserved_import, Capabilities, SkillContext,
+    refused_import, ungranted_imports, ungranted_message, unserved_import, Capabilities,
+    SkillContext,
 };
 use crate::runtime::bounded::{cut, cut_owned, MAX_MESSAGE_BYTES};
 use crate::runtime::{CallContext, InvokeError, Runtime, SkillPre, SkillState};

@@ -18,7 +18,7 @@ mod log_budget;
 mod state;
 mod stdio;
 
-pub use bindings::{SkillError as WitSkillError, SkillPre};
+pub use bindings::{SkillError as WitSkillError, SkillWithLlmPre as SkillPre};
 pub use config::{CallLimits, PoolCapacity, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError};
 pub use limiter::{ComponentBounds, OverBudget};

@@ -88,6 +88,9 @@ pub struct SkillState {
     table: ResourceTable,
     limits: CallLimiter,
     log_budget: LogBudget,
+    /// Tokens the call has spent on the host's model (held to the skill's
+    /// `llm_tokens` budget by the `llm` capability).
+    tokens_spent: u64,
 }
 
 impl SkillState {
@@ -110,7 +113,23 @@ impl SkillState {
             table: ResourceTable::new(),
             limits,
             log_budget,
+            tokens_spent: 0,
         }
+    }
+
+    /// When the call must be over.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The model tokens this call has spent so far.
+    pub fn tokens_spent(&self) -> u64 {
+        self.tokens_spent
+    }
+
+    /// Counts `tokens` more model tokens against this call.
+    pub fn spend_tokens(&mut self, tokens: u64) {
+        self.tokens_spent = self.tokens_spent.saturating_add(tokens);
     }
 
     /// The name of the skill this store runs.

@@ -18,18 +18,24 @@ use crate::capabilities::fleet::{
     EmbeddedFleet, Fleet, FleetBackend, FleetError, RedisConfig, RedisFleet,
 };
 use crate::capabilities::kpi::{KpiConfig, KpiError, KpiStore};
+use crate::capabilities::llm::{Llm, LlmConfig, LlmError};
 use crate::capabilities::memory::ingest::Ingestor;
 use crate::capabilities::memory::schedule::{self, DailyAt, IngestSource};
 use crate::capabilities::memory::{Embedder, EmbeddingsConfig, Memory, MemoryError, QdrantConfig};
 use crate::capabilities::{Capabilities, Clock};
+use crate::factory::approval::telegram::BotApi;
+use crate::factory::approval::{Approvals, PolicySource, TelegramApprovals};
 use crate::factory::gaps::GapStore;
 use crate::factory::monitor::{
     BoardMonitor, CiMonitor, CostMonitor, FleetMonitor, MemoryMonitor, Monitor,
 };
+use crate::factory::proposals::ProposalStore;
+use crate::factory::synth::Synthesis;
 use crate::factory::{Factory, FactoryConfig, FactoryError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::state::StateStore;
+use crate::workflow::shadow::ShadowRunner;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +75,9 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// How the factory watches.
     pub factory: FactorySettings,
+    /// The model skills and the factory's synthesis ask; `None`: no model
+    /// (the factory synthesises offline).
+    pub llm: Option<LlmConfig>,
 }
 
 /// How the factory watches the fleet.
@@ -91,6 +100,15 @@ pub struct FactorySettings {
     pub escalation: crate::factory::escalate::Escalation,
     /// A Prometheus server PromQL rules query.
     pub prometheus_url: Option<String>,
+    /// The Telegram user ids whose approval buttons count.
+    pub approvers: Vec<i64>,
+    /// The chat approval requests go to; `None`: the escalation chat.
+    pub approval_chat: Option<String>,
+    /// Take Telegram's updates by webhook with this secret token instead
+    /// of polling.
+    pub telegram_webhook_secret: Option<String>,
+    /// How long one `getUpdates` long poll waits.
+    pub telegram_poll_wait: std::time::Duration,
 }
 
 impl Default for FactorySettings {
@@ -104,6 +122,10 @@ impl Default for FactorySettings {
             ci_webhook_secret: None,
             escalation: Default::default(),
             prometheus_url: None,
+            approvers: Vec::new(),
+            approval_chat: None,
+            telegram_webhook_secret: None,
+            telegram_poll_wait: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -116,6 +138,9 @@ impl ServerConfig {
         let (token, _) = checked_tokens(self.token.clone(), self.read_token.clone())?;
         if token.is_none() && !self.listen.ip().is_loopback() {
             return Err(ServerError::UnprotectedPublicAddress(self.listen));
+        }
+        if let Some(llm) = &self.llm {
+            Llm::new(llm.clone()).map_err(ServerError::Llm)?;
         }
         Ok(())
     }
@@ -141,6 +166,7 @@ impl ServerConfig {
             kpi: KpiConfig::default(),
             clock: Clock::system(),
             factory: FactorySettings::default(),
+            llm: None,
         }
     }
 }
@@ -222,6 +248,15 @@ pub enum ServerError {
     /// The KPI store could not be opened.
     #[error("cannot open the KPI store: {0}")]
     Kpi(KpiError),
+    /// The approval policy file was refused.
+    #[error("the approval policy was refused: {0}")]
+    Policy(String),
+    /// The proposal store could not be opened.
+    #[error("cannot open the proposal store: {0}")]
+    Proposals(#[from] crate::factory::proposals::ProposalError),
+    /// The model's client could not be built (its URL, its model name).
+    #[error("cannot use the LLM: {0}")]
+    Llm(LlmError),
     /// The factory could not start (its rule file, its gap store).
     #[error("cannot start the factory: {0}")]
     Factory(#[from] FactoryError),
@@ -252,6 +287,8 @@ pub struct Server {
     nightly: Option<tokio::task::JoinHandle<()>>,
     compaction: tokio::task::JoinHandle<()>,
     watch_loop: tokio::task::JoinHandle<()>,
+    synth_task: tokio::task::JoinHandle<()>,
+    telegram_poll: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -365,12 +402,25 @@ impl Server {
             )
             .map_err(ServerError::Kpi)?,
         );
+        let llm = match config.llm.clone() {
+            Some(llm) => {
+                let client = Llm::new(llm).map_err(ServerError::Llm)?;
+                tracing::info!(
+                    endpoint = client.endpoint(),
+                    model = client.model(),
+                    "LLM configured"
+                );
+                Some(Arc::new(client))
+            }
+            None => None,
+        };
         let capabilities = Capabilities {
             memory: Some(memory.clone()),
             board: Some(board.clone()),
             fleet: Some(fleet.clone()),
             skills: Default::default(),
             kpi: Some(kpi.clone()),
+            llm: llm.clone(),
         };
         let state = Arc::new(
             StateStore::open(&config.registry.data_dir.join("state.db"))
@@ -423,6 +473,7 @@ impl Server {
             config.factory.escalation.clone(),
             FactoryConfig {
                 eval_interval: config.factory.eval_interval,
+                blocked_after: config.factory.blocked_after,
                 rules_required: config.factory.rules_file.is_some(),
                 prometheus_url: config.factory.prometheus_url.clone(),
                 rules_file: Some(
@@ -435,7 +486,48 @@ impl Server {
                 ..FactoryConfig::default()
             },
         )?);
+        let data_dir = config.registry.data_dir.clone();
+        let shadow = ShadowRunner::new(capabilities.clone())?;
         let registry = Registry::new(runtime, capabilities, config.registry).await?;
+        let proposals = ProposalStore::open(&data_dir.join("proposals.db"))?;
+        let policy = Arc::new(
+            PolicySource::open(data_dir.join("policy.toml")).map_err(ServerError::Policy)?,
+        );
+        let telegram = config
+            .factory
+            .escalation
+            .telegram
+            .as_ref()
+            .map(|t| TelegramApprovals {
+                bot: BotApi::new(&t.api_url, &t.bot_token),
+                chat_id: config
+                    .factory
+                    .approval_chat
+                    .clone()
+                    .unwrap_or_else(|| t.chat_id.clone()),
+                approvers: config.factory.approvers.clone(),
+                webhook_secret: config.factory.telegram_webhook_secret.clone(),
+                poll_wait: config.factory.telegram_poll_wait,
+            });
+        let approvals = Arc::new(Approvals::new(
+            proposals.clone(),
+            board.clone(),
+            config.clock.clone(),
+            policy.clone(),
+            telegram,
+        ));
+        let synthesis = Arc::new(Synthesis {
+            store: proposals,
+            shadow,
+            policy,
+            approvals: approvals.clone(),
+            board: board.clone(),
+            registry: registry.clone(),
+            clock: config.clock.clone(),
+        });
+        let (synth_handle, synth_task) = synthesis.clone().spawn();
+        factory.attach_synthesis(synth_handle, synthesis);
+        let telegram_poll = approvals.clone().spawn_polling();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -490,6 +582,8 @@ impl Server {
             nightly,
             compaction,
             watch_loop,
+            synth_task,
+            telegram_poll,
         })
     }
 
@@ -510,6 +604,10 @@ impl Server {
         self.loading.abort();
         self.compaction.abort();
         self.watch_loop.abort();
+        self.synth_task.abort();
+        if let Some(poll) = self.telegram_poll {
+            poll.abort();
+        }
         if let Some(nightly) = self.nightly {
             nightly.abort();
         }

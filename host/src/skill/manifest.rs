@@ -63,6 +63,10 @@ pub struct Manifest {
     /// KPI series the skill may read: names, `PREFIX.*`, or `*`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kpi_read: Vec<String>,
+    /// The most tokens one call may spend on the host's model (the `llm`
+    /// grant; none: no model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_tokens: Option<u64>,
     /// Where its outgoing HTTP requests may go: `scheme://host[:port]`
     /// entries (see `capabilities::http`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +111,7 @@ struct Fields {
     fleet: Option<String>,
     skills: Option<List>,
     kpi_read: Option<List>,
+    llm_tokens: Option<u64>,
     allowed_outbound_hosts: Option<List>,
     outbound_requests: Option<u32>,
     outbound_mib: Option<u64>,
@@ -227,6 +232,9 @@ impl Manifest {
         if let Some(read) = fields.kpi_read {
             self.kpi_read = read.items();
         }
+        if let Some(tokens) = fields.llm_tokens {
+            self.llm_tokens = Some(tokens);
+        }
         if let Some(hosts) = fields.allowed_outbound_hosts {
             self.allowed_outbound_hosts = hosts.items();
         }
@@ -304,6 +312,7 @@ const KEYS: &[&str] = &[
     "fleet",
     "skills",
     "kpi_read",
+    "llm_tokens",
     "allowed_outbound_hosts",
     "outbound_requests",
     "outbound_mib",

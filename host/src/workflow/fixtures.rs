@@ -581,7 +581,7 @@ fn error_case(ty: &Type, kind: &str, message: &str) -> Result<Val, String> {
 }
 
 /// The value a missing fixture field takes.
-fn zero(ty: &Type) -> Val {
+pub(super) fn zero(ty: &Type) -> Val {
     match ty {
         Type::Bool => Val::Bool(false),
         Type::S8 => Val::S8(0),
@@ -746,7 +746,7 @@ fn json_to_val(v: &Value, ty: &Type) -> Result<Val, String> {
 }
 
 /// A call argument as JSON, shaped like the fixtures.
-fn val_to_json(v: &Val, ty: &Type) -> Value {
+pub(super) fn val_to_json(v: &Val, ty: &Type) -> Value {
     match (v, ty) {
         (Val::Bool(b), _) => Value::Bool(*b),
         (Val::S8(n), _) => Value::from(*n),

@@ -14,6 +14,7 @@ pub mod emit;
 pub mod fixtures;
 pub mod front;
 pub mod markdown;
+pub mod shadow;
 pub mod syntax;
 pub mod types;
 pub mod wit;

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use wit_parser::{Resolve, SourceMap, Type, TypeDefKind, TypeId, WorldItem};
 
 /// The WIT files of `darkfactory:skill`, as the host was built with them.
-pub const WIT_FILES: [(&str, &str); 8] = [
+pub const WIT_FILES: [(&str, &str); 9] = [
     ("world.wit", include_str!("../../../wit/world.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("log.wit", include_str!("../../../wit/log.wit")),
@@ -22,6 +22,7 @@ pub const WIT_FILES: [(&str, &str); 8] = [
     ("fleet.wit", include_str!("../../../wit/fleet.wit")),
     ("kpi.wit", include_str!("../../../wit/kpi.wit")),
     ("skills.wit", include_str!("../../../wit/skills.wit")),
+    ("llm.wit", include_str!("../../../wit/llm.wit")),
 ];
 
 /// The world workflows are checked against and the interpreter is built

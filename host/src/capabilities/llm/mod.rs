@@ -28,6 +28,11 @@
 //! llama.cpp's server document (`../shared/notes/integrations.md` §4); the
 //! tests run against a loopback server that answers as they do.
 
+mod grant;
+mod host;
+
+pub use grant::LlmGrant;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -50,6 +55,27 @@ pub struct LlmConfig {
     pub attempts: u32,
     /// The longest wait between attempts, whatever `Retry-After` says.
     pub max_retry_wait: Duration,
+    /// What the model costs, when the operator says: skills' spending is
+    /// then recorded in dollars as well as tokens.
+    pub price: Option<Price>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// Per million prompt (input) tokens.
+    pub prompt: f64,
+    /// Per million completion (output) tokens.
+    pub completion: f64,
+}
+
+impl Price {
+    /// What `usage` cost.
+    pub fn of(&self, usage: &Usage) -> f64 {
+        (usage.prompt_tokens as f64 * self.prompt
+            + usage.completion_tokens as f64 * self.completion)
+            / 1_000_000.0
+    }
 }
 
 impl LlmConfig {
@@ -63,6 +89,7 @@ impl LlmConfig {
             timeout: Duration::from_secs(120),
             attempts: 4,
             max_retry_wait: Duration::from_secs(60),
+            price: None,
         }
     }
 }
@@ -333,6 +360,11 @@ impl Llm {
     /// The model asked.
     pub fn model(&self) -> &str {
         &self.config.model
+    }
+
+    /// What the model costs, when the operator said.
+    pub fn price(&self) -> Option<Price> {
+        self.config.price
     }
 
     /// What every call so far has used.

@@ -408,3 +408,176 @@ async fn the_servers_retry_after_is_waited_for_up_to_the_cap() {
     assert!(took >= Duration::from_millis(2500), "{took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+/// The `llm` interface as a skill calls it: a store's state with the
+/// skill's grant, the client and the KPI store.
+mod skill_calls {
+    use super::*;
+    use crate::capabilities::kpi::{KpiConfig, KpiStore, Labels};
+    use crate::capabilities::{Capabilities, Clock, SkillContext};
+    use crate::runtime::bindings::darkfactory::skill::llm as wit;
+    use crate::runtime::bindings::darkfactory::skill::llm::Host as _;
+    use crate::runtime::{ComponentBounds, RuntimeConfig, SkillState};
+
+    fn state(llm: Option<Arc<Llm>>, grant: Option<u64>, kpi: Arc<KpiStore>) -> SkillState {
+        let context = SkillContext {
+            skill: "summarise".into(),
+            capabilities: Capabilities {
+                llm,
+                kpi: Some(kpi),
+                ..Capabilities::default()
+            },
+            memory: None,
+            board: None,
+            fleet: None,
+            skills: None,
+            kpi: None,
+            http: None,
+            llm: LlmGrant::parse(grant).unwrap(),
+            shadow: None,
+        };
+        SkillState::new(
+            Arc::from("summarise"),
+            &RuntimeConfig::default().default_limits(),
+            ComponentBounds::default(),
+            Some(Arc::new(context)),
+        )
+    }
+
+    fn request(text: &str, max_tokens: Option<u32>) -> wit::Request {
+        wit::Request {
+            messages: vec![wit::Message {
+                role: wit::Role::User,
+                content: text.to_string(),
+            }],
+            json_schema: None,
+            max_tokens,
+            temperature: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_skill_spends_within_its_budget_and_its_spending_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(1_800_000_000_000);
+        let kpi = Arc::new(
+            KpiStore::open(
+                &dir.path().join("kpi.db"),
+                KpiConfig::default(),
+                clock.clone(),
+            )
+            .unwrap(),
+        );
+        let (server, llm) = start(vec![
+            completion("first", "stop"),
+            completion("second", "length"),
+        ])
+        .await;
+        let mut state = state(Some(Arc::new(llm)), Some(150), kpi.clone());
+        let answer = state
+            .chat(request("Which agent is down?", Some(1000)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.content, "first");
+        assert_eq!((answer.prompt_tokens, answer.completion_tokens), (44, 48));
+        assert_eq!(answer.budget_left, 150 - 92);
+        // The answer's room was lowered to what the budget left.
+        let asked = server.seen.lock().unwrap()[0].0["max_tokens"]
+            .as_u64()
+            .unwrap();
+        assert!(asked < 150, "max_tokens {asked}");
+        // One sample per chat and millisecond: a second chat in the same
+        // millisecond of the same skill replaces the first's sample.
+        clock.advance(1000);
+        let second = state.chat(request("Again", None)).await.unwrap().unwrap();
+        assert_eq!(second.finish_reason, wit::FinishReason::Length);
+        assert_eq!(second.budget_left, 0);
+        let over = state.chat(request("Once more", None)).await.unwrap();
+        assert!(
+            matches!(&over, Err(wit::LlmError::BudgetExceeded(m)) if m.contains("150")),
+            "{over:?}"
+        );
+        assert_eq!(
+            server.seen.lock().unwrap().len(),
+            2,
+            "nothing sent over budget"
+        );
+        let mut labels = Labels::new();
+        labels.insert("skill".into(), "summarise".into());
+        let spent = kpi
+            .read("skill.llm_tokens", &labels, 0, u64::MAX)
+            .await
+            .unwrap();
+        let values: Vec<f64> = spent
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.value))
+            .collect();
+        assert_eq!(values, vec![92.0, 92.0]);
+        assert_eq!(
+            spent[0].series.labels.get("model").map(String::as_str),
+            Some("qwen3:8b")
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_grant_a_model_or_a_message_the_call_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let kpi = Arc::new(
+            KpiStore::open(
+                &dir.path().join("kpi.db"),
+                KpiConfig::default(),
+                Clock::manual(1_800_000_000_000),
+            )
+            .unwrap(),
+        );
+        let (server, llm) = start(vec![]).await;
+        let llm = Arc::new(llm);
+        let denied = state(Some(llm.clone()), None, kpi.clone())
+            .chat(request("hi", None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&denied, Err(wit::LlmError::Denied(m)) if m.contains("llm_tokens")),
+            "{denied:?}"
+        );
+        let none = state(None, Some(100), kpi.clone())
+            .chat(request("hi", None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&none, Err(wit::LlmError::Unavailable(m)) if m.contains("--llm-url")),
+            "{none:?}"
+        );
+        let mut empty = request("hi", None);
+        empty.messages.clear();
+        let invalid = state(Some(llm.clone()), Some(100), kpi.clone())
+            .chat(empty)
+            .await
+            .unwrap();
+        assert!(
+            matches!(invalid, Err(wit::LlmError::Invalid(_))),
+            "{invalid:?}"
+        );
+        let mut bad_schema = request("hi", None);
+        bad_schema.json_schema = Some("{not json".into());
+        let invalid = state(Some(llm.clone()), Some(100), kpi.clone())
+            .chat(bad_schema)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&invalid, Err(wit::LlmError::Invalid(m)) if m.contains("json-schema")),
+            "{invalid:?}"
+        );
+        let long = "word ".repeat(200);
+        let over = state(Some(llm), Some(100), kpi)
+            .chat(request(&long, None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(over, Err(wit::LlmError::BudgetExceeded(_))),
+            "{over:?}"
+        );
+        assert!(server.seen.lock().unwrap().is_empty(), "nothing was sent");
+    }
+}

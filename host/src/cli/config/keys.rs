@@ -119,6 +119,7 @@ const FACTORY: Option<&str> = Some("factory");
 const CI: Option<&str> = Some("ci");
 const TELEGRAM: Option<&str> = Some("telegram");
 const OPENCLAW: Option<&str> = Some("openclaw");
+const LLM: Option<&str> = Some("llm");
 
 /// Every key, in the order `config show` and the docs print them.
 pub(super) static KEYS: &[Key] = &[
@@ -230,6 +231,26 @@ pub(super) static KEYS: &[Key] = &[
     secret(TELEGRAM, "bot_token", "telegram_bot_token"),
     key(TELEGRAM, "chat_id", "telegram_chat_id", Kind::Text),
     key(TELEGRAM, "api_url", "telegram_api_url", Kind::Text),
+    key(TELEGRAM, "approvers", "telegram_approvers", Kind::Strings),
+    key(
+        TELEGRAM,
+        "approval_chat",
+        "telegram_approval_chat",
+        Kind::Text,
+    ),
+    secret(TELEGRAM, "webhook_secret", "telegram_webhook_secret"),
+    key(TELEGRAM, "poll_wait", "telegram_poll_wait", Kind::Duration),
+    key(LLM, "url", "llm_url", Kind::Text),
+    key(LLM, "model", "llm_model", Kind::Text),
+    secret(LLM, "key", "llm_key"),
+    key(LLM, "timeout", "llm_timeout", Kind::Duration),
+    key(LLM, "prompt_price", "llm_prompt_price", Kind::Number),
+    key(
+        LLM,
+        "completion_price",
+        "llm_completion_price",
+        Kind::Number,
+    ),
     key(OPENCLAW, "hooks_url", "openclaw_hooks_url", Kind::Text),
     secret(OPENCLAW, "hooks_token", "openclaw_hooks_token"),
     key(OPENCLAW, "agent", "openclaw_agent", Kind::Text),
