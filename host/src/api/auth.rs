@@ -22,7 +22,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Largest body of a refused request that is read (and dropped) to keep the
@@ -134,17 +133,7 @@ async fn refuse(request: Request, error: ApiError) -> Response {
     response
 }
 
-/// Whether `presented` is `expected`, in time that depends on neither.
-pub(super) fn same_secret(presented: &str, expected: &str) -> bool {
-    let (a, b) = (
-        Sha256::digest(presented.as_bytes()),
-        Sha256::digest(expected.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
+pub(super) use crate::factory::approval::same_secret;
 
 #[cfg(test)]
 mod tests {
