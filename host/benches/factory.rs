@@ -10,7 +10,13 @@
 //!    batches of 1 000, 8 keep-alive clients, `BENCH_SECONDS` long; goal
 //!    ≥ 50 000 a second);
 //! 3. from the end of a rule's `for` to its card: the evaluation at which
-//!    the gap fires, card included (goal ≤ one evaluation + 100 ms).
+//!    the gap fires, card included (goal ≤ one evaluation + 100 ms);
+//! 4. from a gap firing to its proposal verified and its approval
+//!    requested, `BENCH_PROPOSALS` times (default 100), on a host started
+//!    in-process on a manual clock: with the offline synthesiser (goal p50
+//!    and p99 ≤ 1 s), and with a model (a loopback chat-completions server
+//!    that answers a fix after `BENCH_MODEL_MS`, default 0), the model's
+//!    time reported apart from the host's.
 
 use darkfactory::capabilities::board::{BoardBackend, EmbeddedBoard};
 use darkfactory::capabilities::kpi::{KpiConfig, KpiStore, NewSample};
@@ -205,6 +211,172 @@ async fn http_push(seconds: u64) {
     );
 }
 
+#[path = "support/percentile.rs"]
+mod percentile;
+
+/// The e2e tests' loopback chat-completions server.
+#[allow(dead_code)]
+#[path = "../../tests/support/llm_stub.rs"]
+mod llm_stub;
+
+/// A loopback chat-completions server that answers every request, after
+/// `delay`, with a passing fix for the agent its prompt names.
+async fn model_server(delay: Duration) -> String {
+    let stub = llm_stub::start(move |body| {
+        let user = body["messages"][1]["content"].as_str().unwrap_or("");
+        let skill = user
+            .split("skill name: `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("fix")
+            .to_string();
+        let agent = skill.trim_start_matches("fix-agent-down-");
+        let workflow = format!(
+            "+++\nname = \"{skill}\"\nversion = \"1.0.0\"\ndescription = \"Tells the card.\"\n\
+             trigger = \"gap: agent-down\"\n\n[capabilities]\nboard_write = [\"Backlog\"]\n\n[input]\n\
+             agent = {{ type = \"string\", default = \"{agent}\" }}\ncard = {{ type = \"string\", default = \"c\" }}\n\
+             +++\n\n# Fix\n\n## Steps\n\n```workflow\nboard.add_comment(card_id: input.card, text: \"Agent {{input.agent}} is down.\")\n\
+             return {{ agent: input.agent }}\n```\n\n## Tests\n\n### told\n\n```toml\n[expect]\n\
+             output = {{ agent = \"{agent}\" }}\nwrites = [\"board.add_comment\"]\n```\n"
+        );
+        llm_stub::Reply {
+            delay,
+            ..llm_stub::Reply::fix(&workflow, "Tells the card.")
+        }
+    })
+    .await;
+    stub.url
+}
+
+/// From a gap firing to its proposal verified and its approval requested,
+/// `n` times: each time a new agent goes down and the evaluation that
+/// fires its gap is asked for; the time runs until its approval request
+/// exists.
+async fn proposals(n: usize, model: Option<Duration>) {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        RegistryConfig::new(skills, dir.path().join("data")),
+    );
+    config.clock = Clock::manual(T0);
+    // Evaluations run when asked.
+    config.factory.eval_interval = Duration::from_secs(1_000 * 3600);
+    if let Some(delay) = model {
+        let url = model_server(delay).await;
+        config.llm = Some(darkfactory::capabilities::llm::LlmConfig::new(
+            &url,
+            "bench-model",
+        ));
+    }
+    let server = Server::start(config).await.unwrap();
+    let base = format!("http://{}", server.local_addr);
+    tokio::spawn(server.run(std::future::pending()));
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let mut took = Vec::with_capacity(n);
+    let (mut host_ms, mut model_ms, mut gate_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut by_step = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for i in 0..n {
+        let agent = format!("agent-{i}");
+        post(
+            "/api/fleet/heartbeat",
+            json!({"agent": agent, "skills": ["search"], "load": 0.1, "interval_seconds": 60}),
+        )
+        .await;
+        post("/api/clock", json!({"advance_ms": 4 * 60_000})).await;
+        let started = Instant::now();
+        let report = post("/api/factory/evaluate", json!({})).await;
+        assert!(
+            report["transitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str().unwrap().ends_with("agent-down firing")),
+            "{report:#}"
+        );
+        // Its proposal, and the request for its approval.
+        let proposal = loop {
+            let page: Value = http
+                .get(format!("{base}/api/proposals?limit=1"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let p = &page["proposals"][0];
+            if p["labels"]["agent"] == agent.as_str() && p["state"] != "synthesising" {
+                assert_eq!(p["state"], "awaiting_approval", "{p:#}");
+                break p.clone();
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        };
+        let full = loop {
+            let full: Value = http
+                .get(format!("{base}/api/proposals/{}", proposal["id"]))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !full["approvals"][0].is_null() {
+                break full;
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        };
+        took.push(started.elapsed());
+        assert_eq!(full["approvals"][0]["state"], "pending", "{full:#}");
+        host_ms.push(full["host_ms"].as_f64().unwrap());
+        model_ms.push(full["model_ms"].as_f64().unwrap());
+        let steps = full["verification"]["steps"].as_array().unwrap();
+        gate_ms.push(
+            steps
+                .iter()
+                .map(|s| s["took_ms"].as_f64().unwrap())
+                .sum::<f64>(),
+        );
+        for s in steps {
+            by_step
+                .entry(s["step"].as_str().unwrap().to_string())
+                .or_default()
+                .push(s["took_ms"].as_f64().unwrap());
+        }
+    }
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p50 = ms(percentile::percentile(&took, 0.50));
+    let p99 = ms(percentile::percentile(&took, 0.99));
+    let what = match model {
+        None => "offline synthesiser".to_string(),
+        Some(d) => format!("a model answering in {} ms", d.as_millis()),
+    };
+    let steps: Vec<String> = darkfactory::factory::verify::STEPS
+        .iter()
+        .filter_map(|step| {
+            let times = by_step.remove(*step)?;
+            Some(format!("{step} {:.0}", median(times)))
+        })
+        .collect();
+    println!(
+        "| gap firing → proposal verified → approval requested, {what} ({n} gaps; the evaluation that fires each included) | p50 {p50:.0} ms, p99 {p99:.0} ms; per proposal (medians) the host's own time {:.0} ms, of it the gate {:.0} ms ({} ms); the model's {:.0} ms | ≤ 1 s (offline) |",
+        median(host_ms),
+        median(gate_ms),
+        steps.join(", "),
+        median(model_ms),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     // cargo bench passes `--bench`; nothing else is read from the line.
@@ -215,4 +387,8 @@ async fn main() {
     println!("|---|---|---|");
     evaluation(rules, series).await;
     http_push(seconds).await;
+    let n = env("BENCH_PROPOSALS", 100);
+    proposals(n, None).await;
+    let delay = Duration::from_millis(env("BENCH_MODEL_MS", 0) as u64);
+    proposals(n, Some(delay)).await;
 }

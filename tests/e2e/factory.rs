@@ -9,23 +9,23 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// 2027-01-15T08:00:00Z.
-const T0: u64 = 1_800_000_000_000;
-const MINUTE: u64 = 60_000;
-const HOUR: u64 = 60 * MINUTE;
+pub(crate) const T0: u64 = 1_800_000_000_000;
+pub(crate) const MINUTE: u64 = 60_000;
+pub(crate) const HOUR: u64 = 60 * MINUTE;
 
 /// A host on a manual clock, and the clock's time.
-struct Watch {
-    host: Host,
-    now: u64,
+pub(crate) struct Watch {
+    pub(crate) host: Host,
+    pub(crate) now: u64,
     extra: Vec<String>,
 }
 
 impl Watch {
-    fn start(dirs: &Dirs, extra: &[&str]) -> Watch {
+    pub(crate) fn start(dirs: &Dirs, extra: &[&str]) -> Watch {
         Watch::start_at(dirs, extra, T0)
     }
 
-    fn start_at(dirs: &Dirs, extra: &[&str], now: u64) -> Watch {
+    pub(crate) fn start_at(dirs: &Dirs, extra: &[&str], now: u64) -> Watch {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         // Evaluations run when the test asks (the loop's own come a
         // thousand hours apart).
@@ -45,14 +45,14 @@ impl Watch {
     }
 
     /// Stops the host and starts it again on the same data at the same time.
-    fn restart(self, dirs: &Dirs) -> Watch {
+    pub(crate) fn restart(self, dirs: &Dirs) -> Watch {
         let (now, extra) = (self.now, self.extra.clone());
         self.host.stop();
         let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
         Watch::start_at(dirs, &refs, now)
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
         let (status, out) = self
             .host
             .send(
@@ -69,13 +69,13 @@ impl Watch {
         out
     }
 
-    async fn advance(&mut self, ms: u64) {
+    pub(crate) async fn advance(&mut self, ms: u64) {
         let out = self.post("/api/clock", json!({ "advance_ms": ms })).await;
         self.now += ms;
         assert_eq!(out["now_ms"], self.now);
     }
 
-    async fn evaluate(&self) -> Value {
+    pub(crate) async fn evaluate(&self) -> Value {
         let (status, report) = self
             .host
             .send(
@@ -89,7 +89,7 @@ impl Watch {
         report
     }
 
-    async fn push(&self, name: &str, value: f64, labels: Value) {
+    pub(crate) async fn push(&self, name: &str, value: f64, labels: Value) {
         self.post(
             "/api/kpis/samples",
             json!({"samples": [{"name": name, "value": value, "labels": labels}]}),
@@ -98,7 +98,7 @@ impl Watch {
     }
 
     /// Every card with the label `gap`, in any list.
-    async fn gap_cards(&self) -> Vec<Value> {
+    pub(crate) async fn gap_cards(&self) -> Vec<Value> {
         let (status, board) = self.host.get("/api/board?label=gap").await;
         assert_eq!(status, 200, "{board}");
         board["lists"]
@@ -109,20 +109,20 @@ impl Watch {
             .collect()
     }
 
-    async fn gaps(&self) -> Value {
+    pub(crate) async fn gaps(&self) -> Value {
         let (status, gaps) = self.host.get("/api/gaps").await;
         assert_eq!(status, 200, "{gaps}");
         gaps
     }
 
-    async fn card(&self, list: &str, title: &str) -> String {
+    pub(crate) async fn card(&self, list: &str, title: &str) -> String {
         let out = self
             .post("/api/board/cards", json!({"title": title, "list": list}))
             .await;
         out["id"].as_str().unwrap().to_string()
     }
 
-    async fn move_card(&self, id: &str, list: &str) {
+    pub(crate) async fn move_card(&self, id: &str, list: &str) {
         let (status, out) = self
             .host
             .send(
@@ -137,8 +137,14 @@ impl Watch {
 
     /// The proposal of gap `gap` once synthesis is done with it (it runs
     /// on a task of its own, within a second of the evaluation).
-    async fn proposal_of(&self, gap: u64) -> Value {
-        for _ in 0..200 {
+    pub(crate) async fn proposal_of(&self, gap: u64) -> Value {
+        self.proposal_within(gap, 10).await
+    }
+
+    /// The proposal of gap `gap` once synthesis is done with it, waiting
+    /// up to `secs` seconds.
+    pub(crate) async fn proposal_within(&self, gap: u64, secs: u64) -> Value {
+        for _ in 0..secs * 20 {
             let (status, page) = self.host.get(&format!("/api/proposals?gap={gap}")).await;
             assert_eq!(status, 200, "{page:#}");
             if let Some(p) = page["proposals"].as_array().and_then(|p| p.first()) {
@@ -149,10 +155,10 @@ impl Watch {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("gap {gap} got no proposal within 10 s");
+        panic!("gap {gap} got no proposal within {secs} s");
     }
 
-    async fn heartbeat(&self, agent: &str, interval_seconds: u64) {
+    pub(crate) async fn heartbeat(&self, agent: &str, interval_seconds: u64) {
         self.post(
             "/api/fleet/heartbeat",
             json!({"agent": agent, "skills": ["research"], "load": 0.1, "interval_seconds": interval_seconds}),
@@ -161,7 +167,7 @@ impl Watch {
     }
 }
 
-fn transitions(report: &Value) -> Vec<String> {
+pub(crate) fn transitions(report: &Value) -> Vec<String> {
     report["transitions"]
         .as_array()
         .unwrap()
@@ -496,7 +502,7 @@ async fn a_rule_with_hysteresis_fires_once_does_not_flap_and_a_restart_mid_for_k
 }
 
 #[path = "../support/notify_stub.rs"]
-mod notify_stub;
+pub(crate) mod notify_stub;
 
 #[tokio::test]
 async fn a_down_agent_is_escalated_once_and_inhibits_its_cost_gap_until_it_is_back() {
@@ -1475,7 +1481,7 @@ async fn the_fleet_watch_fires_once_after_for_through_a_restart_without_flapping
 
 /// Sets the memory watch's lag: the newest transcript written now, and
 /// the ingest (which has read nothing) behind it by `lag_h` hours.
-fn transcripts_behind(dir: &std::path::Path, lag_h: u64) {
+pub(crate) fn transcripts_behind(dir: &std::path::Path, lag_h: u64) {
     let now = std::time::SystemTime::now();
     for (file, age_s) in [("old.jsonl", lag_h * 3600), ("new.jsonl", 0)] {
         let path = dir.join(file);

@@ -25,4 +25,5 @@ mod languages;
 mod lifecycle;
 mod memory;
 mod swap;
+mod synthesis;
 mod workflow;

@@ -299,6 +299,10 @@ pub struct ServeArgs {
     /// How long one request to the LLM may take.
     #[arg(long, env = "DARKFACTORY_LLM_TIMEOUT", default_value = "120s", value_parser = positive_duration)]
     llm_timeout: Duration,
+    /// Rounds the model gets to write a fix for a gap that passes the
+    /// verification gate, each after the diagnostics of the one before.
+    #[arg(long, env = "DARKFACTORY_LLM_ROUNDS", default_value_t = crate::factory::synth::model::DEFAULT_ROUNDS, value_parser = clap::value_parser!(u32).range(1..=crate::factory::synth::model::MAX_ROUNDS as i64))]
+    llm_rounds: u32,
     /// What the model costs per million prompt tokens, in US dollars: skills'
     /// spending is then recorded as `skill.llm_cost_usd` too.
     #[arg(long, env = "DARKFACTORY_LLM_PROMPT_PRICE", value_parser = price)]
@@ -593,6 +597,7 @@ pub(super) fn checked_config(args: ServeArgs) -> anyhow::Result<ServerConfig> {
                 .clone()
                 .filter(|s| !s.is_empty()),
             telegram_poll_wait: args.telegram_poll_wait,
+            synth_rounds: args.llm_rounds,
             ci_repos,
             ci_webhook_secret: args.ci_webhook_secret.filter(|s| !s.is_empty()),
             eval_interval: args.eval_interval,

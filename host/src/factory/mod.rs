@@ -313,6 +313,12 @@ impl Factory {
                 card_id,
                 card_list: self.config.card_list.clone(),
                 blocked_hours: (self.config.blocked_after.as_secs() / 3600).max(1),
+                evidence: {
+                    let mut lines = self.evidence_for(rule, &gap.labels);
+                    lines.sort();
+                    lines.truncate(20);
+                    lines
+                },
                 labels: gap.labels,
             };
             if handle.queue(brief) {

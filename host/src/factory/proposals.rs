@@ -129,7 +129,9 @@ pub struct Proposal {
     pub verification: Option<serde_json::Value>,
     /// Who the policy says decides.
     pub approval: Option<Approval>,
-    /// Why it failed, or was rejected or expired.
+    /// Why it failed, was rejected or expired; or, for a fix the offline
+    /// synthesiser wrote while a model was configured, why the model did
+    /// not.
     pub reason: Option<String>,
     /// When it was opened, ms on the host's clock.
     pub created_at_ms: u64,
@@ -144,6 +146,13 @@ pub struct Proposal {
 }
 
 impl Proposal {
+    /// Puts a source and its verification on it.
+    pub fn set_source(&mut self, source: String, v: &Verification) {
+        self.sha256 = crate::skill::sha256_hex(source.as_bytes());
+        self.source = source;
+        self.set_verification(v);
+    }
+
     /// Puts a verification's result on it.
     pub fn set_verification(&mut self, v: &Verification) {
         self.verification = serde_json::to_value(v).ok();
@@ -444,6 +453,20 @@ impl ProposalStore {
                     "INSERT OR REPLACE INTO proposal_rounds (proposal_id, round, doc)
                      VALUES (?1, ?2, ?3)",
                     params![proposal, n, doc],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Forgets a proposal's rounds (its synthesis starts again after a
+    /// restart in the middle of it).
+    pub async fn clear_rounds(&self, proposal: i64) -> Result<(), ProposalError> {
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "DELETE FROM proposal_rounds WHERE proposal_id = ?1",
+                    params![proposal],
                 )?;
                 Ok(())
             })

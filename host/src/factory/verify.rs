@@ -97,7 +97,7 @@ fn step(
 
 impl Gate<'_> {
     /// Runs the gate on `source`, a fix named `skill` for a gap of `kind`,
-    /// with `input` for its shadow run. The compiled component comes back
+    /// with the fields of `input` it declares for its shadow run. The compiled component comes back
     /// with a verification that passed.
     pub async fn verify(
         &self,
@@ -137,6 +137,26 @@ impl Gate<'_> {
             }
         }
         let ok = problems.is_empty();
+        // The run gets what the fix declares of the gap's particulars; the
+        // rest of its input comes from its defaults.
+        let declared: Vec<&str> = checked
+            .header
+            .input
+            .iter()
+            .flatten()
+            .map(|f| f.name.as_str())
+            .collect();
+        let input = match input {
+            Value::Object(given) => Value::Object(
+                given
+                    .iter()
+                    .filter(|(k, _)| declared.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+        let input = &input;
         let detail = if ok {
             let warnings = checked.diagnostics.0.len();
             format!("well-formed and typed ({warnings} warning(s))")
@@ -160,6 +180,15 @@ impl Gate<'_> {
                 return (v, None);
             }
         };
+        // Compiled for the sandbox once, for the examples and the shadow run.
+        let component = match self.shadow.compile(&compiled).await {
+            Ok(component) => component,
+            Err(e) => {
+                let detail = format!("the component does not compile for the sandbox: {e}");
+                v.steps.push(step("compile", false, detail, started, None));
+                return (v, None);
+            }
+        };
         v.component_sha256 = Some(compiled.sha256.clone());
         v.steps.push(step(
             "compile",
@@ -174,7 +203,7 @@ impl Gate<'_> {
         ));
         // tests
         let started = Instant::now();
-        match workflow::fixtures::run(&compiled).await {
+        match self.shadow.examples(&compiled, &component).await {
             Ok(outcomes) => {
                 let failed: Vec<String> = outcomes
                     .iter()
@@ -208,7 +237,7 @@ impl Gate<'_> {
         }
         // shadow
         let started = Instant::now();
-        match self.shadow.run(&compiled, input).await {
+        match self.shadow.run(&compiled, &component, input).await {
             Ok(outcome) => {
                 let ok = outcome.error.is_none();
                 let detail = match &outcome.error {

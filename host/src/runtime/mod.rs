@@ -44,8 +44,24 @@ pub struct Runtime {
     config: RuntimeConfig,
     pooling: bool,
     compatibility_hash: String,
-    ticker: Option<std::thread::JoinHandle<()>>,
-    stop_ticker: Arc<std::sync::atomic::AtomicBool>,
+    /// The engine's epoch ticker, shared with the runtimes on this engine
+    /// ([`Runtime::sibling`]): it stops when the last of them goes.
+    ticker: Arc<Ticker>,
+}
+
+/// The thread that advances an engine's epoch; stopped and joined on drop.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Runtime {
@@ -73,19 +89,18 @@ impl Runtime {
             }
         };
 
-        let mut linker = Linker::<SkillState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        add_capabilities(&mut linker)?;
+        let linker = link(&engine, add_capabilities)?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compatibility_hash = format!("{:016x}", hasher.finish());
 
-        let stop_ticker = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let ticker = spawn_epoch_ticker(&engine, config.epoch_tick, stop_ticker.clone())?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = spawn_epoch_ticker(&engine, config.epoch_tick, stop.clone())?;
+        let ticker = Arc::new(Ticker {
+            stop,
+            handle: Some(handle),
+        });
         tracing::debug!(
             pooling,
             max_instances = config.max_instances,
@@ -97,8 +112,21 @@ impl Runtime {
             config,
             pooling,
             compatibility_hash,
-            ticker: Some(ticker),
-            stop_ticker,
+            ticker,
+        })
+    }
+
+    /// A runtime on this one's engine (its pool, its epoch ticker) with
+    /// another linker: a component compiled by one runs on both.
+    pub fn sibling(&self, add_capabilities: &CapabilityLinker) -> Result<Self, RuntimeError> {
+        let linker = link(&self.engine, add_capabilities)?;
+        Ok(Runtime {
+            engine: self.engine.clone(),
+            linker,
+            config: self.config.clone(),
+            pooling: self.pooling,
+            compatibility_hash: self.compatibility_hash.clone(),
+            ticker: self.ticker.clone(),
         })
     }
 
@@ -126,6 +154,16 @@ impl Runtime {
     /// Compiles a component. CPU-heavy: call it off the async threads.
     pub fn compile(&self, bytes: &[u8]) -> Result<Component, RuntimeError> {
         Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))
+    }
+
+    /// Compiles a component on the blocking pool, for a caller on an async
+    /// thread.
+    pub async fn compile_off_thread(&self, bytes: Vec<u8>) -> Result<Component, RuntimeError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| RuntimeError::Compile(format!("the compilation stopped: {e}")))?
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))
     }
 
     /// Serializes a compiled component for the artifact cache.
@@ -265,14 +303,19 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.stop_ticker
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
-        }
-    }
+/// A linker of WASI, `wasi:http` and the capabilities `add_capabilities`
+/// links.
+fn link(
+    engine: &Engine,
+    add_capabilities: &CapabilityLinker,
+) -> Result<Linker<SkillState>, RuntimeError> {
+    let mut linker = Linker::<SkillState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+    add_capabilities(&mut linker)?;
+    Ok(linker)
 }
 
 /// Bytes of each linear memory that stay mapped between instances and are

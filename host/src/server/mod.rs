@@ -30,7 +30,7 @@ use crate::factory::monitor::{
     BoardMonitor, CiMonitor, CostMonitor, FleetMonitor, MemoryMonitor, Monitor,
 };
 use crate::factory::proposals::ProposalStore;
-use crate::factory::synth::Synthesis;
+use crate::factory::synth::{Model, Synthesis};
 use crate::factory::{Factory, FactoryConfig, FactoryError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -109,6 +109,8 @@ pub struct FactorySettings {
     pub telegram_webhook_secret: Option<String>,
     /// How long one `getUpdates` long poll waits.
     pub telegram_poll_wait: std::time::Duration,
+    /// Rounds a model gets to write a fix that passes the gate.
+    pub synth_rounds: u32,
 }
 
 impl Default for FactorySettings {
@@ -126,6 +128,7 @@ impl Default for FactorySettings {
             approval_chat: None,
             telegram_webhook_secret: None,
             telegram_poll_wait: std::time::Duration::from_secs(30),
+            synth_rounds: crate::factory::synth::model::DEFAULT_ROUNDS,
         }
     }
 }
@@ -524,6 +527,11 @@ impl Server {
             board: board.clone(),
             registry: registry.clone(),
             clock: config.clock.clone(),
+            model: llm.clone().map(|llm| Model {
+                llm,
+                memory: Some(memory.clone()),
+                rounds: config.factory.synth_rounds,
+            }),
         });
         let (synth_handle, synth_task) = synthesis.clone().spawn();
         factory.attach_synthesis(synth_handle, synthesis);

@@ -310,14 +310,24 @@ pub enum FixtureError {
     Manifest(String),
 }
 
-/// Runs every example of a compiled workflow.
+/// Runs every example of a compiled workflow, in a sandbox of its own.
 pub async fn run(compiled: &Compiled) -> Result<Vec<Outcome>, FixtureError> {
-    let runtime = Runtime::new(RuntimeConfig::default(), &link_fixtures)?;
+    let runtime = Runtime::new(RuntimeConfig::default(), &link)?;
+    let component = runtime.compile(&compiled.component)?;
+    run_on(&runtime, &component, compiled).await
+}
+
+/// Runs every example of `compiled`, whose component is `component`, on
+/// `runtime` (one whose linker is [`link`]'s).
+pub async fn run_on(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+    compiled: &Compiled,
+) -> Result<Vec<Outcome>, FixtureError> {
     let resolved = Manifest::merge(Some(&compiled.manifest), None)
         .and_then(|m| m.resolve(&compiled.name, runtime.config()))
         .map_err(FixtureError::Manifest)?;
-    let component = runtime.compile(&compiled.component)?;
-    let pre = runtime.prepare(&component)?;
+    let pre = runtime.prepare(component)?;
     let tag: Arc<str> = Arc::from(compiled.name.as_str());
     let mut outcomes = Vec::new();
     for case in &compiled.checked.tests {
@@ -452,7 +462,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Defines every function of every interface of the WIT, answering from
 /// the session of the store it is called in.
-fn link_fixtures(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError> {
+pub fn link(linker: &mut Linker<SkillState>) -> Result<(), RuntimeError> {
     let link = |e: wasmtime::Error| RuntimeError::Link(format!("{e:#}"));
     for (iface, functions) in &Interfaces::get().0 {
         let mut instance = linker

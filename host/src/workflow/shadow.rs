@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use wasmtime::component::types::Type;
-use wasmtime::component::{Linker, Val};
+use wasmtime::component::{Component, Linker, Val};
 
 /// What a shadow run did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -39,9 +39,12 @@ pub struct ShadowOutcome {
     pub logs: Vec<String>,
 }
 
-/// The sandbox shadow runs share: one engine, the host's capabilities.
+/// The sandbox the verification gate runs a fix in: one engine, with two
+/// linkers on it, the examples' fixtures and the host's shadowed
+/// capabilities, so a fix is compiled once for both.
 pub struct ShadowRunner {
     runtime: Runtime,
+    fixtures: Runtime,
     capabilities: Capabilities,
 }
 
@@ -49,24 +52,43 @@ impl ShadowRunner {
     /// A runner over the host's services.
     pub fn new(capabilities: Capabilities) -> Result<Self, RuntimeError> {
         let runtime = Runtime::new(RuntimeConfig::default(), &link_shadowed)?;
+        let fixtures = runtime.sibling(&super::fixtures::link)?;
         Ok(ShadowRunner {
             runtime,
+            fixtures,
             capabilities,
         })
     }
 
-    /// Runs `compiled` once with `input`, against the live host.
-    pub async fn run(&self, compiled: &Compiled, input: &Value) -> Result<ShadowOutcome, String> {
+    /// Compiles `compiled`'s component for this sandbox, on the blocking
+    /// pool (compiling is CPU-heavy).
+    pub async fn compile(&self, compiled: &Compiled) -> Result<Component, String> {
+        self.runtime
+            .compile_off_thread(compiled.component.clone())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `compiled`'s examples on their fixtures.
+    pub async fn examples(
+        &self,
+        compiled: &Compiled,
+        component: &Component,
+    ) -> Result<Vec<super::fixtures::Outcome>, super::fixtures::FixtureError> {
+        super::fixtures::run_on(&self.fixtures, component, compiled).await
+    }
+
+    /// Runs `compiled` (compiled to `component`) once with `input`, against
+    /// the live host.
+    pub async fn run(
+        &self,
+        compiled: &Compiled,
+        component: &Component,
+        input: &Value,
+    ) -> Result<ShadowOutcome, String> {
         let resolved = Manifest::merge(Some(&compiled.manifest), None)
             .and_then(|m| m.resolve(&compiled.name, self.runtime.config()))?;
-        let component = self
-            .runtime
-            .compile(&compiled.component)
-            .map_err(|e| e.to_string())?;
-        let pre = self
-            .runtime
-            .prepare(&component)
-            .map_err(|e| e.to_string())?;
+        let pre = self.runtime.prepare(component).map_err(|e| e.to_string())?;
         let log = Arc::new(ShadowLog::default());
         let context = SkillContext {
             skill: compiled.name.clone(),

@@ -679,7 +679,7 @@ fn error_message(text: &str) -> String {
 }
 
 /// At most 300 characters of a server's words.
-fn brief(text: &str) -> String {
+pub(crate) fn brief(text: &str) -> String {
     let text = text.trim();
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

@@ -244,6 +244,7 @@ pub(super) static KEYS: &[Key] = &[
     key(LLM, "model", "llm_model", Kind::Text),
     secret(LLM, "key", "llm_key"),
     key(LLM, "timeout", "llm_timeout", Kind::Duration),
+    key(LLM, "rounds", "llm_rounds", Kind::Integer),
     key(LLM, "prompt_price", "llm_prompt_price", Kind::Number),
     key(
         LLM,

@@ -613,14 +613,43 @@ impl Approvals {
         let user = query["from"]["id"].as_i64().unwrap_or(0);
         let username = query["from"]["username"].as_str().map(str::to_string);
         let data = query["data"].as_str().unwrap_or_default();
+        // A press counts in the approval chat only: the one its id names,
+        // or, for a chat configured as `@name`, the one of that username.
+        let message_chat = &query["message"]["chat"];
+        let chat = match &message_chat["id"] {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        let in_chat = match t.chat_id.strip_prefix('@') {
+            Some(name) => message_chat["username"]
+                .as_str()
+                .is_some_and(|u| u.eq_ignore_ascii_case(name)),
+            None => chat.as_deref() == Some(t.chat_id.as_str()),
+        };
         let parsed = parse_data(data);
+        let actor = Actor::Telegram(user, username);
         let answer = match parsed {
+            Some((id, _, _)) if !in_chat => {
+                let request = self.store.get_request(id).await?;
+                let r = self
+                    .refuse(
+                        request.as_ref(),
+                        &actor,
+                        refused(
+                            "forged",
+                            format!(
+                                "the press came from chat {}, not the approval chat",
+                                chat.as_deref().unwrap_or("(none: not a message of a chat)")
+                            ),
+                        ),
+                    )
+                    .await;
+                format!("Refused: {}.", r.message)
+            }
             None => "This button is not one of this host's.".to_string(),
             Some((id, approve, secret)) => {
-                match self
-                    .decide(id, approve, Actor::Telegram(user, username), Some(secret))
-                    .await
-                {
+                match self.decide(id, approve, actor, Some(secret)).await {
                     Ok((_, p)) => format!(
                         "Proposal #{} {}.",
                         p.id,
@@ -629,9 +658,9 @@ impl Approvals {
                     Err(r) => {
                         // A button in an old message: its buttons go.
                         if r.code == "decided" || r.code == "expired" || r.code == "changed" {
-                            if let Some(message) = query["message"]["message_id"].as_i64() {
-                                let chat = query["message"]["chat"]["id"].to_string();
-                                let chat = chat.trim_matches('"').to_string();
+                            if let (Some(message), Some(chat)) =
+                                (query["message"]["message_id"].as_i64(), &chat)
+                            {
                                 let _ = t
                                     .bot
                                     .call(

@@ -1,7 +1,8 @@
 //! Synthesis: a firing gap becomes a proposed fix. For each gap that fires
 //! with its card open, and that no serving skill already answers (a skill
 //! whose trigger is `gap: KIND` of the gap's kind), a `workflow.md` is
-//! written for it ([`offline`] when no model is configured), put through
+//! written for it (by a [`model`], corrected from the gate's diagnostics
+//! for a few rounds, or [`offline`] when no model is configured), put through
 //! the verification gate, kept as a proposal with its rounds, summarised on
 //! the gap's card, and handed to approval: applied by the policy, or asked
 //! of a person.
@@ -12,23 +13,29 @@
 //! gap (a restart finds it in the store, and a gap already in flight is not
 //! queued twice).
 
+pub mod model;
 pub mod offline;
 
 use crate::capabilities::board::BoardBackend;
 use crate::capabilities::kpi::Labels;
+use crate::capabilities::llm::{ChatRequest, Message, Role};
 use crate::capabilities::Clock;
 use crate::factory::approval::policy::Approval;
 use crate::factory::approval::{Approvals, PolicySource};
 use crate::factory::proposals::{Proposal, ProposalError, ProposalState, ProposalStore, Round};
 use crate::factory::verify::Gate;
 use crate::registry::Registry;
-use crate::skill::sha256_hex;
 use crate::workflow::shadow::ShadowRunner;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+pub use model::Model;
+
+/// The synthesiser's name on what it wrote without a model.
+pub const OFFLINE: &str = "offline";
 
 /// What synthesis knows of a gap.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +67,8 @@ pub struct GapBrief {
     pub blocked_hours: u64,
     /// The fix's skill name.
     pub skill: String,
+    /// What the monitors saw (at most 20 lines).
+    pub evidence: Vec<String>,
 }
 
 /// A written fix, before the gate.
@@ -127,17 +136,14 @@ pub fn skill_name(kind: &str, labels: &Labels, gap_id: i64) -> String {
 }
 
 /// The input of a fix's shadow run: the gap's labels and its card (the
-/// fix's `[input]` takes the rest from its defaults).
+/// gate passes a fix what it declares of these; its `[input]` defaults
+/// give the rest).
 pub fn shadow_input(brief: &GapBrief) -> Value {
     let mut input = serde_json::Map::new();
     for (k, v) in &brief.labels {
         input.insert(k.clone(), Value::String(v.clone()));
     }
     input.insert("card".into(), Value::String(brief.card_id.clone()));
-    // Only what the fix declares is accepted: the offline fixes declare
-    // these; other labels are the defaults already.
-    let declared = ["agent", "repo", "branch", "card"];
-    input.retain(|k, _| declared.contains(&k.as_str()));
     Value::Object(input)
 }
 
@@ -157,6 +163,8 @@ pub struct Synthesis {
     pub registry: Arc<Registry>,
     /// The host's clock.
     pub clock: Clock,
+    /// The model that writes fixes; `None`: the offline synthesiser does.
+    pub model: Option<Model>,
 }
 
 /// The queue into the synthesis task.
@@ -245,7 +253,7 @@ impl Synthesis {
                 card_id: Some(brief.card_id.clone()),
                 skill: brief.skill.clone(),
                 state: ProposalState::Synthesising,
-                synthesiser: "offline".into(),
+                synthesiser: String::new(),
                 summary: String::new(),
                 source: String::new(),
                 sha256: String::new(),
@@ -259,54 +267,232 @@ impl Synthesis {
                 tokens: 0,
             })
             .await?;
+        // A synthesis a restart cut short starts again from its first
+        // round, by the synthesiser configured now.
+        self.store.clear_rounds(p.id).await?;
+        p.synthesiser = match &self.model {
+            Some(model) => model.author(),
+            None => OFFLINE.into(),
+        };
+        p.summary.clear();
+        p.source.clear();
+        p.sha256.clear();
+        p.verification = None;
+        p.approval = None;
+        p.reason = None;
+        p.model_ms = 0.0;
+        p.tokens = 0;
+        match &self.model {
+            Some(model) => self.write_with(model, &mut p, brief).await?,
+            None => self.write_offline(&mut p, brief, 1, None).await?,
+        }
+        self.finish(p, brief, started).await.map(Some)
+    }
+
+    /// Writes the fix with the offline synthesiser as round `round`;
+    /// `instead` says why the model did not write it.
+    async fn write_offline(
+        &self,
+        p: &mut Proposal,
+        brief: &GapBrief,
+        round: u32,
+        instead: Option<String>,
+    ) -> Result<(), ProposalError> {
+        p.synthesiser = OFFLINE.into();
         let Some(draft) = offline::synthesise(brief) else {
-            p.state = ProposalState::Failed;
-            p.reason = Some(format!(
-                "the offline synthesiser has no fix for gaps of kind `{}` (it writes fixes for {}); \
-                 configure an LLM (--llm-url) for others",
+            let none = format!(
+                "the offline synthesiser has no fix for gaps of kind `{}` (it writes fixes for {})",
                 brief.kind,
                 offline::KINDS.join(", ")
-            ));
-            return self.finish(p, brief, started).await.map(Some);
+            );
+            p.state = ProposalState::Failed;
+            p.reason = Some(match instead {
+                Some(why) => format!("{why}; and {none}"),
+                None => format!("{none}; configure an LLM (--llm-url) for others"),
+            });
+            return Ok(());
         };
-        p.summary = draft.summary.clone();
-        p.source = draft.source.clone();
-        p.sha256 = sha256_hex(draft.source.as_bytes());
+        let input = shadow_input(brief);
         let policy = self.policy.current();
-        let gate = Gate {
-            shadow: &self.shadow,
-            policy: &policy,
-        };
-        let (verification, _) = gate
-            .verify(
-                &draft.skill,
-                &brief.kind,
-                &draft.source,
-                &shadow_input(brief),
-            )
+        let verification = self
+            .verify(&draft.skill, brief, &draft.source, &input, &policy)
             .await;
-        p.set_verification(&verification);
+        let failure = verification.failure();
         self.store
             .add_round(
                 p.id,
                 &Round {
-                    round: 1,
-                    author: "offline".into(),
+                    round,
+                    author: OFFLINE.into(),
                     prompt: String::new(),
                     answer: draft.source.clone(),
-                    diagnostics: verification.failure().unwrap_or_default(),
+                    diagnostics: failure.clone().unwrap_or_default(),
                     model_ms: 0.0,
                     tokens: 0,
                 },
             )
             .await?;
+        p.summary = draft.summary;
+        p.set_source(draft.source, &verification);
         if verification.passed {
             p.state = ProposalState::AwaitingApproval;
+            p.reason = instead.map(|why| format!("{why}; the offline synthesiser wrote this fix"));
         } else {
             p.state = ProposalState::Failed;
-            p.reason = verification.failure();
+            p.reason = match instead {
+                Some(why) => Some(format!(
+                    "{why}; and the offline fix did not pass: {}",
+                    failure.unwrap_or_default()
+                )),
+                None => failure,
+            };
         }
-        self.finish(p, brief, started).await.map(Some)
+        Ok(())
+    }
+
+    /// Writes the fix with the model: up to its rounds, each answer put
+    /// through the gate and its diagnostics sent back.
+    async fn write_with(
+        &self,
+        model: &Model,
+        p: &mut Proposal,
+        brief: &GapBrief,
+    ) -> Result<(), ProposalError> {
+        let policy = self.policy.current();
+        let input = shadow_input(brief);
+        let past = model.past_fixes(brief).await;
+        if let Err(e) = &past {
+            tracing::warn!(gap = brief.id, error = %e, "past fixes could not be searched; the prompt goes without them");
+        }
+        let interfaces = model::allowed_interfaces(&policy, &brief.kind);
+        let mut messages = model::opening(brief, &interfaces, &past, &input);
+        let author = model.author();
+        for round in 1..=model.rounds {
+            let prompt = if round == 1 {
+                messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            } else {
+                messages
+                    .last()
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default()
+            };
+            let request = ChatRequest {
+                messages: messages.clone(),
+                schema: Some(model::answer_schema()),
+                max_tokens: Some(model::MAX_ANSWER_TOKENS),
+                temperature: Some(0.2),
+                seed: None,
+            };
+            let asked = Instant::now();
+            let answer = model.llm.chat(&request).await;
+            let model_ms = match &answer {
+                Ok(a) => a.elapsed.as_secs_f64() * 1000.0,
+                Err(_) => asked.elapsed().as_secs_f64() * 1000.0,
+            };
+            p.model_ms += model_ms;
+            let mut kept = Round {
+                round,
+                author: author.clone(),
+                prompt,
+                answer: String::new(),
+                diagnostics: String::new(),
+                model_ms,
+                tokens: 0,
+            };
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // Down, slow, or refusing: the offline synthesiser
+                    // writes the fix instead (for the kinds it knows).
+                    let why = format!("round {round}: the model could not be asked: {e}");
+                    kept.diagnostics = why.clone();
+                    self.store.add_round(p.id, &kept).await?;
+                    tracing::warn!(gap = brief.id, round, error = %e, "the model could not be asked; the offline synthesiser writes the fix");
+                    return self.write_offline(p, brief, round + 1, Some(why)).await;
+                }
+            };
+            kept.tokens = answer.usage.total_tokens;
+            p.tokens += answer.usage.total_tokens;
+            let written = match model::read_answer(&answer) {
+                Ok(written) => written,
+                Err(why) => {
+                    kept.answer = answer.content;
+                    kept.diagnostics = why.clone();
+                    self.store.add_round(p.id, &kept).await?;
+                    p.state = ProposalState::Failed;
+                    p.reason = Some(format!("round {round}: {why}"));
+                    return Ok(());
+                }
+            };
+            let verification = self
+                .verify(&brief.skill, brief, &written.source, &input, &policy)
+                .await;
+            let failure = verification.failure();
+            kept.answer = written.source.clone();
+            kept.diagnostics = failure.clone().unwrap_or_default();
+            self.store.add_round(p.id, &kept).await?;
+            p.summary = if written.summary.is_empty() {
+                crate::workflow::check(&written.source, None)
+                    .header
+                    .description
+                    .unwrap_or_default()
+            } else {
+                written.summary
+            };
+            p.set_source(written.source, &verification);
+            let Some(failure) = failure else {
+                p.state = ProposalState::AwaitingApproval;
+                p.reason = None;
+                return Ok(());
+            };
+            // A grant the policy denies on its own stays denied however
+            // the fix is worded; a denied combination may be reworded.
+            let denied = verification
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.approval == Approval::Deny)
+                && !model::denied_alone(&policy, &brief.kind, &verification.grants).is_empty();
+            if denied || round == model.rounds {
+                p.state = ProposalState::Failed;
+                p.reason = Some(if denied {
+                    format!("round {round}: {failure}")
+                } else {
+                    format!(
+                        "no round of {} passed the gate; the last: {failure}",
+                        model.rounds
+                    )
+                });
+                return Ok(());
+            }
+            // Where it is, for the API, while the model writes the next.
+            p.updated_at_ms = self.clock.now_ms();
+            self.store.update(p).await?;
+            messages.push(Message::new(Role::Assistant, answer.content));
+            messages.push(Message::new(Role::User, model::correction(round, &failure)));
+        }
+        p.state = ProposalState::Failed;
+        p.reason = Some("no round was run (the rounds are 0)".into());
+        Ok(())
+    }
+
+    /// The gate, on one source for `brief`.
+    async fn verify(
+        &self,
+        skill: &str,
+        brief: &GapBrief,
+        source: &str,
+        input: &Value,
+        policy: &crate::factory::approval::policy::Policy,
+    ) -> crate::factory::verify::Verification {
+        let gate = Gate {
+            shadow: &self.shadow,
+            policy,
+        };
+        gate.verify(skill, &brief.kind, source, input).await.0
     }
 
     /// Writes the proposal, says on the card what came of it, and asks for
@@ -378,8 +564,12 @@ pub fn proposal_comment(p: &Proposal) -> String {
         .filter_map(|g| g.as_str().map(str::to_string))
         .collect::<Vec<_>>()
         .join(", ");
+    let note = match &p.reason {
+        Some(why) => format!("\nNote: {why}."),
+        None => String::new(),
+    };
     format!(
-        "Proposed fix #{} `{}` ({}): {}\n\nIt may use: {}. sha256 {}.\nVerification: {}.\n\
+        "Proposed fix #{} `{}` ({}): {}\n\nIt may use: {}. sha256 {}.\nVerification: {}.{note}\n\
          Approve with `darkfactory approvals list` / `approve`, or the Telegram button.",
         p.id,
         p.skill,
