@@ -283,6 +283,10 @@ async fn proposals(n: usize, model: Option<Duration>) {
             r.json::<Value>().await.unwrap()
         }
     };
+    let get = |path: &str| {
+        let req = http.get(format!("{base}{path}"));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
     let mut took = Vec::with_capacity(n);
     let (mut host_ms, mut model_ms, mut gate_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut by_step = std::collections::BTreeMap::<String, Vec<f64>>::new();
@@ -306,14 +310,7 @@ async fn proposals(n: usize, model: Option<Duration>) {
         );
         // Its proposal, and the request for its approval.
         let proposal = loop {
-            let page: Value = http
-                .get(format!("{base}/api/proposals?limit=1"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get("/api/proposals?limit=1").await;
             let p = &page["proposals"][0];
             if p["labels"]["agent"] == agent.as_str() && p["state"] != "synthesising" {
                 assert_eq!(p["state"], "awaiting_approval", "{p:#}");
@@ -322,14 +319,7 @@ async fn proposals(n: usize, model: Option<Duration>) {
             tokio::time::sleep(Duration::from_micros(500)).await;
         };
         let full = loop {
-            let full: Value = http
-                .get(format!("{base}/api/proposals/{}", proposal["id"]))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let full = get(&format!("/api/proposals/{}", proposal["id"])).await;
             if !full["approvals"][0].is_null() {
                 break full;
             }

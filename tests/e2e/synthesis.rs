@@ -506,6 +506,12 @@ async fn answered(bot: &notify_stub::Notify, update: i64) -> String {
     panic!("update {update} was not answered within 10 s");
 }
 
+/// `POST /api/approvals/{id}/{verb}`: the status and the answer.
+async fn decide(w: &Watch, id: i64, verb: &str) -> (u16, Value) {
+    let url = format!("{}/api/approvals/{id}/{verb}", w.host.url);
+    w.host.send(w.host.http.post(url)).await
+}
+
 /// Approval request `id`, as the API has it.
 async fn pending(w: &Watch, id: i64) -> Value {
     w.host.get(&format!("/api/approvals/{id}")).await.1
@@ -765,13 +771,7 @@ async fn a_telegram_press_decides_once_and_every_other_press_is_refused_and_depl
         .iter()
         .any(|c| c["message_id"] == miner_message_id));
     // Through the API, the same refusal is a 409.
-    let (status, out) = w
-        .host
-        .send(w.host.http.post(format!(
-            "{}/api/approvals/{miner_request}/approve",
-            w.host.url
-        )))
-        .await;
+    let (status, out) = decide(&w, miner_request, "approve").await;
     assert_eq!(status, 409, "{out:#}");
     assert_eq!(out["error"]["code"], "proposal_changed");
 
@@ -786,13 +786,7 @@ async fn a_telegram_press_decides_once_and_every_other_press_is_refused_and_depl
         )),
         "{said}"
     );
-    let (status, out) = w
-        .host
-        .send(w.host.http.post(format!(
-            "{}/api/approvals/{miner_request}/reject",
-            w.host.url
-        )))
-        .await;
+    let (status, out) = decide(&w, miner_request, "reject").await;
     assert_eq!(status, 409, "{out:#}");
     assert_eq!(out["error"]["code"], "approval_decided");
     let p = w.proposal_of(miner["gap_id"].as_u64().unwrap()).await;

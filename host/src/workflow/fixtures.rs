@@ -318,8 +318,9 @@ pub async fn run(compiled: &Compiled) -> Result<Vec<Outcome>, FixtureError> {
 }
 
 /// Runs every example of `compiled`, whose component is `component`, on
-/// `runtime` (one whose linker is [`link`]'s).
-pub async fn run_on(
+/// `runtime` (one whose linker is [`link`]'s: the shadow runner's
+/// sibling, never a runtime with live capabilities).
+pub(super) async fn run_on(
     runtime: &Runtime,
     component: &wasmtime::component::Component,
     compiled: &Compiled,
