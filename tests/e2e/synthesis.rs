@@ -871,3 +871,158 @@ async fn a_webhook_update_decides_like_a_polled_one_and_a_wrong_secret_is_refuse
         "{p:#}"
     );
 }
+
+/// The runs of skill `skill` once `count` of them have ended (10 s at most).
+async fn runs_of(w: &Watch, skill: &str, count: usize) -> Vec<Value> {
+    let mut runs = Vec::new();
+    for _ in 0..200 {
+        let (status, page) = w
+            .host
+            .get(&format!("/api/factory/runs?skill={skill}"))
+            .await;
+        assert_eq!(status, 200, "{page:#}");
+        runs = page["runs"].as_array().unwrap().clone();
+        if runs.len() >= count && runs.iter().all(|r| r["state"] != "running") {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{skill} has not ended {count} runs within 10 s: {runs:#?}");
+}
+
+const TELL_DOWN: &str = r#"+++
+name = "tell-down"
+version = "1.0.0"
+description = "Says on a down agent's gap card how many cycles it missed."
+trigger = "gap: agent-down"
+
+[capabilities]
+board_write = ["Backlog"]
+
+[input]
+agent = { type = "string", default = "nobody" }
+card = { type = "string", default = "none" }
+value = { type = "float", default = 0.0 }
++++
+
+# Tell the card
+
+## Steps
+
+```workflow
+board.add_comment(card_id: input.card, text: "Agent {input.agent} missed {input.value} cycles.")
+return { agent: input.agent, told: true }
+```
+"#;
+
+#[tokio::test]
+async fn a_skill_whose_trigger_is_a_gap_kind_runs_once_per_firing_and_nothing_is_synthesised() {
+    let dirs = Dirs::new();
+    std::fs::create_dir_all(&dirs.skills).unwrap();
+    std::fs::write(dirs.skills.join("tell-down.workflow.md"), TELL_DOWN).unwrap();
+    let mut w = Watch::start(&dirs, &[]);
+    w.host
+        .wait_for("tell-down", "to serve", |s| s["status"] == "ready")
+        .await;
+    w.heartbeat("scout", 60).await;
+    w.advance(4 * MINUTE).await;
+    let report = w.evaluate().await;
+    assert_eq!(report["proposals"], json!([]), "answered: {report:#}");
+    let runs = runs_of(&w, "tell-down", 1).await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let run = &runs[0];
+    assert_eq!(run["state"], "ok", "{run:#}");
+    assert_eq!(run["trigger"], "gap: agent-down");
+    assert_eq!(run["gap_id"], 1);
+    let gaps = w.gaps().await;
+    let card = gaps["gaps"][0]["card_id"].clone();
+    assert_eq!(
+        run["input"],
+        json!({"agent": "scout", "card": card, "value": 4.0}),
+        "what its [input] declares, and only that"
+    );
+    assert_eq!(run["output"], json!({"agent": "scout", "told": true}));
+    // It acted: the card has its comment (the gap's card, nothing else).
+    let (_, gap) = w.host.get("/api/gaps/1").await;
+    assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
+    let (_, proposals) = w.host.get("/api/proposals").await;
+    assert_eq!(proposals["proposals"], json!([]), "{proposals:#}");
+
+    // More evaluations, and a restart: the firing ran once.
+    w.advance(MINUTE).await;
+    w.evaluate().await;
+    let w = w.restart(&dirs);
+    w.host
+        .wait_for("tell-down", "to serve", |s| s["status"] == "ready")
+        .await;
+    w.evaluate().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs_of(&w, "tell-down", 1).await.len(), 1);
+    let (ok, out, err) = run_cli(&w.host.url, &["factory", "runs"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("tell-down") && out.contains("gap: agent-down"),
+        "{out}"
+    );
+}
+
+const TICK: &str = r#"+++
+name = "tick"
+version = "1.0.0"
+description = "Logs every five minutes."
+trigger = "cron: */5 * * * *"
++++
+
+# Tick
+
+## Steps
+
+```workflow
+log.info("tick")
+return { ticked: true }
+```
+"#;
+
+#[tokio::test]
+async fn a_cron_skill_runs_at_each_slot_once_and_missed_slots_are_not_piled_up() {
+    let dirs = Dirs::new();
+    std::fs::create_dir_all(&dirs.skills).unwrap();
+    std::fs::write(dirs.skills.join("tick.workflow.md"), TICK).unwrap();
+    // 08:00:00, a slot: a skill first seen runs from its next one.
+    let mut w = Watch::start(&dirs, &[]);
+    w.host
+        .wait_for("tick", "to serve", |s| s["status"] == "ready")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.advance(4 * MINUTE).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(runs_of(&w, "tick", 0).await, Vec::<Value>::new());
+    // 08:05: one run.
+    w.advance(MINUTE).await;
+    let runs = runs_of(&w, "tick", 1).await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["due_at_ms"], T0 + 5 * MINUTE);
+    assert_eq!(runs[0]["state"], "ok");
+    assert_eq!(runs[0]["output"], json!({"ticked": true}));
+    // An hour on at once (twelve slots): the latest runs, once.
+    w.advance(HOUR).await;
+    runs_of(&w, "tick", 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let runs = runs_of(&w, "tick", 2).await;
+    let due: Vec<u64> = runs
+        .iter()
+        .map(|r| r["due_at_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(due, [T0 + 65 * MINUTE, T0 + 5 * MINUTE], "{runs:#?}");
+    // A restart in the same minute runs nothing again; the next slot runs.
+    let mut w = w.restart(&dirs);
+    w.host
+        .wait_for("tick", "to serve", |s| s["status"] == "ready")
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(runs_of(&w, "tick", 2).await.len(), 2);
+    w.advance(5 * MINUTE).await;
+    let runs = runs_of(&w, "tick", 3).await;
+    assert_eq!(runs[0]["due_at_ms"], T0 + 70 * MINUTE, "{runs:#?}");
+    assert_eq!(runs.len(), 3, "{runs:#?}");
+}

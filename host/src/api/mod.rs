@@ -24,6 +24,7 @@ mod memory;
 mod metrics;
 mod openapi;
 mod proposals;
+mod runs;
 mod skills;
 mod workflows;
 
@@ -174,6 +175,7 @@ fn api_routes(invoke_limit: usize, upload_limit: usize) -> OpenApiRouter<AppStat
         .routes(routes!(proposals::approve))
         .routes(routes!(proposals::reject))
         .routes(routes!(proposals::telegram_webhook))
+        .routes(routes!(runs::list))
         .routes(routes!(ci::report))
         .routes(routes!(ci::webhook))
         .routes(routes!(metrics::metrics))

@@ -5,6 +5,7 @@
 mod board;
 mod client;
 pub mod config;
+mod factory;
 mod fleet;
 mod gaps;
 mod inspect;
@@ -60,6 +61,9 @@ pub enum Command {
     Proposals(proposals::ProposalsArgs),
     /// Approval requests of a running host: list, show, approve, reject.
     Approvals(proposals::ApprovalsArgs),
+    /// The factory's loop on a running host: the runs of skills by their
+    /// triggers.
+    Factory(factory::FactoryArgs),
     /// Check a rule file, print the built-in rules, or show a host's.
     Rules(rules::RulesArgs),
     /// Check, compile or test a `NAME.workflow.md` (no host, no toolchain).
@@ -157,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kpi(args) => kpi::run(args).await,
         Command::Gaps(args) => gaps::run(args).await,
         Command::Proposals(args) => proposals::run_proposals(args).await,
+        Command::Factory(args) => factory::run(args).await,
         Command::Approvals(args) => proposals::run_approvals(args).await,
         Command::Rules(args) => rules::run(args).await,
         Command::Workflow(args) => workflow::run(args).await,

@@ -16,7 +16,9 @@ pub mod gaps;
 pub mod monitor;
 pub mod proposals;
 pub mod rules;
+pub mod runs;
 pub mod synth;
+pub mod triggers;
 pub mod verify;
 
 use crate::capabilities::board::{BoardBackend, BoardError, CardEdit, CardFilter, NewCard};
@@ -203,6 +205,7 @@ pub struct Factory {
     http: reqwest::Client,
     /// Where firing gaps go to be answered, once attached.
     synthesis: std::sync::OnceLock<(synth::SynthHandle, Arc<synth::Synthesis>)>,
+    triggers: std::sync::OnceLock<Arc<triggers::Triggers>>,
 }
 
 impl Factory {
@@ -256,6 +259,7 @@ impl Factory {
                 .build()
                 .unwrap_or_default(),
             synthesis: std::sync::OnceLock::new(),
+            triggers: std::sync::OnceLock::new(),
         })
     }
 
@@ -263,6 +267,17 @@ impl Factory {
     /// a second call is ignored).
     pub fn attach_synthesis(&self, handle: synth::SynthHandle, synthesis: Arc<synth::Synthesis>) {
         let _ = self.synthesis.set((handle, synthesis));
+    }
+
+    /// Runs the skills whose trigger is a gap's kind when it fires, from
+    /// the next evaluation on (once; a second call is ignored).
+    pub fn attach_triggers(&self, triggers: Arc<triggers::Triggers>) {
+        let _ = self.triggers.set(triggers);
+    }
+
+    /// The triggers attached, if any.
+    pub fn triggers(&self) -> Option<&Arc<triggers::Triggers>> {
+        self.triggers.get()
     }
 
     /// The synthesis attached, if any.
@@ -321,6 +336,13 @@ impl Factory {
                 },
                 labels: gap.labels,
             };
+            // A serving skill that answers the gap's kind runs; then the
+            // gap needs no fix written.
+            if let Some(triggers) = self.triggers.get() {
+                if triggers.on_gap(&brief).await {
+                    continue;
+                }
+            }
             if handle.queue(brief) {
                 report.proposals.push(format!("{} queued", gap.id));
             }

@@ -30,7 +30,9 @@ use crate::factory::monitor::{
     BoardMonitor, CiMonitor, CostMonitor, FleetMonitor, MemoryMonitor, Monitor,
 };
 use crate::factory::proposals::ProposalStore;
+use crate::factory::runs::RunStore;
 use crate::factory::synth::{Model, Synthesis};
+use crate::factory::triggers::Triggers;
 use crate::factory::{Factory, FactoryConfig, FactoryError};
 use crate::registry::{Registry, RegistryConfig, RegistryError, WatchHandle};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -257,6 +259,9 @@ pub enum ServerError {
     /// The proposal store could not be opened.
     #[error("cannot open the proposal store: {0}")]
     Proposals(#[from] crate::factory::proposals::ProposalError),
+    /// The run store could not be opened.
+    #[error("cannot open the run store: {0}")]
+    Runs(#[from] crate::factory::runs::RunError),
     /// The model's client could not be built (its URL, its model name).
     #[error("cannot use the LLM: {0}")]
     Llm(LlmError),
@@ -291,6 +296,7 @@ pub struct Server {
     compaction: tokio::task::JoinHandle<()>,
     watch_loop: tokio::task::JoinHandle<()>,
     synth_task: tokio::task::JoinHandle<()>,
+    cron_task: tokio::task::JoinHandle<()>,
     telegram_poll: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -533,6 +539,12 @@ impl Server {
                 rounds: config.factory.synth_rounds,
             }),
         });
+        let triggers = Arc::new(Triggers::new(
+            registry.clone(),
+            RunStore::open(&data_dir.join("runs.db"))?,
+            config.clock.clone(),
+        ));
+        factory.attach_triggers(triggers.clone());
         let (synth_handle, synth_task) = synthesis.clone().spawn();
         factory.attach_synthesis(synth_handle, synthesis);
         let telegram_poll = approvals.clone().spawn_polling();
@@ -554,6 +566,7 @@ impl Server {
         });
         let compaction = tokio::spawn(compact_kpis(kpi.clone()));
         let watch_loop = factory.clone().spawn();
+        let cron_task = triggers.clone().spawn();
         let nightly = (!config.nightly_ingest.sources.is_empty()).then(|| {
             let n = &config.nightly_ingest;
             let when = match n.every {
@@ -591,6 +604,7 @@ impl Server {
             compaction,
             watch_loop,
             synth_task,
+            cron_task,
             telegram_poll,
         })
     }
@@ -613,6 +627,7 @@ impl Server {
         self.compaction.abort();
         self.watch_loop.abort();
         self.synth_task.abort();
+        self.cron_task.abort();
         if let Some(poll) = self.telegram_poll {
             poll.abort();
         }

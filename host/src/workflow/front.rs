@@ -568,37 +568,7 @@ pub fn is_identifier(name: &str) -> bool {
 
 /// Checks the five fields of a cron expression.
 fn check_cron(expr: &str) -> Result<(), String> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("{} fields instead of 5", fields.len()));
-    }
-    let names = ["minute", "hour", "day of month", "month", "day of week"];
-    let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
-    for ((field, name), (lo, hi)) in fields.iter().zip(names).zip(ranges) {
-        for part in field.split(',') {
-            let (range, step) = match part.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (part, None),
-            };
-            if let Some(step) = step {
-                match step.parse::<u32>() {
-                    Ok(s) if s > 0 => {}
-                    _ => return Err(format!("the {name} step `{step}` is not a positive number")),
-                }
-            }
-            if range == "*" {
-                continue;
-            }
-            let bounds: Vec<&str> = range.splitn(2, '-').collect();
-            for b in &bounds {
-                match b.parse::<u32>() {
-                    Ok(n) if (lo..=hi).contains(&n) => {}
-                    _ => return Err(format!("the {name} `{b}` is not in {lo}-{hi}")),
-                }
-            }
-        }
-    }
-    Ok(())
+    super::cron::Cron::parse(expr).map(|_| ())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! specified in `docs/workflow.md`.
 
 pub mod check;
+pub mod cron;
 pub mod diag;
 pub mod emit;
 pub mod fixtures;

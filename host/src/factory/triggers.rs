@@ -1,0 +1,270 @@
+//! Triggers: the factory runs a serving skill whose trigger says when.
+//!
+//! - `gap: KIND`: when a gap of that kind fires, once per firing, with the
+//!   gap's particulars as its input, as far as its input schema declares
+//!   them (each label, `card`, `gap`, `kind`, `rule`, `value`,
+//!   `threshold`; a skill without a schema gets them all). A gap a skill
+//!   answers is not synthesised for.
+//! - `cron: M H DOM MON DOW` (UTC): at each minute the expression matches,
+//!   on the host's clock. Never two runs of one skill at once (a slot that
+//!   comes while the last run still runs is recorded as skipped), and
+//!   after downtime the slots missed are not piled up: the latest runs
+//!   once. A skill first seen runs from its next slot on.
+//!
+//! Every run goes through the registry like any call (metrics, limits,
+//! swaps), on a task of its own, and is kept in [`RunStore`].
+
+use crate::capabilities::Clock;
+use crate::factory::runs::{Run, RunState, RunStore};
+use crate::factory::synth::GapBrief;
+use crate::registry::Registry;
+use crate::workflow::cron::Cron;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How far back the scheduler looks for a skill's latest slot.
+const HORIZON_DAYS: u64 = 400;
+
+/// The most of a run's output kept.
+const OUTPUT_BYTES: usize = 4096;
+
+/// A serving skill with a trigger.
+#[derive(Debug, Clone)]
+struct Triggered {
+    name: String,
+    sha256: String,
+    trigger: String,
+    /// The input's property names, when its schema names them.
+    inputs: Option<Vec<String>>,
+}
+
+/// Runs skills by their triggers.
+pub struct Triggers {
+    registry: Arc<Registry>,
+    runs: RunStore,
+    clock: Clock,
+    /// Runs in flight, by skill.
+    running: Mutex<HashMap<String, usize>>,
+    /// For each cron skill, the slot it is past (first seen, or last run)
+    /// and the expression that slot is of.
+    cron_past: Mutex<HashMap<String, (String, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Triggers {
+    /// Triggers over what `registry` serves, recorded in `runs`.
+    pub fn new(registry: Arc<Registry>, runs: RunStore, clock: Clock) -> Self {
+        Triggers {
+            registry,
+            runs,
+            clock,
+            running: Mutex::new(HashMap::new()),
+            cron_past: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The runs kept.
+    pub fn runs(&self) -> &RunStore {
+        &self.runs
+    }
+
+    fn triggered(&self) -> Vec<Triggered> {
+        self.registry
+            .list()
+            .into_iter()
+            .filter_map(|s| {
+                let slot = self.registry.get(&s.name)?;
+                let version = slot.active()?;
+                let manifest = &version.resolved.manifest;
+                let trigger = manifest.workflow.as_ref()?.trigger.clone();
+                let inputs = manifest
+                    .input_schema
+                    .as_ref()
+                    .and_then(|schema| schema.get("properties"))
+                    .and_then(Value::as_object)
+                    .map(|p| p.keys().cloned().collect());
+                Some(Triggered {
+                    name: s.name,
+                    sha256: version.sha256.clone(),
+                    trigger,
+                    inputs,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs every serving skill whose trigger is `gap: KIND` of `gap`'s
+    /// kind, once for this firing; `true` when one answers it (then it is
+    /// not synthesised for).
+    pub async fn on_gap(self: &Arc<Self>, gap: &GapBrief) -> bool {
+        let wanted = format!("gap: {}", gap.kind);
+        let skills: Vec<Triggered> = self
+            .triggered()
+            .into_iter()
+            .filter(|t| t.trigger == wanted)
+            .collect();
+        for skill in &skills {
+            let mut given = Map::new();
+            for (k, v) in &gap.labels {
+                given.insert(k.clone(), Value::String(v.clone()));
+            }
+            given.insert("card".into(), Value::String(gap.card_id.clone()));
+            given.insert("gap".into(), Value::from(gap.id));
+            given.insert("kind".into(), Value::String(gap.kind.clone()));
+            given.insert("rule".into(), Value::String(gap.rule.clone()));
+            given.insert("value".into(), Value::from(gap.value));
+            given.insert("threshold".into(), Value::from(gap.threshold));
+            if let Some(declared) = &skill.inputs {
+                given.retain(|k, _| declared.contains(k));
+            }
+            let run = Run {
+                id: 0,
+                skill: skill.name.clone(),
+                sha256: skill.sha256.clone(),
+                trigger: skill.trigger.clone(),
+                key: format!("gap:{}:{}", gap.id, gap.fired_at_ms),
+                gap_id: Some(gap.id),
+                due_at_ms: gap.fired_at_ms,
+                state: RunState::Running,
+                input: Value::Object(given),
+                output: None,
+                error: None,
+                started_at_ms: self.clock.now_ms(),
+                took_ms: None,
+            };
+            self.start(run).await;
+        }
+        !skills.is_empty()
+    }
+
+    /// Runs each cron skill whose slot has come since it last ran.
+    pub async fn tick(self: &Arc<Self>) {
+        let now = self.clock.now_ms();
+        for skill in self.triggered() {
+            let Some(expr) = skill.trigger.strip_prefix("cron:").map(str::trim) else {
+                continue;
+            };
+            let cron = match Cron::parse(expr) {
+                Ok(cron) => cron,
+                Err(e) => {
+                    tracing::warn!(skill = %skill.name, error = %e, "a cron trigger that cannot be read");
+                    continue;
+                }
+            };
+            let Some(slot) = cron.latest_at_or_before(now, HORIZON_DAYS) else {
+                continue;
+            };
+            let past = lock(&self.cron_past).get(&skill.name).cloned();
+            let past = match past {
+                Some((seen, past)) if seen == expr => past,
+                _ => {
+                    // First seen (or its schedule changed): from the last
+                    // run kept, or from now on.
+                    let last = match self.runs.last_due(&skill.name, "cron:").await {
+                        Ok(last) => last,
+                        Err(e) => {
+                            tracing::warn!(skill = %skill.name, error = %e, "the runs could not be read");
+                            continue;
+                        }
+                    };
+                    let past = last.unwrap_or(slot);
+                    lock(&self.cron_past).insert(skill.name.clone(), (expr.to_string(), past));
+                    past
+                }
+            };
+            if slot <= past {
+                continue;
+            }
+            lock(&self.cron_past).insert(skill.name.clone(), (expr.to_string(), slot));
+            let busy = lock(&self.running).get(&skill.name).is_some_and(|n| *n > 0);
+            let mut run = Run {
+                id: 0,
+                skill: skill.name.clone(),
+                sha256: skill.sha256.clone(),
+                trigger: skill.trigger.clone(),
+                key: format!("cron:{slot}"),
+                gap_id: None,
+                due_at_ms: slot,
+                state: RunState::Running,
+                input: Value::Object(Map::new()),
+                output: None,
+                error: None,
+                started_at_ms: now,
+                took_ms: None,
+            };
+            if busy {
+                run.state = RunState::Skipped;
+                run.error = Some("the previous run was still running".into());
+                if let Err(e) = self.runs.start(run).await {
+                    tracing::warn!(skill = %skill.name, error = %e, "a skipped run could not be kept");
+                }
+                continue;
+            }
+            self.start(run).await;
+        }
+    }
+
+    /// Keeps `run` and calls its skill on a task of its own, unless its
+    /// key ran before.
+    async fn start(self: &Arc<Self>, run: Run) {
+        let run = match self.runs.start(run).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "a run could not be kept; the skill is not run");
+                return;
+            }
+        };
+        *lock(&self.running).entry(run.skill.clone()).or_default() += 1;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut run = run;
+            let started = Instant::now();
+            let result = me.registry.invoke(&run.skill, &run.input.to_string()).await;
+            run.took_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            match result {
+                Ok(output) => {
+                    run.state = RunState::Ok;
+                    run.output = Some(if output.len() <= OUTPUT_BYTES {
+                        serde_json::from_str(&output).unwrap_or(Value::String(output))
+                    } else {
+                        Value::String(crate::runtime::bounded::cut_owned(output, OUTPUT_BYTES))
+                    });
+                }
+                Err(e) => {
+                    run.state = RunState::Failed;
+                    run.error = Some(e.to_string());
+                }
+            }
+            tracing::info!(skill = %run.skill, trigger = %run.trigger, state = run.state.name(), took_ms = run.took_ms, "a triggered run ended");
+            if let Err(e) = me.runs.finish(&run).await {
+                tracing::warn!(skill = %run.skill, error = %e, "how a run ended could not be kept");
+            }
+            let mut running = lock(&me.running);
+            if let Some(n) = running.get_mut(&run.skill) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    running.remove(&run.skill);
+                }
+            }
+        });
+    }
+
+    /// Checks the cron triggers every second of real time until aborted
+    /// (the host's clock may be a test's, moved at will).
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                self.tick().await;
+            }
+        })
+    }
+}
