@@ -890,6 +890,13 @@ async fn runs_of(w: &Watch, skill: &str, count: usize) -> Vec<Value> {
     panic!("{skill} has not ended {count} runs within 10 s: {runs:#?}");
 }
 
+/// `GET /metrics`.
+async fn scrape(w: &Watch) -> String {
+    let url = format!("{}/metrics", w.host.url);
+    let response = w.host.http.get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 const TELL_DOWN: &str = r#"+++
 name = "tell-down"
 version = "1.0.0"
@@ -942,6 +949,13 @@ async fn a_skill_whose_trigger_is_a_gap_kind_runs_once_per_firing_and_nothing_is
         "what its [input] declares, and only that"
     );
     assert_eq!(run["output"], json!({"agent": "scout", "told": true}));
+    let metrics = scrape(&w).await;
+    assert!(
+        metrics.contains(
+            "darkfactory_factory_runs_total{skill=\"tell-down\",trigger=\"gap\",state=\"ok\"} 1"
+        ),
+        "{metrics}"
+    );
     // It acted: the card has its comment (the gap's card, nothing else).
     let (_, gap) = w.host.get("/api/gaps/1").await;
     assert_eq!(gap["card"]["comments"], 1, "{gap:#}");
@@ -963,6 +977,16 @@ async fn a_skill_whose_trigger_is_a_gap_kind_runs_once_per_firing_and_nothing_is
     assert!(
         out.contains("tell-down") && out.contains("gap: agent-down"),
         "{out}"
+    );
+    // Counted for Prometheus (since this start: none yet).
+    let metrics = scrape(&w).await;
+    assert!(
+        metrics.contains("# TYPE darkfactory_factory_runs_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("darkfactory_factory_runs_total{"),
+        "{metrics}"
     );
 }
 
@@ -1025,4 +1049,26 @@ async fn a_cron_skill_runs_at_each_slot_once_and_missed_slots_are_not_piled_up()
     let runs = runs_of(&w, "tick", 3).await;
     assert_eq!(runs[0]["due_at_ms"], T0 + 70 * MINUTE, "{runs:#?}");
     assert_eq!(runs.len(), 3, "{runs:#?}");
+
+    // At 09:13 its schedule becomes 12 past the hour: the new schedule's
+    // latest minute, 09:12, is later than the last run but is not run; the
+    // next one, 10:12, is.
+    w.advance(3 * MINUTE).await;
+    std::fs::write(
+        dirs.skills.join("tick.workflow.md"),
+        TICK.replace("*/5 * * * *", "12 * * * *"),
+    )
+    .unwrap();
+    w.host
+        .wait_for("tick", "the new schedule", |s| {
+            s["manifest"]["workflow"]["trigger"] == "cron: 12 * * * *"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(runs_of(&w, "tick", 3).await.len(), 3);
+    w.advance(59 * MINUTE).await;
+    let runs = runs_of(&w, "tick", 4).await;
+    assert_eq!(runs.len(), 4, "{runs:#?}");
+    assert_eq!(runs[0]["due_at_ms"], T0 + 132 * MINUTE, "{runs:#?}");
+    assert_eq!(runs[0]["trigger"], "cron: 12 * * * *");
 }

@@ -240,6 +240,20 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
                 m.failures_total as f64,
             );
         }
+        if let Some(triggers) = factory.triggers() {
+            out.family(
+                "darkfactory_factory_runs_total",
+                "counter",
+                "Runs of skills by their triggers that ended since the host started, by skill, trigger (gap, cron) and state (ok, failed, skipped).",
+            );
+            for ((skill, trigger, state), n) in triggers.ended() {
+                out.sample(
+                    "darkfactory_factory_runs_total",
+                    &[("skill", &skill), ("trigger", trigger), ("state", state)],
+                    n as f64,
+                );
+            }
+        }
         let (evaluations, last_ms) = factory.evaluation_counts();
         out.family(
             "darkfactory_evaluations_total",

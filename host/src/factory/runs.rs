@@ -77,8 +77,9 @@ pub struct Run {
     /// Its input.
     #[schema(value_type = Object)]
     pub input: Value,
-    /// Its output, when it answered one (at most 4 KiB of it).
-    #[schema(value_type = Option<Object>)]
+    /// Its output, when it answered one: its JSON, or the text when it is
+    /// not JSON or longer than 4 KiB (then cut).
+    #[schema(value_type = Option<serde_json::Value>)]
     pub output: Option<Value>,
     /// Why it failed, or was skipped or interrupted.
     pub error: Option<String>,
@@ -185,16 +186,16 @@ impl RunStore {
             .await
     }
 
-    /// The latest time a run of `skill` with a key starting `prefix` was
-    /// due.
-    pub async fn last_due(&self, skill: &str, prefix: &str) -> Result<Option<u64>, RunError> {
-        let (skill, pattern) = (skill.to_string(), format!("{prefix}%"));
+    /// The latest time a run of `skill` by `trigger` was due.
+    pub async fn last_due(&self, skill: &str, trigger: &str) -> Result<Option<u64>, RunError> {
+        let (skill, trigger) = (skill.to_string(), trigger.to_string());
         self.db
             .call(move |conn| {
                 Ok(conn
                     .query_row(
-                        "SELECT MAX(due_at_ms) FROM runs WHERE skill = ?1 AND key LIKE ?2",
-                        params![skill, pattern],
+                        "SELECT MAX(due_at_ms) FROM runs
+                         WHERE skill = ?1 AND json_extract(doc, '$.trigger') = ?2",
+                        params![skill, trigger],
                         |r| r.get::<_, Option<i64>>(0),
                     )
                     .optional()?
@@ -277,8 +278,11 @@ mod tests {
             .unwrap();
         done.state = RunState::Ok;
         store.finish(&done).await.unwrap();
-        assert_eq!(store.last_due("a", "cron:").await.unwrap(), Some(120_000));
-        assert_eq!(store.last_due("a", "gap:").await.unwrap(), None);
+        assert_eq!(
+            store.last_due("a", "cron: * * * * *").await.unwrap(),
+            Some(120_000)
+        );
+        assert_eq!(store.last_due("a", "cron: 0 9 * * *").await.unwrap(), None);
         drop(store);
         let store = RunStore::open(&path).unwrap();
         let runs = store.list(Some("a".into()), None, 10).await.unwrap();

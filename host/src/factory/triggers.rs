@@ -20,7 +20,7 @@ use crate::factory::synth::GapBrief;
 use crate::registry::Registry;
 use crate::workflow::cron::Cron;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ pub struct Triggers {
     /// For each cron skill, the slot it is past (first seen, or last run)
     /// and the expression that slot is of.
     cron_past: Mutex<HashMap<String, (String, u64)>>,
+    /// Runs ended since the host started, by skill, trigger kind (`gap`,
+    /// `cron`) and state.
+    ended: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -65,12 +68,33 @@ impl Triggers {
             clock,
             running: Mutex::new(HashMap::new()),
             cron_past: Mutex::new(HashMap::new()),
+            ended: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// The runs kept.
     pub fn runs(&self) -> &RunStore {
         &self.runs
+    }
+
+    /// Runs ended since the host started: (skill, `gap` or `cron`, state)
+    /// and how many.
+    pub fn ended(&self) -> Vec<((String, &'static str, &'static str), u64)> {
+        lock(&self.ended)
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    fn count(&self, run: &Run) {
+        let kind = if run.trigger.starts_with("cron:") {
+            "cron"
+        } else {
+            "gap"
+        };
+        *lock(&self.ended)
+            .entry((run.skill.clone(), kind, run.state.name()))
+            .or_default() += 1;
     }
 
     fn triggered(&self) -> Vec<Triggered> {
@@ -99,8 +123,8 @@ impl Triggers {
     }
 
     /// Runs every serving skill whose trigger is `gap: KIND` of `gap`'s
-    /// kind, once for this firing; `true` when one answers it (then it is
-    /// not synthesised for).
+    /// kind, once for this firing; `true` when one answers it, its run kept
+    /// (then it is not synthesised for).
     pub async fn on_gap(self: &Arc<Self>, gap: &GapBrief) -> bool {
         let wanted = format!("gap: {}", gap.kind);
         let skills: Vec<Triggered> = self
@@ -108,6 +132,7 @@ impl Triggers {
             .into_iter()
             .filter(|t| t.trigger == wanted)
             .collect();
+        let mut answered = false;
         for skill in &skills {
             let mut given = Map::new();
             for (k, v) in &gap.labels {
@@ -137,9 +162,9 @@ impl Triggers {
                 started_at_ms: self.clock.now_ms(),
                 took_ms: None,
             };
-            self.start(run).await;
+            answered |= self.start(run).await;
         }
-        !skills.is_empty()
+        answered
     }
 
     /// Runs each cron skill whose slot has come since it last ran.
@@ -156,26 +181,33 @@ impl Triggers {
                     continue;
                 }
             };
-            let Some(slot) = cron.latest_at_or_before(now, HORIZON_DAYS) else {
-                continue;
-            };
+            let slot = cron.latest_at_or_before(now, HORIZON_DAYS);
             let past = lock(&self.cron_past).get(&skill.name).cloned();
             let past = match past {
                 Some((seen, past)) if seen == expr => past,
-                _ => {
-                    // First seen (or its schedule changed): from the last
-                    // run kept, or from now on.
-                    let last = match self.runs.last_due(&skill.name, "cron:").await {
+                Some(_) => {
+                    // Its schedule changed: from its next minute on.
+                    let past = slot.unwrap_or(now);
+                    lock(&self.cron_past).insert(skill.name.clone(), (expr.to_string(), past));
+                    past
+                }
+                None => {
+                    // First seen since the host started: from the last run
+                    // of this schedule kept, or from its next minute on.
+                    let last = match self.runs.last_due(&skill.name, &skill.trigger).await {
                         Ok(last) => last,
                         Err(e) => {
                             tracing::warn!(skill = %skill.name, error = %e, "the runs could not be read");
                             continue;
                         }
                     };
-                    let past = last.unwrap_or(slot);
+                    let past = last.or(slot).unwrap_or(now);
                     lock(&self.cron_past).insert(skill.name.clone(), (expr.to_string(), past));
                     past
                 }
+            };
+            let Some(slot) = slot else {
+                continue;
             };
             if slot <= past {
                 continue;
@@ -200,8 +232,12 @@ impl Triggers {
             if busy {
                 run.state = RunState::Skipped;
                 run.error = Some("the previous run was still running".into());
-                if let Err(e) = self.runs.start(run).await {
-                    tracing::warn!(skill = %skill.name, error = %e, "a skipped run could not be kept");
+                match self.runs.start(run).await {
+                    Ok(Some(run)) => self.count(&run),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(skill = %skill.name, error = %e, "a skipped run could not be kept")
+                    }
                 }
                 continue;
             }
@@ -210,14 +246,15 @@ impl Triggers {
     }
 
     /// Keeps `run` and calls its skill on a task of its own, unless its
-    /// key ran before.
-    async fn start(self: &Arc<Self>, run: Run) {
+    /// key ran before; `false` when the run could not be kept (then the
+    /// skill is not run).
+    async fn start(self: &Arc<Self>, run: Run) -> bool {
         let run = match self.runs.start(run).await {
             Ok(Some(run)) => run,
-            Ok(None) => return,
+            Ok(None) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, "a run could not be kept; the skill is not run");
-                return;
+                return false;
             }
         };
         *lock(&self.running).entry(run.skill.clone()).or_default() += 1;
@@ -242,6 +279,7 @@ impl Triggers {
                 }
             }
             tracing::info!(skill = %run.skill, trigger = %run.trigger, state = run.state.name(), took_ms = run.took_ms, "a triggered run ended");
+            me.count(&run);
             if let Err(e) = me.runs.finish(&run).await {
                 tracing::warn!(skill = %run.skill, error = %e, "how a run ended could not be kept");
             }
@@ -253,6 +291,7 @@ impl Triggers {
                 }
             }
         });
+        true
     }
 
     /// Checks the cron triggers every second of real time until aborted

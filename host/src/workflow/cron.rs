@@ -46,8 +46,10 @@ impl Cron {
             days,
             months,
             weekdays: (weekdays & 0x7f) as u8,
-            any_day: fields[2] == "*",
-            any_weekday: fields[4] == "*",
+            // As Vixie cron reads them: a field that starts with `*`
+            // (`*`, `*/2`) leaves the days to the other one.
+            any_day: fields[2].starts_with('*'),
+            any_weekday: fields[4].starts_with('*'),
         })
     }
 
@@ -110,8 +112,13 @@ fn field(text: &str, name: &str, lo: u32, hi: u32) -> Result<u64, String> {
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => match s.parse::<u32>() {
-                Ok(s) if s > 0 => (r, s),
-                _ => return Err(format!("the {name} step `{s}` is not a positive number")),
+                Ok(step) if (1..=hi.max(1)).contains(&step) => (r, step),
+                _ => {
+                    return Err(format!(
+                        "the {name} step `{s}` is not a number from 1 to {}",
+                        hi.max(1)
+                    ))
+                }
             },
             None => (part, 1),
         };
@@ -195,8 +202,16 @@ mod tests {
             at("0 8 * * 0", T0 + 3 * DAY_MS)
         );
         assert_eq!(at("0 8 * * 0", T0 + 3 * DAY_MS), Some(T0 + 2 * DAY_MS));
-        // Day of month or day of week, when both are set.
+        // Day of month or day of week, when both are set: Friday the
+        // 15th by its weekday, Sunday the 1st of November by its day.
         assert_eq!(at("0 8 1 * 5", T0 + MINUTE_MS), Some(T0));
+        assert_eq!(at("0 8 15 * 1", T0 + MINUTE_MS), Some(T0));
+        // `*/2` leaves the days to the weekday: Fridays only.
+        assert_eq!(
+            at("0 8 */2 * 5", T0 + 2 * DAY_MS),
+            Some(T0),
+            "the 16th and 17th are no Fridays"
+        );
         // The 31st of February never comes.
         assert_eq!(at("0 0 31 2 *", T0), None);
         assert_eq!(
@@ -216,6 +231,9 @@ mod tests {
             .unwrap_err()
             .contains("day of week"));
         assert!(Cron::parse("*/0 * * * *").unwrap_err().contains("step"));
+        assert!(Cron::parse("1/4294967295 * * * *")
+            .unwrap_err()
+            .contains("step"));
         assert!(Cron::parse("5-1 * * * *")
             .unwrap_err()
             .contains("backwards"));
