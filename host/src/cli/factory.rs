@@ -4,6 +4,7 @@
 use super::client::Client;
 use super::HostArgs;
 use clap::{Args, Subcommand};
+use reqwest::Method;
 
 /// Options of `factory`.
 #[derive(Debug, Args)]
@@ -22,6 +23,9 @@ enum FactoryCommand {
         /// Only the runs of this skill.
         #[arg(long)]
         skill: Option<String>,
+        /// The newest this many (a cron skill makes many).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
@@ -31,12 +35,15 @@ enum FactoryCommand {
 pub(super) async fn run(args: FactoryArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.host)?;
     match args.command {
-        FactoryCommand::Runs { skill, json } => {
-            let query: Vec<(&str, String)> = skill.into_iter().map(|s| ("skill", s)).collect();
+        FactoryCommand::Runs { skill, limit, json } => {
+            let mut query: Vec<(&str, String)> = skill.into_iter().map(|s| ("skill", s)).collect();
+            query.push(("limit", limit.to_string()));
             let body = client
-                .all_pages("/api/factory/runs", &query, |all, more| {
-                    super::client::extend_array(all, &more, "runs")
-                })
+                .json(
+                    client
+                        .request(Method::GET, "/api/factory/runs")
+                        .query(&query),
+                )
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
@@ -45,6 +52,9 @@ pub(super) async fn run(args: FactoryArgs) -> anyhow::Result<()> {
             let runs = body["runs"].as_array().cloned().unwrap_or_default();
             if runs.is_empty() {
                 println!("no runs");
+            }
+            if body["next_cursor"].is_string() {
+                println!("(the newest {limit}; --limit shows more)");
             }
             for r in &runs {
                 let took = r["took_ms"]

@@ -40,6 +40,24 @@ struct Triggered {
     inputs: Option<Vec<String>>,
 }
 
+/// One run in flight of `skill`, counted out when dropped.
+struct InFlight {
+    triggers: Arc<Triggers>,
+    skill: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut running = lock(&self.triggers.running);
+        if let Some(n) = running.get_mut(&self.skill) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&self.skill);
+            }
+        }
+    }
+}
+
 /// Runs skills by their triggers.
 pub struct Triggers {
     registry: Arc<Registry>,
@@ -260,6 +278,11 @@ impl Triggers {
         *lock(&self.running).entry(run.skill.clone()).or_default() += 1;
         let me = self.clone();
         tokio::spawn(async move {
+            // Counted out however the task ends, a panic included.
+            let _in_flight = InFlight {
+                triggers: me.clone(),
+                skill: run.skill.clone(),
+            };
             let mut run = run;
             let started = Instant::now();
             let result = me.registry.invoke(&run.skill, &run.input.to_string()).await;
@@ -282,13 +305,6 @@ impl Triggers {
             me.count(&run);
             if let Err(e) = me.runs.finish(&run).await {
                 tracing::warn!(skill = %run.skill, error = %e, "how a run ended could not be kept");
-            }
-            let mut running = lock(&me.running);
-            if let Some(n) = running.get_mut(&run.skill) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    running.remove(&run.skill);
-                }
             }
         });
         true
