@@ -890,6 +890,19 @@ async fn runs_of(w: &Watch, skill: &str, count: usize) -> Vec<Value> {
     panic!("{skill} has not ended {count} runs within 10 s: {runs:#?}");
 }
 
+/// Puts workflow `name` into the skills directory.
+fn install(dirs: &Dirs, name: &str, source: &str) {
+    std::fs::create_dir_all(&dirs.skills).unwrap();
+    std::fs::write(dirs.skills.join(format!("{name}.workflow.md")), source).unwrap();
+}
+
+/// Waits until skill `name` serves.
+async fn ready(w: &Watch, name: &str) {
+    w.host
+        .wait_for(name, "to serve", |s| s["status"] == "ready")
+        .await;
+}
+
 /// `GET /metrics`.
 async fn scrape(w: &Watch) -> String {
     let url = format!("{}/metrics", w.host.url);
@@ -925,12 +938,9 @@ return { agent: input.agent, told: true }
 #[tokio::test]
 async fn a_skill_whose_trigger_is_a_gap_kind_runs_once_per_firing_and_nothing_is_synthesised() {
     let dirs = Dirs::new();
-    std::fs::create_dir_all(&dirs.skills).unwrap();
-    std::fs::write(dirs.skills.join("tell-down.workflow.md"), TELL_DOWN).unwrap();
+    install(&dirs, "tell-down", TELL_DOWN);
     let mut w = Watch::start(&dirs, &[]);
-    w.host
-        .wait_for("tell-down", "to serve", |s| s["status"] == "ready")
-        .await;
+    ready(&w, "tell-down").await;
     w.heartbeat("scout", 60).await;
     w.advance(4 * MINUTE).await;
     let report = w.evaluate().await;
@@ -966,9 +976,7 @@ async fn a_skill_whose_trigger_is_a_gap_kind_runs_once_per_firing_and_nothing_is
     w.advance(MINUTE).await;
     w.evaluate().await;
     let w = w.restart(&dirs);
-    w.host
-        .wait_for("tell-down", "to serve", |s| s["status"] == "ready")
-        .await;
+    ready(&w, "tell-down").await;
     w.evaluate().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(runs_of(&w, "tell-down", 1).await.len(), 1);
@@ -1010,13 +1018,10 @@ return { ticked: true }
 #[tokio::test]
 async fn a_cron_skill_runs_at_each_slot_once_and_missed_slots_are_not_piled_up() {
     let dirs = Dirs::new();
-    std::fs::create_dir_all(&dirs.skills).unwrap();
-    std::fs::write(dirs.skills.join("tick.workflow.md"), TICK).unwrap();
+    install(&dirs, "tick", TICK);
     // 08:00:00, a slot: a skill first seen runs from its next one.
     let mut w = Watch::start(&dirs, &[]);
-    w.host
-        .wait_for("tick", "to serve", |s| s["status"] == "ready")
-        .await;
+    ready(&w, "tick").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     w.advance(4 * MINUTE).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1040,9 +1045,7 @@ async fn a_cron_skill_runs_at_each_slot_once_and_missed_slots_are_not_piled_up()
     assert_eq!(due, [T0 + 65 * MINUTE, T0 + 5 * MINUTE], "{runs:#?}");
     // A restart in the same minute runs nothing again; the next slot runs.
     let mut w = w.restart(&dirs);
-    w.host
-        .wait_for("tick", "to serve", |s| s["status"] == "ready")
-        .await;
+    ready(&w, "tick").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(runs_of(&w, "tick", 2).await.len(), 2);
     w.advance(5 * MINUTE).await;
@@ -1054,11 +1057,7 @@ async fn a_cron_skill_runs_at_each_slot_once_and_missed_slots_are_not_piled_up()
     // latest minute, 09:12, is later than the last run but is not run; the
     // next one, 10:12, is.
     w.advance(3 * MINUTE).await;
-    std::fs::write(
-        dirs.skills.join("tick.workflow.md"),
-        TICK.replace("*/5 * * * *", "12 * * * *"),
-    )
-    .unwrap();
+    install(&dirs, "tick", &TICK.replace("*/5 * * * *", "12 * * * *"));
     w.host
         .wait_for("tick", "the new schedule", |s| {
             s["manifest"]["workflow"]["trigger"] == "cron: 12 * * * *"

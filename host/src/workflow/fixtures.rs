@@ -277,6 +277,20 @@ pub struct Outcome {
     pub logs: Vec<String>,
 }
 
+/// A run's answer: its output as JSON, or its error (`CODE: message` for
+/// the skill's own, else the host's words: a trap, the deadline).
+pub(super) fn answer_of(
+    result: Result<String, crate::runtime::InvokeError>,
+) -> (Option<Value>, Option<String>) {
+    match result {
+        Ok(text) => (serde_json::from_str::<Value>(&text).ok(), None),
+        Err(crate::runtime::InvokeError::Skill { code, message }) => {
+            (None, Some(format!("{code}: {message}")))
+        }
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
 /// What a run records, reached from the store's context.
 #[derive(Default)]
 struct Session {
@@ -353,13 +367,7 @@ pub(super) async fn run_on(
                 &case.input.to_string(),
             )
             .await;
-        let (output, error) = match result {
-            Ok(text) => (serde_json::from_str::<Value>(&text).ok(), None),
-            Err(crate::runtime::InvokeError::Skill { code, message }) => {
-                (None, Some(format!("{code}: {message}")))
-            }
-            Err(e) => (None, Some(e.to_string())),
-        };
+        let (output, error) = answer_of(result);
         let calls = std::mem::take(&mut *lock(&session.calls));
         let logs = std::mem::take(&mut *lock(&session.logs));
         for missing in lock(&session.missing).iter() {

@@ -16,7 +16,7 @@ use super::fixtures::{val_to_json, zero};
 use super::wit::{snake, Interfaces};
 use super::Compiled;
 use crate::capabilities::{Capabilities, ShadowLog, SkillContext};
-use crate::runtime::{CallContext, InvokeError, Runtime, RuntimeConfig, RuntimeError, SkillState};
+use crate::runtime::{CallContext, Runtime, RuntimeConfig, RuntimeError, SkillState};
 use crate::skill::Manifest;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -114,11 +114,7 @@ impl ShadowRunner {
                 &input.to_string(),
             )
             .await;
-        let (output, error) = match result {
-            Ok(text) => (serde_json::from_str::<Value>(&text).ok(), None),
-            Err(InvokeError::Skill { code, message }) => (None, Some(format!("{code}: {message}"))),
-            Err(e) => (None, Some(e.to_string())),
-        };
+        let (output, error) = super::fixtures::answer_of(result);
         let writes = std::mem::take(&mut *lock(&log.writes))
             .into_iter()
             .map(|(call, args)| serde_json::json!({ "call": call, "args": args }))
